@@ -1,0 +1,279 @@
+"""The one typed configuration: ``params.yaml`` parsed once into frozen, validated objects.
+
+Every stage receives a :class:`Config`; nothing else reads ``params.yaml``. An unknown key or a
+bad value fails at load time with a :class:`ConfigError` that names the key, so a typo never
+silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+SYNTHETIC = "synthetic"
+
+
+class ConfigError(ValueError):
+    """params.yaml (or an override of it) is invalid; the message names the key and the fix."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+PositiveInt = Annotated[int, Field(gt=0)]
+Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
+
+
+class SyntheticConfig(_Frozen):
+    """Knobs of the generated impression log (see mtl/data/synthetic.py)."""
+
+    rows: PositiveInt = 1_000_000
+    users: PositiveInt = 50_000
+    items: PositiveInt = 20_000
+    categories: PositiveInt = 100
+    brands: PositiveInt = 500
+    scenarios: tuple[str, ...] = ("home_feed", "search", "product_detail")
+    days: PositiveInt = 14
+    latent_dim: PositiveInt = 8
+    # Correlation between the latent item factors that drive the different tasks: 1.0 makes
+    # every task depend on the same user-item affinity, 0.0 makes them unrelated.
+    task_correlation: Annotated[float, Field(ge=0.0, le=1.0)] = 0.7
+    seed: int = 42
+
+    @field_validator("scenarios")
+    @classmethod
+    def _non_empty(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError("needs at least one scenario name and no duplicates")
+        return v
+
+
+class SchemaConfig(_Frozen):
+    """Which columns of the raw data play which role. Columns not named here are ignored."""
+
+    categorical: tuple[str, ...] = ()
+    numeric: tuple[str, ...] = ()
+    labels: tuple[str, ...]
+    scenario: str | None = None
+    time: str | None = None
+    # label column -> column holding the true probability of that label (synthetic data only);
+    # never used as a feature, only to report the best AUC any model could reach.
+    truth: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _roles_consistent(self) -> "SchemaConfig":
+        features = list(self.categorical) + list(self.numeric)
+        if not features:
+            raise ValueError("declare at least one categorical or numeric feature column")
+        seen: dict[str, str] = {}
+        roles = {
+            "categorical": self.categorical,
+            "numeric": self.numeric,
+            "labels": self.labels,
+            "truth": tuple(self.truth.values()),
+        }
+        for role, cols in roles.items():
+            for c in cols:
+                if c in seen:
+                    raise ValueError(f"column {c!r} is listed both as {seen[c]} and as {role}")
+                seen[c] = role
+        for label in self.truth:
+            if label not in self.labels:
+                raise ValueError(f"truth names label {label!r}, which is not in labels")
+        if self.time is not None and self.time in seen:
+            raise ValueError(f"time column {self.time!r} cannot also be a {seen[self.time]} column")
+        return self
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return self.categorical + self.numeric
+
+    def required_columns(self) -> tuple[str, ...]:
+        cols = list(self.features) + list(self.labels)
+        for extra in (self.scenario, self.time):
+            if extra is not None and extra not in cols:
+                cols.append(extra)
+        return tuple(cols)
+
+
+class SplitConfig(_Frozen):
+    validation: Fraction = 0.1
+    test: Fraction = 0.1
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _leaves_training_rows(self) -> "SplitConfig":
+        if self.validation + self.test >= 0.9:
+            raise ValueError("validation + test must leave at least 10% of rows for training")
+        return self
+
+
+class DataConfig(_Frozen):
+    # "synthetic", or a path (file or folder of .parquet / .csv files) to the user's own log.
+    source: str = SYNTHETIC
+    synthetic: SyntheticConfig = SyntheticConfig()
+    schema_: SchemaConfig = Field(alias="schema")
+    split: SplitConfig = SplitConfig()
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @property
+    def schema(self) -> SchemaConfig:  # noqa: D401 - the pydantic field is aliased
+        return self.schema_
+
+    @property
+    def is_synthetic(self) -> bool:
+        return self.source == SYNTHETIC
+
+
+class Condition(_Frozen):
+    """Rows a task is defined on, e.g. dwell time only exists where ``click == 1``."""
+
+    column: str
+    equals: float | int | str
+
+
+class TaskConfig(_Frozen):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")]
+    label: str
+    type: Literal["binary", "regression"]
+    # Training loss and evaluation for this task only use rows matching the condition.
+    condition: Condition | None = None
+    # Funnel rule: this (binary) label may only be 1 where the named label is 1.
+    implies: str | None = None
+    weight: Annotated[float, Field(gt=0.0)] = 1.0
+
+    @model_validator(mode="after")
+    def _implies_binary(self) -> "TaskConfig":
+        if self.implies is not None and self.type != "binary":
+            raise ValueError("implies (a funnel rule) is only defined for binary tasks")
+        return self
+
+
+class ModelConfig(_Frozen):
+    architecture: str = "mmoe"
+    embedding_dim: PositiveInt = 16
+    experts: PositiveInt = 4
+    expert_hidden: tuple[PositiveInt, ...] = (128, 64)
+    tower_hidden: tuple[PositiveInt, ...] = (64,)
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+
+
+class TrainConfig(_Frozen):
+    epochs: PositiveInt = 4
+    batch_size: PositiveInt = 2048
+    learning_rate: Annotated[float, Field(gt=0.0)] = 2e-3
+    weight_decay: Annotated[float, Field(ge=0.0)] = 0.0
+    # Epochs without improvement of the validation metric before stopping early.
+    patience: PositiveInt = 1
+    seed: int = 42
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    # 0 means: use every core torch sees.
+    num_threads: Annotated[int, Field(ge=0)] = 0
+    progress: bool = True
+
+
+class TaskGate(_Frozen):
+    """Thresholds on a task's gate metric (AUC for binary tasks, RMSE for regression)."""
+
+    # Absolute floor (binary: minimum AUC) or ceiling (regression: maximum RMSE).
+    floor: float | None = None
+    # Largest allowed worsening of the gate metric relative to the champion (absolute units).
+    max_regression: Annotated[float, Field(ge=0.0)] = 0.0
+
+
+class GateConfig(_Frozen):
+    model_name: Annotated[str, Field(min_length=1)] = "mtl-ecommerce"
+    tasks: dict[str, TaskGate] = Field(default_factory=dict)
+
+
+class Config(_Frozen):
+    data: DataConfig
+    tasks: tuple[TaskConfig, ...]
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    gate: GateConfig = GateConfig()
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> "Config":
+        if not self.tasks:
+            raise ValueError("tasks: declare at least one task")
+        schema = self.data.schema
+        names = [t.name for t in self.tasks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"tasks: task names must be unique, got {names}")
+        labels = set(schema.labels)
+        for i, t in enumerate(self.tasks):
+            if t.label not in labels:
+                raise ValueError(
+                    f"tasks[{i}].label: {t.label!r} is not one of data.schema.labels {sorted(labels)}"
+                )
+            if t.implies is not None and t.implies not in labels:
+                raise ValueError(f"tasks[{i}].implies: {t.implies!r} is not a label column")
+            if t.condition is not None and t.condition.column not in schema.required_columns():
+                raise ValueError(
+                    f"tasks[{i}].condition.column: {t.condition.column!r} is not a declared column"
+                )
+        for name in self.gate.tasks:
+            if name not in names:
+                raise ValueError(f"gate.tasks.{name}: no task named {name!r} (tasks: {names})")
+        from mtl.models import ARCHITECTURES  # registry lookup, cheap: no torch import
+
+        if self.model.architecture not in ARCHITECTURES:
+            raise ValueError(
+                f"model.architecture: unknown {self.model.architecture!r}; "
+                f"choose one of {sorted(ARCHITECTURES)}"
+            )
+        return self
+
+    def task(self, name: str) -> TaskConfig:
+        return next(t for t in self.tasks if t.name == name)
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    lines = [f"{source} is invalid:"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see params.yaml in the repository for all keys)"
+        lines.append(f"  - {key}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_config(raw: dict[str, Any], source: str = "params.yaml") -> Config:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source} must be a mapping of sections (data, tasks, ...), got {type(raw).__name__}")
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_errors(err, source)) from None
+
+
+def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
+    node = raw
+    parts = dotted.split(".")
+    for p in parts[:-1]:
+        nxt = node.get(p)
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"override {dotted}: {p!r} is not a section of params.yaml")
+        node = nxt
+    node[parts[-1]] = value
+
+
+def load_config(path: str | Path = "params.yaml", overrides: dict[str, Any] | None = None) -> Config:
+    """Read, apply dotted-key overrides (``{"train.epochs": 2}``), validate."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file; run from the project root or pass --params PATH")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {err}") from None
+    for key, value in (overrides or {}).items():
+        _set_dotted(raw, key, value)
+    return parse_config(raw, source=str(path))

@@ -1,0 +1,110 @@
+"""The catalog of every path the pipeline reads or writes, in numbered layers.
+
+The numbers make the one-way flow visible: each stage reads only lower-numbered layers. The same
+paths are declared as deps/outs in ``dvc.yaml``; tests/code/test_dvc_yaml.py keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Paths:
+    root: Path
+
+    @classmethod
+    def at(cls, root: str | Path = ".") -> "Paths":
+        return cls(Path(root).resolve())
+
+    # 01 raw: the impression log the pipeline starts from (generated, or ingested from the user's files)
+    @property
+    def raw_dir(self) -> Path:
+        return self.root / "data" / "01_raw"
+
+    @property
+    def raw_file(self) -> Path:
+        return self.raw_dir / "impressions.parquet"
+
+    @property
+    def raw_manifest(self) -> Path:
+        return self.raw_dir / "manifest.json"
+
+    # 02 validation: GX result and Data Docs
+    @property
+    def validation_dir(self) -> Path:
+        return self.root / "data" / "02_validation"
+
+    @property
+    def validation_result(self) -> Path:
+        return self.validation_dir / "result.json"
+
+    @property
+    def data_docs_dir(self) -> Path:
+        return self.validation_dir / "data_docs"
+
+    # 03 features: fitted transform and training-ready arrays per split
+    @property
+    def features_dir(self) -> Path:
+        return self.root / "data" / "03_features"
+
+    @property
+    def transform_file(self) -> Path:
+        return self.features_dir / "transform.json"
+
+    def split_dir(self, split: str) -> Path:
+        return self.features_dir / split
+
+    @property
+    def test_raw_file(self) -> Path:
+        """Raw (untransformed) test rows: what a served model receives, used to score champions."""
+        return self.features_dir / "test_raw.parquet"
+
+    # 04 model
+    @property
+    def model_dir(self) -> Path:
+        return self.root / "data" / "04_model"
+
+    @property
+    def model_file(self) -> Path:
+        return self.model_dir / "model.pt"
+
+    @property
+    def train_info(self) -> Path:
+        return self.model_dir / "train.json"
+
+    # 05 evaluation
+    @property
+    def evaluation_dir(self) -> Path:
+        return self.root / "data" / "05_evaluation"
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.evaluation_dir / "metrics.json"
+
+    @property
+    def predictions_file(self) -> Path:
+        return self.evaluation_dir / "test_predictions.parquet"
+
+    @property
+    def plots_dir(self) -> Path:
+        return self.evaluation_dir / "plots"
+
+    # 06 promotion
+    @property
+    def promotion_dir(self) -> Path:
+        return self.root / "data" / "06_promotion"
+
+    @property
+    def decision_file(self) -> Path:
+        return self.promotion_dir / "decision.json"
+
+    # MLflow defaults: a SQLite store and an artifact folder inside the project
+    @property
+    def mlflow_db(self) -> Path:
+        return self.root / "mlflow.db"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        return self.root / "mlartifacts"

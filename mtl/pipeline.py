@@ -1,0 +1,98 @@
+"""Run the stages declared in ``dvc.yaml``: the single way the CLI, Makefile and DAGs execute them.
+
+Running through ``dvc repro`` (rather than calling stage functions directly) keeps ``dvc.lock``
+and the DVC cache in step with what actually ran, whoever triggered it. DVC refuses to run two
+commands in one workspace at once, so runs here queue on a file lock instead of failing.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import yaml
+
+PROJECT_ENV = "MTL_PROJECT_DIR"
+
+
+class StageFailed(RuntimeError):
+    """A pipeline stage exited non-zero; the message carries the end of its output."""
+
+
+def project_root(start: str | Path | None = None) -> Path:
+    """The project workspace: $MTL_PROJECT_DIR, else the nearest parent holding dvc.yaml."""
+    if os.environ.get(PROJECT_ENV):
+        return Path(os.environ[PROJECT_ENV]).resolve()
+    here = Path(start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "dvc.yaml").is_file():
+            return candidate
+    raise FileNotFoundError(f"no dvc.yaml in {here} or its parents; run from the project or set ${PROJECT_ENV}")
+
+
+def stage_names(root: Path) -> list[str]:
+    """Stage names in the order dvc.yaml declares them (which is also dependency order)."""
+    return list(yaml.safe_load((root / "dvc.yaml").read_text())["stages"])
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    # DVC runs each stage's `cmd` through a shell; make sure `mtl` resolves to this interpreter's
+    # install even when the virtual environment is not activated (Airflow workers, cron).
+    bindir = str(Path(sys.executable).parent)
+    env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
+    env.setdefault("DVC_NO_ANALYTICS", "1")
+    return env
+
+
+@contextmanager
+def workspace_lock(root: Path, poll_seconds: float = 1.0) -> Iterator[None]:
+    lock_dir = root / ".dvc" / "tmp"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with open(lock_dir / "mtl-pipeline.lock", "w") as fh:
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                time.sleep(poll_seconds)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def dvc(args: list[str], root: Path, echo=print) -> None:
+    """Run one DVC command in the workspace, streaming its output line by line to ``echo``."""
+    cmd = [sys.executable, "-m", "dvc", *args]
+    tail: list[str] = []
+    with workspace_lock(root):
+        proc = subprocess.Popen(
+            cmd, cwd=root, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        )
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            echo(line)
+            tail = (tail + [line])[-40:]
+        rc = proc.wait()
+    if rc != 0:
+        raise StageFailed(f"`dvc {' '.join(args)}` failed (exit {rc}). Last output:\n" + "\n".join(tail))
+
+
+def run_stage(name: str, root: str | Path | None = None, echo=print) -> None:
+    """Run one stage (its dependencies must be up to date; DVC skips it if nothing changed)."""
+    root = project_root(root)
+    if name not in stage_names(root):
+        raise ValueError(f"unknown stage {name!r}; dvc.yaml declares {stage_names(root)}")
+    dvc(["repro", "--single-item", name], root, echo)
+
+
+def run_all(root: str | Path | None = None, echo=print) -> None:
+    dvc(["repro"], project_root(root), echo)

@@ -1,0 +1,68 @@
+"""Shared fixtures. Every test works in its own temporary directory; nothing touches the checkout."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_SAMPLES = REPO.parent / "shared" / "data" / "samples"
+
+# A small but complete version of the default pipeline: seconds instead of minutes.
+SMALL_OVERRIDES = {
+    "data.synthetic.rows": 30_000,
+    "data.synthetic.users": 2_000,
+    "data.synthetic.items": 1_000,
+    "data.synthetic.categories": 20,
+    "data.synthetic.brands": 50,
+    "train.epochs": 2,
+    "train.batch_size": 1024,
+    "train.progress": False,
+}
+
+
+def set_params(root: Path, overrides: dict) -> None:
+    """Apply dotted-key overrides to a project's params.yaml (the same keys users edit)."""
+    params_file = root / "params.yaml"
+    raw = yaml.safe_load(params_file.read_text())
+    for dotted, value in overrides.items():
+        node = raw
+        *parents, last = dotted.split(".")
+        for p in parents:
+            node = node[p]
+        node[last] = value
+    params_file.write_text(yaml.safe_dump(raw, sort_keys=False))
+
+
+def copy_project(dest: Path) -> Path:
+    """A fresh git+DVC workspace holding the tracked files of this checkout (as a clone would)."""
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
+    for rel in files:
+        src = REPO / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}
+    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=dest, check=True)
+    subprocess.run(["git", "commit", "-qm", "copy"], cwd=dest, check=True, env=env)
+    return dest
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch) -> Path:
+    """A temporary copy of the project configured for the small dataset, with its own MLflow store."""
+    root = copy_project(tmp_path / "project")
+    set_params(root, SMALL_OVERRIDES)
+    monkeypatch.setenv("MTL_PROJECT_DIR", str(root))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+    return root

@@ -32,8 +32,9 @@ class SyntheticConfig(_Frozen):
     """Knobs of the generated impression log (see mtl/data/synthetic.py)."""
 
     rows: PositiveInt = 1_000_000
-    users: PositiveInt = 50_000
-    items: PositiveInt = 20_000
+    users: PositiveInt = 20_000
+    user_segments: PositiveInt = 24
+    items: PositiveInt = 10_000
     categories: PositiveInt = 100
     brands: PositiveInt = 500
     scenarios: tuple[str, ...] = ("home_feed", "search", "product_detail")

@@ -7,7 +7,7 @@ is likelier after an add-to-cart; ``dwell_seconds`` exists only on clicked impre
 All labels are driven by latent user and item factors. Each task has its own item factor,
 correlated with a shared one by ``task_correlation``, so the tasks are related but not copies:
 exactly the setting in which multi-task models help. Items in one category share part of their
-factor, so the category feature carries signal for rare items. Popularity of users and items is
+factor (and users in one segment), so those features carry signal for rare ids. Popularity of users and items is
 heavy-tailed, as in real logs.
 
 The true probability of every binary label given the row is written to ``p_<label>`` columns.
@@ -38,6 +38,7 @@ class World:
     """The latent structure shared by every chunk: who the users and items are."""
 
     user_weight: np.ndarray  # sampling probability per user (activity)
+    user_segment: np.ndarray
     user_factor: np.ndarray  # (users, d)
     user_bias: np.ndarray
     item_weight: np.ndarray  # popularity
@@ -62,12 +63,18 @@ def build_world(cfg: SyntheticConfig) -> World:
     d = cfg.latent_dim
     # Factors scaled so that <u, v> has unit variance.
     scale = d ** -0.25
-    user_factor = rng.normal(0.0, scale, (cfg.users, d))
+    # Users belong to observable segments (think age band x region) that explain part of their
+    # taste, as items belong to categories and brands: a model can learn a segment's or a
+    # category's preferences from far fewer rows than an individual user's.
+    user_segment = rng.integers(0, cfg.user_segments, cfg.users)
+    segment_factor = rng.normal(0.0, scale, (cfg.user_segments, d))
+    user_factor = 0.75 * segment_factor[user_segment] + 0.66 * rng.normal(0.0, scale, (cfg.users, d))
     category_factor = rng.normal(0.0, scale, (cfg.categories, d))
     item_category = rng.integers(0, cfg.categories, cfg.items)
     item_brand = rng.integers(0, cfg.brands, cfg.items)
+    brand_factor = rng.normal(0.0, scale, (cfg.brands, d))
     own = rng.normal(0.0, scale, (cfg.items, d))
-    shared = 0.6 * category_factor[item_category] + 0.8 * own
+    shared = 0.6 * category_factor[item_category] + 0.4 * brand_factor[item_brand] + 0.69 * own
     rho = cfg.task_correlation
     item_factor = {}
     for task in ("click", "add_to_cart", "purchase", "dwell"):
@@ -81,6 +88,7 @@ def build_world(cfg: SyntheticConfig) -> World:
     hours = np.arange(24)
     return World(
         user_weight=_zipf_weights(cfg.users, 0.8, rng),
+        user_segment=user_segment,
         user_factor=user_factor,
         user_bias=rng.normal(0.0, 0.4, cfg.users),
         item_weight=_zipf_weights(cfg.items, 1.05, rng),
@@ -156,6 +164,7 @@ def generate_chunk(cfg: SyntheticConfig, world: World, chunk: int, rows: int) ->
         {
             "ts": ts,
             "user_id": users.astype(np.int64),
+            "user_segment": world.user_segment[users].astype(np.int64),
             "item_id": items.astype(np.int64),
             "category_id": world.item_category[items].astype(np.int64),
             "brand_id": world.item_brand[items].astype(np.int64),

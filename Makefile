@@ -1,0 +1,35 @@
+# Entry points. `make run` and `make test` are the README's two Quickstart commands.
+VENV ?= .venv
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: setup run test test-fast airflow clean help
+
+help:
+	@echo "make run        set up .venv (first time) and run the whole pipeline on the defaults"
+	@echo "make test       set up .venv (first time) and run the test suite"
+	@echo "make test-fast  the tests without the slow end-to-end runs"
+	@echo "make airflow    start Airflow (standalone) with this project's DAGs"
+	@echo "make clean      remove pipeline outputs and the local MLflow store (keeps .venv)"
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml requirements.lock scripts/setup.sh
+	VENV=$(VENV) bash scripts/setup.sh
+
+run: setup
+	$(BIN)/mtl run
+
+test: setup
+	$(BIN)/python -m pytest
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow"
+
+airflow: setup
+	bash scripts/airflow.sh
+
+clean:
+	rm -rf data/01_raw data/02_validation data/03_features data/04_model data/05_evaluation data/06_promotion \
+		mlflow.db mlartifacts dvc.lock

@@ -1,0 +1,75 @@
+"""`mtl`: one subcommand per pipeline stage, plus `run` (the whole chain) and `report`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+STAGE_HELP = {
+    "generate": "Produce data/01_raw: generate the synthetic impression log (data.source: synthetic) or "
+    "ingest the schema's columns from your parquet/CSV files (your files are only read).",
+    "validate": "Check data/01_raw against a Great Expectations suite derived from data.schema and tasks "
+    "(columns, types, nulls, label domains, funnel rules, non-empty). Writes "
+    "data/02_validation/result.json and Data Docs HTML; exits non-zero on failure, stopping the chain.",
+    "preprocess": "Split train/validation/test (by time when data.schema.time is set, else seeded random), "
+    "fit the feature transform on the training split, write model-ready arrays to data/03_features.",
+    "train": "Train the multi-task model (model.architecture) with early stopping on validation; log "
+    "params, per-epoch metrics and the model to MLflow; write data/04_model.",
+    "evaluate": "Score the test split through the served-model path; per-task and per-scenario metrics "
+    "beside the oracle AUC; write data/05_evaluation (DVC metrics and ROC plots) and log to MLflow.",
+    "promote": "Gate the candidate against the current champion (alias 'champion') with gate.tasks "
+    "thresholds; register it and move the alias only when it passes. Writes data/06_promotion/decision.json.",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="mtl",
+        description="Multi-task learning pipeline for e-commerce. Stages run in this order: "
+        + " -> ".join(STAGE_HELP) + ". `mtl run` runs them all through DVC (only what changed).",
+    )
+    p.add_argument("--project", help="project directory (default: $MTL_PROJECT_DIR or the nearest folder with dvc.yaml)")
+    p.add_argument("--params", help="params file (default: <project>/params.yaml)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, text in STAGE_HELP.items():
+        sub.add_parser(name, help=text.split(";")[0].split(". ")[0], description=text)
+    sub.add_parser("run", help="run the whole pipeline with `dvc repro`, then print the report",
+                   description="Run every stage that is out of date (dvc repro), then print the per-task "
+                   "table of test AUC beside the oracle AUC and the promotion decision.")
+    sub.add_parser("report", help="print the per-task metrics table and the last promotion decision")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from mtl.config import ConfigError, load_config
+    from mtl.data.sources import SourceError
+    from mtl.paths import Paths
+    from mtl.pipeline import StageFailed, project_root, run_all
+    from mtl.stages import STAGES, ValidationFailed, report
+
+    try:
+        root = project_root(args.project)
+        paths = Paths.at(root)
+        cfg = load_config(args.params or root / "params.yaml")  # fail fast on a bad config
+        if args.command == "run":
+            started = time.perf_counter()
+            run_all(root)
+            print("\n" + report(paths))
+            print(f"\npipeline finished in {time.perf_counter() - started:.0f} s")
+        elif args.command == "report":
+            print(report(paths))
+        else:
+            STAGES[args.command](cfg, paths)
+        return 0
+    except (ConfigError, SourceError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except (StageFailed, ValidationFailed) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

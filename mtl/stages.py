@@ -1,0 +1,303 @@
+"""The six pipeline stages: the I/O shell around the pure functions in mtl.data, mtl.training,
+mtl.evaluation and mtl.promotion. Each reads only what earlier stages wrote (see mtl/paths.py)
+and is run by `mtl <stage>`, which is what dvc.yaml calls.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from mtl.config import Config
+from mtl.paths import Paths
+
+
+class ValidationFailed(RuntimeError):
+    """The raw data broke the data contract; the message is the human summary."""
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=str))
+    tmp.replace(path)
+
+
+def _read_json(path: Path, produced_by: str) -> dict:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run `mtl {produced_by}` (or `dvc repro`) first")
+    return json.loads(path.read_text())
+
+
+def read_raw(paths: Paths) -> pd.DataFrame:
+    if not paths.raw_file.is_file():
+        raise FileNotFoundError(f"{paths.raw_file} is missing: run `mtl generate` first")
+    return pd.read_parquet(paths.raw_file)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def generate(cfg: Config, paths: Paths) -> dict:
+    from mtl.data.sources import materialise_raw
+
+    manifest = materialise_raw(cfg, paths)
+    print(f"raw data: {manifest['rows']:,} rows from {manifest['source']} -> {paths.raw_file}")
+    return manifest
+
+
+def validate(cfg: Config, paths: Paths) -> dict:
+    from mtl.data.sources import check_source_unchanged
+    from mtl.data.validation import validate_frame
+
+    check_source_unchanged(cfg, paths)
+    df = read_raw(paths)
+    if paths.data_docs_dir.exists():
+        shutil.rmtree(paths.data_docs_dir)
+    report = validate_frame(df, cfg, docs_dir=paths.data_docs_dir)
+    result = report.to_dict()
+    _write_json(paths.validation_result, result)
+    print(report.summary())
+    print(f"data docs: {paths.data_docs_dir / 'index.html'}")
+    if not report.success:
+        raise ValidationFailed(
+            f"validation of {paths.raw_file} failed; nothing downstream ran and no model was registered.\n"
+            + report.summary()
+        )
+    return result
+
+
+def preprocess(cfg: Config, paths: Paths) -> dict:
+    from mtl.data import features
+
+    result = _read_json(paths.validation_result, "validate")
+    if not result.get("success"):
+        raise ValidationFailed(f"{paths.validation_result} records a failed validation; fix the data first")
+    df = read_raw(paths)
+    split_idx, split_info = features.split_rows(df, cfg)
+    train_rows = df.iloc[split_idx["train"]]
+    transform = features.fit(train_rows, cfg, split_info)
+    if paths.features_dir.exists():
+        shutil.rmtree(paths.features_dir)
+    for name, idx in split_idx.items():
+        part = train_rows if name == "train" else df.iloc[idx]
+        features.save_arrays(features.apply(part, transform), paths.split_dir(name))
+    transform.save(paths.transform_file)
+    keep = [c for c in (*cfg.data.schema.required_columns(), *cfg.data.schema.truth.values()) if c in df]
+    df.iloc[split_idx["test"]][keep].to_parquet(paths.test_raw_file, index=False)
+    print(
+        f"split ({split_info['method']}): "
+        + ", ".join(f"{k} {v:,}" for k, v in split_info["rows"].items())
+        + f"; transform {transform.fingerprint()[:12]} -> {paths.transform_file}"
+    )
+    return split_info
+
+
+def train(cfg: Config, paths: Paths) -> dict:
+    import mlflow
+
+    from mtl import tracking
+    from mtl.data import features
+    from mtl.models.layers import InputSpec
+    from mtl.training import loop
+    from mtl.training.checkpoint import save_model
+
+    transform = features.Transform.load(paths.transform_file)
+    train_arrays = features.load_arrays(paths.split_dir("train"))
+    val_arrays = features.load_arrays(paths.split_dir("validation"))
+    spec = InputSpec(tuple(transform.cardinalities), len(transform.numeric), tuple(t["name"] for t in transform.tasks))
+    experiment_id = tracking.configure(paths)
+    validation = _read_json(paths.validation_result, "validate")
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        mlflow.set_tags(tracking.lineage_tags(paths) | {
+            "mtl.validation": "passed" if validation.get("success") else "failed",
+            "mtl.transform_sha256": transform.fingerprint(),
+            "mtl.data_source": cfg.data.source,
+        })
+        mlflow.log_params(_flat_params(cfg))
+        mlflow.log_dict(validation, "validation/result.json")
+        result = loop.train(
+            train_arrays, val_arrays, spec, transform.tasks, cfg,
+            on_epoch=lambda rec: mlflow.log_metrics(
+                {k: v for k, v in rec.items() if k != "epoch" and v is not None}, step=rec["epoch"]
+            ),
+        )
+        save_model(paths.model_file, result.model, spec, cfg.model)
+        mlflow.log_metrics({
+            "best_epoch": result.best_epoch,
+            "train_seconds": result.seconds,
+            "train_samples_per_second": result.samples_per_second,
+        })
+        model_info = _log_pyfunc(paths, cfg)
+    info = {
+        "run_id": run.info.run_id,
+        "experiment_id": experiment_id,
+        "model_uri": model_info.model_uri,
+        "best_epoch": result.best_epoch,
+        "epochs_run": len(result.history),
+        "seconds": round(result.seconds, 2),
+        "samples_per_second": round(result.samples_per_second),
+        "device": result.device,
+        "history": result.history,
+    }
+    _write_json(paths.train_info, info)
+    print(
+        f"trained {cfg.model.architecture} on {result.device}: best epoch {result.best_epoch}/{len(result.history)}, "
+        f"{result.samples_per_second:,.0f} samples/s; MLflow run {run.info.run_id}"
+    )
+    return info
+
+
+def _flat_params(cfg: Config) -> dict[str, str]:
+    flat: dict[str, str] = {}
+
+    def walk(prefix: str, node) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(f"{prefix}.{k}" if prefix else k, v)
+        elif isinstance(node, list) and node and isinstance(node[0], dict) and "name" in node[0]:
+            for item in node:
+                walk(f"{prefix}.{item['name']}", {k: v for k, v in item.items() if k != "name"})
+        else:
+            flat[prefix] = json.dumps(node) if isinstance(node, (list, dict)) else str(node)
+
+    walk("", cfg.model_dump(mode="json", by_alias=True))
+    return flat
+
+
+def _log_pyfunc(paths: Paths, cfg: Config):
+    """Log the served form of the model: raw rows in, one score column per task out."""
+    import warnings
+
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from mtl.scoring import Scorer
+
+    example = pd.read_parquet(paths.test_raw_file).head(5)
+    scorer = Scorer.load(paths.transform_file, paths.model_file)
+    example = example[scorer.input_columns].astype({c: "float64" for c in cfg.data.schema.numeric})
+    signature = infer_signature(example, scorer.predict(example))
+    # MLflow warns about integer id columns and predict() type hints; both are deliberate here
+    # (ids are categorical, and the schema check lives in Scorer.predict).
+    warnings.filterwarnings("ignore", module=r"mlflow\.(types|pyfunc)")
+    return mlflow.pyfunc.log_model(
+        name="model",
+        python_model=str(Path(__file__).parent / "serving" / "pyfunc_model.py"),
+        artifacts={"transform": str(paths.transform_file), "model": str(paths.model_file)},
+        code_paths=[str(Path(__file__).parent)],
+        signature=signature,
+        input_example=example,
+        pip_requirements=_serving_requirements(),
+    )
+
+
+def _serving_requirements() -> list[str]:
+    from importlib.metadata import version
+
+    return [f"{p}=={version(p)}" for p in ("mlflow", "torch", "pandas", "numpy", "pyarrow", "pydantic", "PyYAML")]
+
+
+def evaluate(cfg: Config, paths: Paths) -> dict:
+    import mlflow
+
+    from mtl import tracking
+    from mtl.evaluation.evaluate import evaluate_scores, format_table, roc_plots
+    from mtl.scoring import Scorer
+
+    info = _read_json(paths.train_info, "train")
+    rows = pd.read_parquet(paths.test_raw_file)
+    scores = Scorer.load(paths.transform_file, paths.model_file).predict(rows)
+    result = evaluate_scores(scores, rows, cfg)
+    payload = {"run_id": info["run_id"], "test_rows": len(rows), "tasks": result}
+    if paths.plots_dir.exists():
+        shutil.rmtree(paths.plots_dir)
+    for task, points in roc_plots(scores, rows, cfg).items():
+        _write_json(paths.plots_dir / f"roc_{task}.json", points)  # type: ignore[arg-type]
+    scores.to_parquet(paths.predictions_file, index=False)
+    _write_json(paths.metrics_file, payload)
+    tracking.configure(paths)
+    with mlflow.start_run(run_id=info["run_id"]):
+        flat = {}
+        for task, e in result.items():
+            for k in ("auc", "logloss", "oracle_auc", "rmse", "mae"):
+                if e.get(k) is not None:
+                    flat[f"test_{k}_{task}"] = e[k]
+            for scen, se in e.get("scenarios", {}).items():
+                for k in ("auc", "rmse"):
+                    if se.get(k) is not None:
+                        flat[f"test_{k}_{task}.{scen}"] = se[k]
+        mlflow.log_metrics(flat)
+        mlflow.log_artifact(str(paths.metrics_file), "evaluation")
+        mlflow.log_artifacts(str(paths.plots_dir), "evaluation/plots")
+    print(format_table(result))
+    return payload
+
+
+def promote(cfg: Config, paths: Paths) -> dict:
+    import mlflow
+
+    from mtl import tracking
+    from mtl.evaluation.evaluate import evaluate_scores
+    from mtl.promotion import registry
+    from mtl.promotion.policy import decide
+
+    info = _read_json(paths.train_info, "train")
+    candidate = _read_json(paths.metrics_file, "evaluate")["tasks"]
+    tracking.configure(paths)
+    name = cfg.gate.model_name
+    champion_version = registry.get_champion(name)
+    payload: dict = {"model_name": name, "candidate_run_id": info["run_id"]}
+    if champion_version is not None and champion_version.run_id == info["run_id"]:
+        payload |= {"promote": False, "summary": f"already champion (version {champion_version.version})",
+                    "tasks": [], "champion_version": champion_version.version}
+        _write_json(paths.decision_file, payload)
+        print(f"promotion: {payload['summary']}")
+        return payload
+    champion = None
+    if champion_version is not None:
+        # Judge the champion on the very rows the candidate was judged on, through its own
+        # packaged transform: metrics from a different test split would not be comparable.
+        rows = pd.read_parquet(paths.test_raw_file)
+        champ_model = mlflow.pyfunc.load_model(f"models:/{name}@{registry.CHAMPION}")
+        champion = evaluate_scores(champ_model.predict(rows), rows, cfg)
+        payload["champion_version"] = champion_version.version
+    decision = decide(candidate, champion, {t.name: t.type for t in cfg.tasks}, cfg.gate)
+    payload |= decision.to_dict()
+    if decision.promote:
+        tags = tracking.lineage_tags(paths) | {"mtl.run_id": info["run_id"]}
+        for task, e in candidate.items():
+            for k in ("auc", "rmse"):
+                if e.get(k) is not None:
+                    tags[f"test_{k}_{task}"] = f"{e[k]:.5f}"
+        version = registry.register_and_promote(name, info["model_uri"], tags)
+        payload["registered_version"] = version.version
+    _write_json(paths.decision_file, payload)
+    with mlflow.start_run(run_id=info["run_id"]):
+        mlflow.log_dict(payload, "promotion/decision.json")
+        mlflow.set_tag("mtl.promotion", "promoted" if decision.promote else "rejected")
+    print(f"promotion: {decision.summary}" + (f" -> {name} version {payload['registered_version']} is @champion"
+                                              if decision.promote else ""))
+    return payload
+
+
+STAGES = {
+    "generate": generate,
+    "validate": validate,
+    "preprocess": preprocess,
+    "train": train,
+    "evaluate": evaluate,
+    "promote": promote,
+}
+
+
+def report(paths: Paths) -> str:
+    """The end-of-run summary: per-task test AUC beside the oracle, and the promotion decision."""
+    from mtl.evaluation.evaluate import format_table
+
+    metrics = _read_json(paths.metrics_file, "evaluate")
+    decision = json.loads(paths.decision_file.read_text()) if paths.decision_file.is_file() else None
+    return format_table(metrics["tasks"], decision)

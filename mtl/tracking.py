@@ -1,0 +1,77 @@
+"""MLflow setup and lineage tags. The only module that decides where runs are tracked."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from mtl.paths import Paths
+
+EXPERIMENT = "mtl-training"
+
+
+def tracking_uri(paths: Paths) -> str:
+    """$MLFLOW_TRACKING_URI (e.g. a PostgreSQL store or a server), else a SQLite file in the project."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{paths.mlflow_db}"
+
+
+def configure(paths: Paths) -> str:
+    """Point MLflow at the store and make sure the experiment exists; returns its id."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri(paths))
+    mlflow.set_registry_uri(tracking_uri(paths))
+    experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+    if experiment is not None:
+        return experiment.experiment_id
+    # With a local store, keep artifacts inside the project too (MLflow would otherwise pick
+    # ./mlruns relative to whatever directory the process happens to run in).
+    location = None if os.environ.get("MLFLOW_TRACKING_URI") else paths.mlflow_artifacts.as_uri()
+    return mlflow.create_experiment(EXPERIMENT, artifact_location=location)
+
+
+def git_commit(root: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:
+        return None
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                           capture_output=True, text=True, timeout=10).stdout.strip()
+    return out.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def dvc_hashes(root: Path) -> dict[str, str]:
+    """DVC's content hashes of the stage outputs recorded in dvc.lock, e.g. {"data/01_raw": "ab12...dir"}.
+
+    `dvc repro` writes each stage's lock entry as soon as that stage finishes, so a later stage
+    sees the exact hashes of the data it reads.
+    """
+    lock = root / "dvc.lock"
+    if not lock.is_file():
+        return {}
+    stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
+    hashes = {}
+    for stage in stages.values():
+        for out in stage.get("outs", []):
+            if "md5" in out:
+                hashes[out["path"]] = out["md5"]
+    return hashes
+
+
+def lineage_tags(paths: Paths) -> dict[str, str]:
+    tags = {"mtl.project_dir": str(paths.root)}
+    commit = git_commit(paths.root)
+    if commit:
+        tags["mtl.git_commit"] = commit
+    for path, md5 in dvc_hashes(paths.root).items():
+        if path.startswith("data/0") and path.count("/") == 1:
+            tags[f"mtl.dvc.{path.split('/')[1]}"] = md5
+    run_id = os.environ.get("AIRFLOW_CTX_DAG_RUN_ID")
+    if run_id:
+        tags["mtl.airflow_run_id"] = run_id
+    return tags

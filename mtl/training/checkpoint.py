@@ -1,0 +1,41 @@
+"""Model files carry their own config and load without unpickling (``weights_only=True``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from mtl.config import ModelConfig
+from mtl.models import get_architecture
+from mtl.models.layers import InputSpec
+
+FORMAT_VERSION = 1
+
+
+def save_model(path: Path, model: torch.nn.Module, spec: InputSpec, model_cfg: ModelConfig) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(
+        {
+            "format_version": FORMAT_VERSION,
+            "spec": spec.to_dict(),
+            "model_config": model_cfg.model_dump(mode="json"),
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        },
+        tmp,
+    )
+    tmp.replace(path)
+
+
+def load_model(path: Path) -> torch.nn.Module:
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a truncated or foreign file: say which one, not a pickle traceback
+        raise ValueError(f"{path}: not a readable model file ({err}); rerun `mtl train`") from None
+    if ckpt.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{path}: model format {ckpt.get('format_version')} is not {FORMAT_VERSION}")
+    cfg = ModelConfig.model_validate(ckpt["model_config"])
+    model = get_architecture(cfg.architecture)(InputSpec.from_dict(ckpt["spec"]), cfg)
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval()

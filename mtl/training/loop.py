@@ -1,0 +1,159 @@
+"""The training loop: columnar batches, masked multi-task loss, early stopping on validation.
+
+No per-sample Dataset or collate: the split's arrays are tensors already, and a batch is one
+fancy-index into them, which is what makes tabular training fast on a CPU.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from mtl.config import Config
+from mtl.data.features import Arrays
+from mtl.evaluation import metrics
+from mtl.models import get_architecture
+from mtl.models.layers import InputSpec
+from mtl.training.device import Runtime, select_runtime
+from mtl.training.losses import task_losses
+
+
+@dataclass
+class TrainResult:
+    model: torch.nn.Module
+    best_epoch: int
+    best_score: float
+    history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    samples_per_second: float = 0.0
+    device: str = "cpu"
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+
+
+def build_model(spec: InputSpec, cfg: Config) -> torch.nn.Module:
+    return get_architecture(cfg.model.architecture)(spec, cfg.model)
+
+
+def _tensors(a: Arrays, device: torch.device) -> tuple[torch.Tensor, ...]:
+    # np.array copies out of the read-only memory map into memory torch may own.
+    return tuple(torch.from_numpy(np.array(x)).to(device) for x in (a.cat, a.num, a.labels, a.mask))
+
+
+@torch.no_grad()
+def predict_raw(model: torch.nn.Module, a: Arrays, runtime: Runtime | None = None, batch_size: int = 65536) -> np.ndarray:
+    """Model outputs (logits / standardised values), shape (rows, tasks)."""
+    runtime = runtime or Runtime(torch.device("cpu"), None)
+    model.eval()
+    outs = []
+    for start in range(0, len(a), batch_size):
+        cat = torch.from_numpy(np.array(a.cat[start : start + batch_size])).to(runtime.device)
+        num = torch.from_numpy(np.array(a.num[start : start + batch_size])).to(runtime.device)
+        with runtime.autocast():
+            outs.append(model(cat, num).float().cpu())
+    return torch.cat(outs).numpy() if outs else np.zeros((0, len(model.spec.tasks)), np.float32)
+
+
+def validation_scores(raw: np.ndarray, a: Arrays, tasks: list[dict]) -> dict[str, float]:
+    """Per-task validation metrics on the model's own scale (AUC for binary, MSE for regression)."""
+    out = {}
+    for j, t in enumerate(tasks):
+        m = np.asarray(a.mask[:, j])
+        y = np.asarray(a.labels[:, j])[m]
+        if t["type"] == "binary":
+            out[f"val_auc_{t['name']}"] = metrics.auc(y, raw[m, j])
+        else:
+            out[f"val_mse_{t['name']}"] = float(np.mean((y - raw[m, j]) ** 2)) if m.any() else None
+    return out
+
+
+def _selection_score(scores: dict[str, float | None], tasks: list[dict]) -> float:
+    """Early-stopping criterion: mean validation AUC over binary tasks (minus MSE if none)."""
+    aucs = [scores[f"val_auc_{t['name']}"] for t in tasks if t["type"] == "binary"]
+    aucs = [a for a in aucs if a is not None]
+    if aucs:
+        return float(np.mean(aucs))
+    mses = [v for k, v in scores.items() if k.startswith("val_mse_") and v is not None]
+    return -float(np.mean(mses)) if mses else 0.0
+
+
+def train(
+    train_arrays: Arrays,
+    val_arrays: Arrays,
+    spec: InputSpec,
+    tasks: list[dict],
+    cfg: Config,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> TrainResult:
+    tc = cfg.train
+    runtime = select_runtime(tc.device, tc.num_threads)
+    seed_everything(tc.seed)
+    model = build_model(spec, cfg).to(runtime.device)
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=tc.learning_rate, weight_decay=tc.weight_decay,
+        # The fused kernel is several times faster than the per-tensor loop on CPU and GPU alike.
+        fused=True,
+    )
+    cat, num, labels, mask = _tensors(train_arrays, runtime.device)
+    is_binary = torch.tensor([t["type"] == "binary" for t in tasks], device=runtime.device)
+    weights = torch.tensor([float(t.get("weight", 1.0)) for t in tasks], device=runtime.device)
+    n = len(train_arrays)
+    generator = torch.Generator().manual_seed(tc.seed)
+    progress = _progress(tc.progress)
+
+    best_state, best_score, best_epoch, bad_epochs = None, -float("inf"), 0, 0
+    history: list[dict] = []
+    seen, started = 0, time.perf_counter()
+    for epoch in range(1, tc.epochs + 1):
+        model.train()
+        perm = torch.randperm(n, generator=generator).to(runtime.device)
+        sums = torch.zeros(len(tasks), device=runtime.device)
+        steps = 0
+        bar = progress(range(0, n, tc.batch_size), desc=f"epoch {epoch}/{tc.epochs}")
+        for start in bar:
+            idx = perm[start : start + tc.batch_size]
+            with runtime.autocast():
+                out = model(cat[idx], num[idx])
+            losses = task_losses(out, labels[idx], mask[idx], is_binary)
+            loss = (weights * losses).sum()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            sums += losses.detach()
+            steps += 1
+            seen += len(idx)
+        train_losses = (sums / max(steps, 1)).tolist()
+        scores = validation_scores(predict_raw(model, val_arrays, runtime), val_arrays, tasks)
+        score = _selection_score(scores, tasks)
+        record = {"epoch": epoch, "val_selection_score": score, **scores}
+        record.update({f"train_loss_{t['name']}": v for t, v in zip(tasks, train_losses)})
+        history.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
+        if score > best_score:
+            best_state, best_score, best_epoch, bad_epochs = copy.deepcopy(model.state_dict()), score, epoch, 0
+        else:
+            bad_epochs += 1
+            if bad_epochs >= tc.patience:
+                break
+    seconds = time.perf_counter() - started
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.cpu().eval()
+    return TrainResult(model, best_epoch, best_score, history, seconds, seen / max(seconds, 1e-9), str(runtime.device))
+
+
+def _progress(enabled: bool):
+    if not enabled:
+        return lambda it, desc=None: it
+    from tqdm.auto import tqdm
+
+    return lambda it, desc=None: tqdm(it, desc=desc, unit="batch", leave=False, mininterval=1.0)

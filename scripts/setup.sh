@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Create .venv and install the project with its pinned environment (requirements.lock).
+#
+# torch is installed first and explicitly: a plain `torch` requirement pulls the multi-GB CUDA
+# build even on machines without a GPU. Without an NVIDIA GPU we install the CPU build
+# (torch==2.13.0+cpu, from any configured index/wheel folder, else the PyTorch CPU index);
+# with one, the default CUDA build from PyPI. Re-running is cheap: it skips what is installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${VENV:-.venv}
+PYTHON=${PYTHON:-}
+if [ -z "$PYTHON" ]; then
+  for candidate in python3.11 python3 python; do
+    if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+      PYTHON=$candidate; break
+    fi
+  done
+fi
+if [ -z "$PYTHON" ]; then
+  echo "error: Python 3.11 is required (set PYTHON=/path/to/python3.11)" >&2
+  exit 1
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "==> creating $VENV with $($PYTHON --version)"
+  "$PYTHON" -m venv "$VENV"
+fi
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
+export PIP_PROGRESS_BAR=off
+
+TORCH_VERSION=2.13.0
+if ! "$VENV/bin/python" -c "import torch, sys; sys.exit(not torch.__version__.startswith('$TORCH_VERSION'))" 2>/dev/null; then
+  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+    echo "==> NVIDIA GPU found: installing torch $TORCH_VERSION (CUDA build)"
+    "${PIP[@]}" install -q "torch==$TORCH_VERSION"
+  else
+    echo "==> no NVIDIA GPU: installing torch $TORCH_VERSION (CPU build)"
+    "${PIP[@]}" install -q "torch==$TORCH_VERSION+cpu" 2>/dev/null \
+      || "${PIP[@]}" install -q "torch==$TORCH_VERSION+cpu" --extra-index-url "${TORCH_CPU_INDEX:-https://download.pytorch.org/whl/cpu}"
+  fi
+fi
+
+echo "==> installing the project and its pinned dependencies (requirements.lock)"
+"${PIP[@]}" install -q -c requirements.lock -e ".[test]"
+"${PIP[@]}" check
+touch "$VENV/.installed"
+echo "==> environment ready: $VENV"

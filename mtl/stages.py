@@ -179,7 +179,7 @@ def _log_pyfunc(paths: Paths, cfg: Config):
 
     example = pd.read_parquet(paths.test_raw_file).head(5)
     scorer = Scorer.load(paths.transform_file, paths.model_file)
-    example = example[scorer.input_columns].astype({c: "float64" for c in cfg.data.schema.numeric})
+    example = example[scorer.input_columns]
     signature = infer_signature(example, scorer.predict(example))
     # MLflow warns about integer id columns and predict() type hints; both are deliberate here
     # (ids are categorical, and the schema check lives in Scorer.predict).
@@ -263,7 +263,8 @@ def promote(cfg: Config, paths: Paths) -> dict:
         # packaged transform: metrics from a different test split would not be comparable.
         rows = pd.read_parquet(paths.test_raw_file)
         champ_model = mlflow.pyfunc.load_model(f"models:/{name}@{registry.CHAMPION}")
-        champion = evaluate_scores(champ_model.predict(rows), rows, cfg)
+        inputs = champ_model.metadata.get_input_schema().input_names()
+        champion = evaluate_scores(champ_model.predict(rows[inputs]), rows, cfg)
         payload["champion_version"] = champion_version.version
     decision = decide(candidate, champion, {t.name: t.type for t in cfg.tasks}, cfg.gate)
     payload |= decision.to_dict()

@@ -1,0 +1,88 @@
+"""Bring-your-own data: the user's files are found, read, ingested, and never modified."""
+
+import hashlib
+
+import pandas as pd
+import pytest
+
+from mtl.config import parse_config
+from mtl.data.sources import SourceError, check_source_unchanged, ingest, resolve_source
+from mtl.paths import Paths
+
+USER = pd.DataFrame({
+    "visitor": [1, 2, 3, 4], "sku": ["a", "b", "a", "c"], "amount": [1.0, 2.5, None, 4.0],
+    "clicked": [1, 0, 1, 0], "ordered": [1, 0, 0, 0], "unrelated": ["x", "y", "z", "w"],
+})
+
+
+def user_config(source: str):
+    return parse_config({
+        "data": {"source": source, "schema": {"categorical": ["visitor", "sku"], "numeric": ["amount"],
+                                              "labels": ["clicked", "ordered"]}},
+        "tasks": [{"name": "ctr", "label": "clicked", "type": "binary"},
+                  {"name": "cvr", "label": "ordered", "type": "binary", "implies": "clicked"}],
+    })
+
+
+def md5(path):
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_ingest_keeps_schema_columns_and_leaves_source_alone(tmp_path, fmt):
+    src = tmp_path / f"log.{fmt}"
+    USER.to_parquet(src) if fmt == "parquet" else USER.to_csv(src, index=False)
+    before = md5(src)
+    paths = Paths.at(tmp_path / "project")
+    manifest = ingest(user_config(str(src)), paths)
+    out = pd.read_parquet(paths.raw_file)
+    assert list(out.columns) == ["visitor", "sku", "amount", "clicked", "ordered"]
+    assert len(out) == 4 and manifest["rows"] == 4
+    assert md5(src) == before
+
+
+def test_folder_of_files(tmp_path):
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    USER.iloc[:2].to_parquet(folder / "day1.parquet")
+    USER.iloc[2:].to_parquet(folder / "day2.parquet")
+    paths = Paths.at(tmp_path / "project")
+    assert ingest(user_config(str(folder)), paths)["rows"] == 4
+
+
+def test_missing_path_is_explained(tmp_path):
+    with pytest.raises(SourceError, match="does not exist"):
+        resolve_source("nowhere.parquet", tmp_path)
+
+
+def test_wrong_suffix_and_mixed_folder(tmp_path):
+    (tmp_path / "log.json").write_text("{}")
+    with pytest.raises(SourceError, match="expected .parquet or .csv"):
+        resolve_source("log.json", tmp_path)
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    USER.to_parquet(mixed / "a.parquet")
+    USER.to_csv(mixed / "b.csv")
+    with pytest.raises(SourceError, match="mixes parquet and CSV"):
+        resolve_source("mixed", tmp_path)
+
+
+def test_truncated_parquet_is_reported(tmp_path):
+    src = tmp_path / "log.parquet"
+    USER.to_parquet(src)
+    src.write_bytes(src.read_bytes()[:50])
+    with pytest.raises(SourceError, match="could not read parquet"):
+        ingest(user_config(str(src)), Paths.at(tmp_path / "project"))
+
+
+def test_changed_source_after_ingest_is_detected(tmp_path):
+    from mtl.data.sources import materialise_raw
+
+    src = tmp_path / "log.parquet"
+    USER.to_parquet(src)
+    cfg, paths = user_config(str(src)), Paths.at(tmp_path / "project")
+    materialise_raw(cfg, paths)
+    check_source_unchanged(cfg, paths)  # fine right after ingest
+    USER.assign(clicked=1).to_parquet(src)
+    with pytest.raises(SourceError, match="changed since it was ingested"):
+        check_source_unchanged(cfg, paths)

@@ -1,0 +1,132 @@
+"""The whole chain through `dvc repro`, as a user runs it on a laptop."""
+
+import json
+import re
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from mtl import tracking
+from mtl.config import SyntheticConfig
+from mtl.data import synthetic
+from mtl.paths import Paths
+from tests.conftest import set_params
+from tests.e2e.test_stages import run_chain
+
+pytestmark = pytest.mark.slow
+
+
+def repro(root, *args, check=True):
+    proc = subprocess.run([sys.executable, "-m", "dvc", "repro", *args], cwd=root, capture_output=True, text=True,
+                          env=_env())
+    if check and proc.returncode != 0:
+        raise AssertionError(f"dvc repro failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def _env():
+    import os
+
+    from mtl.pipeline import _env as pipeline_env
+
+    return pipeline_env() | {"MTL_PROJECT_DIR": os.environ["MTL_PROJECT_DIR"]}
+
+
+def ran(output: str) -> list[str]:
+    return re.findall(r"Running stage '(\w+)'", output)
+
+
+def test_repro_runs_the_chain_once_and_reruns_only_what_changed(project):
+    first = repro(project)
+    assert ran(first.stdout) == ["generate", "validate", "preprocess", "train", "evaluate", "promote"]
+    paths = Paths.at(project)
+    metrics = json.loads(paths.metrics_file.read_text())
+    assert set(metrics["tasks"]) == {"click", "add_to_cart", "purchase", "dwell"}
+    assert metrics["tasks"]["click"]["oracle_auc"] > 0.7
+    assert (paths.data_docs_dir / "index.html").is_file()
+    assert json.loads(paths.decision_file.read_text())["summary"]
+
+    again = repro(project)
+    assert ran(again.stdout) == []
+
+    set_params(project, {"train.epochs": 1})
+    partial = repro(project)
+    assert ran(partial.stdout) == ["train", "evaluate", "promote"]
+    assert json.loads(paths.train_info.read_text())["epochs_run"] == 1
+
+
+def _write_bad(tmp_path, name, mutate) -> str:
+    df = synthetic.generate(SyntheticConfig(rows=20_000, users=2_000, items=1_000, categories=20, brands=50))
+    df = mutate(df)
+    path = tmp_path / f"{name}.parquet"
+    df.to_parquet(path, index=False)
+    return str(path)
+
+
+def test_bad_data_stops_at_validate_and_keeps_the_champion(project, tmp_path):
+    set_params(project, {"gate.tasks.click.floor": 0.5, "gate.tasks.add_to_cart.floor": 0.5,
+                         "gate.tasks.purchase.floor": 0.5})
+    run_chain(project)  # an accepted first model: the champion to protect
+    paths = Paths.at(project)
+    tracking.configure(paths)
+    client = MlflowClient()
+    champion = client.get_model_version_by_alias("mtl-ecommerce", "champion")
+
+    def flip_purchases(df):
+        rows = df.index[df["click"] == 0][:37]
+        df.loc[rows, "purchase"] = 1
+        return df
+
+    cases = [
+        ("no_purchase_column", lambda df: df.drop(columns=["purchase"]), ["missing column 'purchase'"]),
+        ("purchase_without_click", flip_purchases, ["purchase", "click", "37 rows"]),
+    ]
+    for name, mutate, expected in cases:
+        source = _write_bad(tmp_path, name, mutate)
+        before = pd.read_parquet(source)
+        set_params(project, {"data.source": source})
+        proc = repro(project, check=False)
+        assert proc.returncode != 0
+        out = proc.stdout + proc.stderr
+        assert ran(proc.stdout)[-1] == "validate", ran(proc.stdout)
+        for text in expected:
+            assert text in out, (text, out[-3000:])
+        pd.testing.assert_frame_equal(pd.read_parquet(source), before)  # raw data untouched
+        result = json.loads(paths.validation_result.read_text())
+        assert result["success"] is False
+    assert client.get_model_version_by_alias("mtl-ecommerce", "champion").version == champion.version
+    assert len(client.search_model_versions("name='mtl-ecommerce'")) == 1
+
+
+def test_users_own_parquet_runs_through_the_same_chain(project, tmp_path):
+    df = synthetic.generate(SyntheticConfig(rows=20_000, users=1_500, items=800, categories=20, brands=50))
+    own = pd.DataFrame({
+        "visitor": df["user_id"].astype(str).radd("v"), "sku": df["item_id"], "surface": df["scenario"],
+        "amount": df["price"], "clicked": df["click"], "ordered": df["purchase"],
+        "session_note": "ignored column",
+    })
+    source = tmp_path / "my_log.parquet"
+    own.to_parquet(source, index=False)
+    params = (project / "params.yaml")
+    import yaml
+
+    raw = yaml.safe_load(params.read_text())
+    raw["data"]["source"] = str(source)
+    raw["data"]["schema"] = {"categorical": ["visitor", "sku", "surface"], "numeric": ["amount"],
+                             "labels": ["clicked", "ordered"], "scenario": "surface"}
+    raw["tasks"] = [{"name": "ctr", "label": "clicked", "type": "binary"},
+                    {"name": "ctcvr", "label": "ordered", "type": "binary", "implies": "clicked"}]
+    raw["gate"]["tasks"] = {"ctr": {"floor": 0.5}}
+    params.write_text(yaml.safe_dump(raw, sort_keys=False))
+
+    proc = repro(project)
+    assert ran(proc.stdout) == ["generate", "validate", "preprocess", "train", "evaluate", "promote"]
+    metrics = json.loads(Paths.at(project).metrics_file.read_text())["tasks"]
+    assert set(metrics) == {"ctr", "ctcvr"}
+    assert metrics["ctr"]["auc"] > 0.5
+    assert set(metrics["ctr"]["scenarios"]) == {"home_feed", "search", "product_detail"}
+    split = json.loads((Paths.at(project).transform_file).read_text())["split"]
+    assert split["method"] == "random"  # no time column declared

@@ -1,0 +1,61 @@
+"""The six stages in-process on a small log: MLflow run, registry, gate outcomes."""
+
+import json
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from mtl import stages, tracking
+from mtl.config import load_config
+from mtl.paths import Paths
+from tests.conftest import set_params
+
+
+def run_chain(root, overrides=None):
+    cfg = load_config(root / "params.yaml", overrides)
+    paths = Paths.at(root)
+    for name, stage in stages.STAGES.items():
+        stage(cfg, paths)
+    return paths
+
+
+@pytest.mark.slow
+def test_chain_tracks_registers_and_gates(project):
+    set_params(project, {"gate.tasks.click.floor": 0.5, "gate.tasks.add_to_cart.floor": 0.5,
+                         "gate.tasks.purchase.floor": 0.5})
+    paths = run_chain(project)
+    decision = json.loads(paths.decision_file.read_text())
+    assert decision["promote"], decision
+    assert {t["task"] for t in decision["tasks"]} == {"click", "add_to_cart", "purchase", "dwell"}
+
+    tracking.configure(paths)
+    info = json.loads(paths.train_info.read_text())
+    run = MlflowClient().get_run(info["run_id"])
+    for task in ("click", "add_to_cart", "purchase"):
+        assert 0.5 < run.data.metrics[f"test_auc_{task}"] <= 1.0
+        assert run.data.metrics[f"test_oracle_auc_{task}"] >= run.data.metrics[f"test_auc_{task}"] - 0.05
+    assert "test_rmse_dwell" in run.data.metrics
+    assert run.data.tags["mtl.validation"] == "passed"
+    assert run.data.tags["mtl.git_commit"]
+    history = MlflowClient().get_metric_history(info["run_id"], "val_auc_click")
+    assert [h.step for h in history] == list(range(1, len(history) + 1))
+
+    champion = MlflowClient().get_model_version_by_alias("mtl-ecommerce", "champion")
+    assert champion.run_id == info["run_id"]
+    # The registered model scores raw rows through its packaged transform, like evaluate did.
+    rows = pd.read_parquet(paths.test_raw_file)
+    served = mlflow.pyfunc.load_model("models:/mtl-ecommerce@champion").predict(rows.head(50))
+    local = pd.read_parquet(paths.predictions_file).head(50)
+    pd.testing.assert_frame_equal(served.reset_index(drop=True), local, check_dtype=False, atol=1e-6)
+
+    # A second candidate held to an impossible floor is rejected: no new version, same champion.
+    set_params(project, {"train.seed": 7, "gate.tasks.click.floor": 0.999})
+    run_chain(project)
+    decision = json.loads(paths.decision_file.read_text())
+    assert not decision["promote"]
+    assert "click" in decision["summary"]
+    assert "champion_version" in decision
+    assert MlflowClient().get_model_version_by_alias("mtl-ecommerce", "champion").version == champion.version
+    assert len(MlflowClient().search_model_versions("name='mtl-ecommerce'")) == 1

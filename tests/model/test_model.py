@@ -1,0 +1,102 @@
+"""Model behaviour: shapes, masked losses, learning, determinism, safe checkpoints."""
+
+import numpy as np
+import pytest
+import torch
+
+from mtl.config import ModelConfig, parse_config
+from mtl.data.features import Arrays
+from mtl.models.layers import InputSpec
+from mtl.models.mmoe import MMoE
+from mtl.training import loop
+from mtl.training.checkpoint import load_model, save_model
+from mtl.training.losses import task_losses
+
+SPEC = InputSpec(cardinalities=(50, 20, 5), n_numeric=2, tasks=("ctr", "cvr", "dwell"))
+TASKS = [
+    {"name": "ctr", "label": "c", "type": "binary", "weight": 1.0},
+    {"name": "cvr", "label": "b", "type": "binary", "weight": 1.0},
+    {"name": "dwell", "label": "d", "type": "regression", "weight": 1.0},
+]
+
+
+def config(**train):
+    return parse_config({
+        "data": {"schema": {"categorical": ["u", "i", "s"], "numeric": ["x", "y"], "labels": ["c", "b", "d"]}},
+        "tasks": [{k: v for k, v in t.items() if k != "weight"} for t in TASKS],
+        "model": {"experts": 3, "expert_hidden": [32, 16], "tower_hidden": [8], "embedding_dim": 8},
+        "train": {"epochs": 3, "batch_size": 256, "progress": False, "learning_rate": 0.01, **train},
+    })
+
+
+def synthetic_arrays(n: int, seed: int) -> Arrays:
+    """Labels that depend on the inputs, so a model can learn them."""
+    rng = np.random.default_rng(seed)
+    cat = np.stack([rng.integers(0, c, n) for c in SPEC.cardinalities], 1)
+    num = rng.normal(size=(n, 2)).astype(np.float32)
+    effect = rng.normal(size=50)[cat[:, 0]] + num[:, 0]
+    ctr = (rng.random(n) < 1 / (1 + np.exp(-2 * effect))).astype(np.float32)
+    cvr = (ctr * (rng.random(n) < 1 / (1 + np.exp(-(effect - 1))))).astype(np.float32)
+    dwell = (effect + rng.normal(scale=0.3, size=n)).astype(np.float32)
+    labels = np.stack([ctr, cvr, np.where(ctr == 1, dwell, 0)], 1)
+    mask = np.stack([np.ones(n, bool), np.ones(n, bool), ctr == 1], 1)
+    return Arrays(cat.astype(np.int64), num, labels, mask)
+
+
+def test_forward_shape_and_batched_experts():
+    model = MMoE(SPEC, ModelConfig(experts=4, expert_hidden=(16,), tower_hidden=(8,)))
+    out = model(torch.zeros(7, 3, dtype=torch.long), torch.zeros(7, 2))
+    assert out.shape == (7, 3)
+    assert model.experts.weights[0].shape == (4, SPEC.cardinalities.__len__() * 16 + 2, 16)
+
+
+def test_masked_rows_do_not_contribute_to_loss():
+    out = torch.tensor([[0.0, 5.0], [0.0, -5.0]])
+    labels = torch.tensor([[1.0, 1.0], [0.0, 1.0]])
+    is_binary = torch.tensor([True, False])
+    all_rows = task_losses(out, labels, torch.ones(2, 2, dtype=torch.bool), is_binary)
+    first_only = task_losses(out, labels, torch.tensor([[True, True], [True, False]]), is_binary)
+    assert first_only[1] == pytest.approx((5.0 - 1.0) ** 2)
+    assert all_rows[1] == pytest.approx(((5 - 1) ** 2 + (-5 - 1) ** 2) / 2)
+    # a task with no defined rows in the batch contributes exactly zero
+    none = task_losses(out, labels, torch.zeros(2, 2, dtype=torch.bool), is_binary)
+    assert none.sum() == 0
+
+
+def test_training_learns_every_task():
+    train, val = synthetic_arrays(6000, 0), synthetic_arrays(2000, 1)
+    cfg = config()
+    result = loop.train(train, val, SPEC, TASKS, cfg)
+    first, last = result.history[0], result.history[-1]
+    assert last["train_loss_ctr"] < first["train_loss_ctr"]
+    scores = loop.validation_scores(loop.predict_raw(result.model, val), val, TASKS)
+    assert scores["val_auc_ctr"] > 0.75 and scores["val_auc_cvr"] > 0.7
+    assert scores["val_mse_dwell"] < np.var(val.labels[val.mask[:, 2], 2])
+
+
+def test_same_seed_same_model():
+    train, val = synthetic_arrays(2000, 0), synthetic_arrays(500, 1)
+    a = loop.train(train, val, SPEC, TASKS, config(epochs=1))
+    b = loop.train(train, val, SPEC, TASKS, config(epochs=1))
+    for (k, va), (_, vb) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
+        assert torch.equal(va, vb), k
+
+
+def test_early_stopping_keeps_best_epoch():
+    train, val = synthetic_arrays(2000, 0), synthetic_arrays(500, 1)
+    result = loop.train(train, val, SPEC, TASKS, config(epochs=6, patience=1, learning_rate=0.05))
+    best = max(h["val_selection_score"] for h in result.history)
+    assert result.best_score == pytest.approx(best)
+    assert result.history[result.best_epoch - 1]["val_selection_score"] == pytest.approx(best)
+
+
+def test_checkpoint_roundtrip_without_pickle(tmp_path):
+    model = MMoE(SPEC, ModelConfig(experts=2, expert_hidden=(8,), tower_hidden=()))
+    path = tmp_path / "model.pt"
+    save_model(path, model, SPEC, ModelConfig(experts=2, expert_hidden=(8,), tower_hidden=()))
+    loaded = load_model(path)
+    x = (torch.randint(0, 5, (4, 3)), torch.randn(4, 2))
+    assert torch.allclose(model.eval()(*x), loaded(*x))
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ValueError, match="not a readable model file"):
+        load_model(path)

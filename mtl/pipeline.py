@@ -25,11 +25,14 @@ class StageFailed(RuntimeError):
     """A pipeline stage exited non-zero; the message carries the end of its output."""
 
 
-def project_root(start: str | Path | None = None) -> Path:
-    """The project workspace: $MTL_PROJECT_DIR, else the nearest parent holding dvc.yaml."""
+def project_root(explicit: str | Path | None = None) -> Path:
+    """The project workspace: ``explicit``, else $MTL_PROJECT_DIR, else the nearest parent of the
+    working directory holding dvc.yaml."""
+    if explicit is not None:
+        return Path(explicit).resolve()
     if os.environ.get(PROJECT_ENV):
         return Path(os.environ[PROJECT_ENV]).resolve()
-    here = Path(start or Path.cwd()).resolve()
+    here = Path.cwd().resolve()
     for candidate in (here, *here.parents):
         if (candidate / "dvc.yaml").is_file():
             return candidate

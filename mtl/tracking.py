@@ -22,14 +22,20 @@ def configure(paths: Paths) -> str:
     """Point MLflow at the store and make sure the experiment exists; returns its id."""
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri(paths))
-    mlflow.set_registry_uri(tracking_uri(paths))
+    user_uri = os.environ.get("MLFLOW_TRACKING_URI")
+    uri = tracking_uri(paths)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    # set_tracking_uri also exports MLFLOW_TRACKING_URI; undo that, or a later configure() in
+    # this process (another project) would take this project's store for the user's choice.
+    if user_uri is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
     experiment = mlflow.get_experiment_by_name(EXPERIMENT)
     if experiment is not None:
         return experiment.experiment_id
-    # With a local store, keep artifacts inside the project too (MLflow would otherwise pick
-    # ./mlruns relative to whatever directory the process happens to run in).
-    location = None if os.environ.get("MLFLOW_TRACKING_URI") else paths.mlflow_artifacts.as_uri()
+    # With the default local store, keep artifacts inside the project too (MLflow would otherwise
+    # pick ./mlruns relative to whatever directory the process happens to run in).
+    location = None if user_uri else paths.mlflow_artifacts.as_uri()
     return mlflow.create_experiment(EXPERIMENT, artifact_location=location)
 
 

@@ -31,6 +31,8 @@ def test_chain_tracks_registers_and_gates(project):
     assert {t["task"] for t in decision["tasks"]} == {"click", "add_to_cart", "purchase", "dwell"}
 
     tracking.configure(paths)
+    # Artifacts stay inside the project, not in ./mlruns of whatever directory ran the stage.
+    assert mlflow.get_experiment_by_name(tracking.EXPERIMENT).artifact_location == paths.mlflow_artifacts.as_uri()
     info = json.loads(paths.train_info.read_text())
     run = MlflowClient().get_run(info["run_id"])
     for task in ("click", "add_to_cart", "purchase"):

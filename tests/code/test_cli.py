@@ -1,0 +1,49 @@
+"""The `mtl` command: help for every stage, and user errors as messages, not tracebacks."""
+
+import subprocess
+import sys
+
+import pytest
+
+from mtl.cli import STAGE_HELP, main
+from tests.conftest import set_params
+
+STAGES = ["generate", "validate", "preprocess", "train", "evaluate", "promote"]
+
+
+def test_help_lists_every_stage_in_order():
+    out = subprocess.run([sys.executable, "-m", "mtl.cli", "--help"], capture_output=True, text=True, check=True).stdout
+    positions = [out.index(s) for s in STAGES]
+    assert positions == sorted(positions)
+    assert list(STAGE_HELP) == STAGES
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_each_stage_has_its_own_help(stage):
+    out = subprocess.run([sys.executable, "-m", "mtl.cli", stage, "--help"], capture_output=True, text=True,
+                         check=True).stdout
+    assert STAGE_HELP[stage].split()[0] in out
+
+
+def test_bad_params_exit_2_naming_the_key(project, capsys):
+    set_params(project, {"train.epochs": -3})
+    assert main(["--project", str(project), "train"]) == 2
+    err = capsys.readouterr().err
+    assert "train.epochs" in err and "Traceback" not in err
+
+
+def test_missing_upstream_output_is_explained(project, capsys):
+    assert main(["--project", str(project), "preprocess"]) == 2
+    assert "run `mtl validate`" in capsys.readouterr().err
+
+
+def test_dvc_yaml_matches_the_cli_and_paths():
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    assert list(stages) == STAGES
+    for name, stage in stages.items():
+        assert stage["cmd"] == f"mtl {name}"

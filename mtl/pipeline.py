@@ -71,9 +71,19 @@ def workspace_lock(root: Path, poll_seconds: float = 1.0) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def dvc(args: list[str], root: Path, echo=print) -> None:
-    """Run one DVC command in the workspace, streaming its output line by line to ``echo``."""
+def dvc(args: list[str], root: Path, echo=None) -> None:
+    """Run one DVC command in the workspace, streaming its output line by line to ``echo``.
+
+    With ``echo=None`` the command writes straight to this process's terminal, so progress bars
+    render as they would for a user typing `dvc repro`.
+    """
     cmd = [sys.executable, "-m", "dvc", *args]
+    if echo is None:
+        with workspace_lock(root):
+            rc = subprocess.run(cmd, cwd=root, env=_env()).returncode
+        if rc != 0:
+            raise StageFailed(f"`dvc {' '.join(args)}` failed (exit {rc}); its output is above")
+        return
     tail: list[str] = []
     with workspace_lock(root):
         proc = subprocess.Popen(
@@ -97,5 +107,5 @@ def run_stage(name: str, root: str | Path | None = None, echo=print) -> None:
     dvc(["repro", "--single-item", name], root, echo)
 
 
-def run_all(root: str | Path | None = None, echo=print) -> None:
+def run_all(root: str | Path | None = None, echo=None) -> None:
     dvc(["repro"], project_root(root), echo)

@@ -119,12 +119,13 @@ def train(cfg: Config, paths: Paths) -> dict:
         })
         mlflow.log_params(_flat_params(cfg))
         mlflow.log_dict(validation, "validation/result.json")
-        result = loop.train(
-            train_arrays, val_arrays, spec, transform.tasks, cfg,
-            on_epoch=lambda rec: mlflow.log_metrics(
-                {k: v for k, v in rec.items() if k != "epoch" and v is not None}, step=rec["epoch"]
-            ),
-        )
+
+        def on_epoch(rec: dict) -> None:
+            mlflow.log_metrics({k: v for k, v in rec.items() if k != "epoch" and v is not None}, step=rec["epoch"])
+            vals = ", ".join(f"{k[4:]} {v:.4f}" for k, v in rec.items() if k.startswith("val_") and v is not None)
+            print(f"epoch {rec['epoch']}/{cfg.train.epochs}: {vals}", flush=True)
+
+        result = loop.train(train_arrays, val_arrays, spec, transform.tasks, cfg, on_epoch=on_epoch)
         save_model(paths.model_file, result.model, spec, cfg.model)
         mlflow.log_metrics({
             "best_epoch": result.best_epoch,
@@ -183,7 +184,8 @@ def _log_pyfunc(paths: Paths, cfg: Config):
     signature = infer_signature(example, scorer.predict(example))
     # MLflow warns about integer id columns and predict() type hints; both are deliberate here
     # (ids are categorical, and the schema check lives in Scorer.predict).
-    warnings.filterwarnings("ignore", module=r"mlflow\.(types|pyfunc)")
+    warnings.filterwarnings("ignore", message=r".*Inferred schema contains integer column")
+    warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method")
     return mlflow.pyfunc.log_model(
         name="model",
         python_model=str(Path(__file__).parent / "serving" / "pyfunc_model.py"),

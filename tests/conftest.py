@@ -45,6 +45,8 @@ def copy_project(dest: Path) -> Path:
         ["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True
     ).stdout.split()
     for rel in files:
+        if rel == "dvc.lock":  # a developer's local run record; a clone starts without one
+            continue
         src = REPO / rel
         if src.is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -50,6 +50,7 @@ class World:
     scenario_effect: dict[str, np.ndarray]  # task -> (scenarios,)
     device_effect: np.ndarray
     hour_effect: np.ndarray
+    weekday_effect: np.ndarray
 
 
 def _zipf_weights(n: int, exponent: float, rng: np.random.Generator) -> np.ndarray:
@@ -100,6 +101,7 @@ def build_world(cfg: SyntheticConfig) -> World:
         scenario_effect={t: rng.normal(0.0, 0.35, n_s) for t in ("click", "add_to_cart", "purchase")},
         device_effect=np.array([0.15, 0.0, -0.2]),
         hour_effect=0.25 * np.sin((hours - 14) / 24 * 2 * np.pi),
+        weekday_effect=np.array([0.0, -0.05, -0.05, 0.0, 0.05, 0.2, 0.25]),  # weekend browsing
     )
 
 
@@ -124,7 +126,8 @@ def generate_chunk(cfg: SyntheticConfig, world: World, chunk: int, rows: int) ->
     price = world.item_price[items]
     log_price_z = (np.log(price) - 3.5) / 0.9
 
-    context = world.device_effect[device] + world.hour_effect[hour]
+    weekday = (START.dayofweek + day) % 7
+    context = world.device_effect[device] + world.hour_effect[hour] + world.weekday_effect[weekday]
     click_logit = (
         -3.4
         + 1.3 * _affinity(world, "click", users, items)
@@ -171,6 +174,7 @@ def generate_chunk(cfg: SyntheticConfig, world: World, chunk: int, rows: int) ->
             "scenario": np.asarray(cfg.scenarios, dtype=object)[scenario],
             "device": np.asarray(DEVICES, dtype=object)[device],
             "hour": hour.astype(np.int64),
+            "weekday": weekday.astype(np.int64),
             "position": position.astype(np.int64),
             "price": price,
             "click": click.astype(np.int8),

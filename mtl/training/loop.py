@@ -156,4 +156,6 @@ def _progress(enabled: bool):
         return lambda it, desc=None: it
     from tqdm.auto import tqdm
 
-    return lambda it, desc=None: tqdm(it, desc=desc, unit="batch", leave=False, mininterval=1.0)
+    # disable=None: a live bar on a terminal, nothing in captured logs (Airflow, CI), where the
+    # per-epoch summary line the train stage prints is the readable progress record.
+    return lambda it, desc=None: tqdm(it, desc=desc, unit="batch", leave=False, mininterval=0.5, disable=None)

@@ -5,6 +5,7 @@ as artifacts, so `models:/<name>@champion` scores raw rows anywhere `mtl` is imp
 """
 
 import mlflow
+import pandas as pd
 from mlflow.pyfunc import PythonModel
 
 
@@ -14,7 +15,7 @@ class MultiTaskModel(PythonModel):
 
         self.scorer = Scorer.load(context.artifacts["transform"], context.artifacts["model"])
 
-    def predict(self, context, model_input, params=None):
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         return self.scorer.predict(model_input)
 
 

@@ -4,13 +4,15 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup run test test-fast airflow clean help
+.PHONY: setup run test test-fast airflow push pull clean help
 
 help:
 	@echo "make run        set up .venv (first time) and run the whole pipeline on the defaults"
 	@echo "make test       set up .venv (first time) and run the test suite"
 	@echo "make test-fast  the tests without the slow end-to-end runs"
 	@echo "make airflow    start Airflow (standalone) with this project's DAGs"
+	@echo "make push       upload the DVC-cached outputs (raw data, features, model) to the DVC remote"
+	@echo "make pull       download the outputs dvc.lock records from the DVC remote"
 	@echo "make clean      remove pipeline outputs and the local MLflow store (keeps .venv)"
 
 setup: $(VENV)/.installed
@@ -29,6 +31,13 @@ test-fast: setup
 
 airflow: setup
 	bash scripts/airflow.sh
+
+# The remote is the default one in .dvc/config (or .dvc/config.local); see README, "Sharing data".
+push: setup
+	$(BIN)/dvc push
+
+pull: setup
+	$(BIN)/dvc pull
 
 clean:
 	rm -rf data/01_raw data/02_validation data/03_features data/04_model data/05_evaluation data/06_promotion \

@@ -102,6 +102,19 @@ class SchemaConfig(_Frozen):
 
 
 class SplitConfig(_Frozen):
+    """How rows are divided into train / validation / test (see mtl/data/splits.py).
+
+    ``auto`` uses, in order: a split column the data brings (public datasets ship their official
+    splits), whole days of ``data.schema.time`` (validation and test are the latest days, so the
+    model is judged on the future it will face), or a seeded random split.
+    """
+
+    method: Literal["auto", "column", "time", "random"] = "auto"
+    column: str = "split"  # values train / validation (or val) / test
+    validation_days: PositiveInt = 1
+    test_days: PositiveInt = 1
+    # Fractions for the random split (and for carving validation rows out of a split column that
+    # has none).
     validation: Fraction = 0.1
     test: Fraction = 0.1
     seed: int = 42
@@ -114,8 +127,11 @@ class SplitConfig(_Frozen):
 
 
 class DataConfig(_Frozen):
-    # "synthetic", or a path (file or folder of .parquet / .csv files) to the user's own log.
+    # "synthetic" (generated), the name of a dataset adapter ("files", "ali_ccp", "aliexpress",
+    # "census_income"; see mtl/data/adapters/) read from `path`, or directly a path to your own
+    # parquet/CSV file or folder (shorthand for source: files, path: <it>).
     source: str = SYNTHETIC
+    path: str | None = None
     synthetic: SyntheticConfig = SyntheticConfig()
     schema_: SchemaConfig = Field(alias="schema")
     split: SplitConfig = SplitConfig()
@@ -129,6 +145,77 @@ class DataConfig(_Frozen):
     @property
     def is_synthetic(self) -> bool:
         return self.source == SYNTHETIC
+
+    @property
+    def adapter(self) -> str:
+        """The adapter that reads the source (a bare path means the generic "files" adapter)."""
+        from mtl.data.adapters import ADAPTERS  # registry only: no heavy imports
+
+        return self.source if self.source in ADAPTERS else "files"
+
+    @property
+    def source_path(self) -> str | None:
+        """Where the adapter reads from: ``path``, or the source itself when it is a path."""
+        if self.is_synthetic:
+            return None
+        return self.path if self.source in _adapter_names() else self.source
+
+    @model_validator(mode="after")
+    def _path_given(self) -> "DataConfig":
+        if self.source in _adapter_names() and self.source != SYNTHETIC and not self.path:
+            raise ValueError(f"data.path: source {self.source!r} reads files; set data.path to the file or folder")
+        return self
+
+
+def _adapter_names() -> set[str]:
+    from mtl.data.adapters import ADAPTERS
+
+    return set(ADAPTERS)
+
+
+class CategoricalSpec(_Frozen):
+    """How one categorical column becomes an embedding index."""
+
+    # Values seen fewer times than this in the training split share the out-of-vocabulary slot.
+    min_frequency: PositiveInt = 1
+    # Keep at most this many values (the most frequent); the rest are out of vocabulary.
+    max_size: PositiveInt | None = None
+    # > 0: out-of-vocabulary values are hashed into this many extra slots instead of sharing one,
+    # so very high-cardinality ids (new items every day) keep some identity.
+    hash_buckets: Annotated[int, Field(ge=0)] = 0
+
+
+class NumericSpec(_Frozen):
+    """How one numeric column becomes a model input, applied in this order:
+    impute missing -> clip -> log1p -> standardise (or bucketise into a categorical input)."""
+
+    impute: Literal["mean", "median", "zero"] | float = "mean"
+    missing_indicator: bool = False  # add a 0/1 input saying the value was missing
+    clip: tuple[float | None, float | None] | None = None
+    log: bool = False  # log1p, for heavy-tailed non-negative values (prices, counts); needs clip >= 0 or data >= 0
+    scale: Literal["standardize", "none", "bucketize"] = "standardize"
+    buckets: Annotated[int, Field(ge=2)] = 10  # quantile buckets, for scale: bucketize
+
+
+class FeaturesConfig(_Frozen):
+    """The fitted feature transform (mtl/data/features.py) and how preprocessing streams."""
+
+    # Rows read and transformed at once: bounds preprocessing memory whatever the data size.
+    chunk_rows: PositiveInt = 1_000_000
+    # Rows per training shard file in data/03_features/<split>/; the trainer holds a few at a time.
+    shard_rows: PositiveInt = 1_000_000
+    # Rows (of the training split, chosen by a seeded hash) kept to compute quantiles.
+    sample_rows: PositiveInt = 100_000
+    categorical: CategoricalSpec = CategoricalSpec()  # defaults for every categorical column
+    numeric: NumericSpec = NumericSpec()  # defaults for every numeric column
+    # Per-column overrides of the defaults above, e.g. {price: {log: true, clip: [0, null]}}.
+    columns: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    def categorical_spec(self, column: str) -> CategoricalSpec:
+        return CategoricalSpec.model_validate(self.categorical.model_dump() | self.columns.get(column, {}))
+
+    def numeric_spec(self, column: str) -> NumericSpec:
+        return NumericSpec.model_validate(self.numeric.model_dump() | self.columns.get(column, {}))
 
 
 class Condition(_Frozen):
@@ -167,6 +254,8 @@ class ModelConfig(_Frozen):
 class TrainConfig(_Frozen):
     epochs: PositiveInt = 4
     batch_size: PositiveInt = 2048
+    # Rows held in memory for shuffling; a training split no larger than this is loaded once.
+    shuffle_buffer_rows: PositiveInt = 4_000_000
     learning_rate: Annotated[float, Field(gt=0.0)] = 2e-3
     weight_decay: Annotated[float, Field(ge=0.0)] = 0.0
     # Epochs without improvement of the validation metric before stopping early.
@@ -195,6 +284,7 @@ class GateConfig(_Frozen):
 class Config(_Frozen):
     data: DataConfig
     tasks: tuple[TaskConfig, ...]
+    features: FeaturesConfig = FeaturesConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     gate: GateConfig = GateConfig()
@@ -219,6 +309,19 @@ class Config(_Frozen):
                 raise ValueError(
                     f"tasks[{i}].condition.column: {t.condition.column!r} is not a declared column"
                 )
+        for col, override in self.features.columns.items():
+            try:
+                if col in schema.categorical:
+                    self.features.categorical_spec(col)
+                elif col in schema.numeric:
+                    self.features.numeric_spec(col)
+                else:
+                    raise ValueError("not a categorical or numeric column of data.schema")
+            except ValidationError as err:
+                detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+                raise ValueError(f"features.columns.{col}: {detail}") from None
+            except ValueError as err:
+                raise ValueError(f"features.columns.{col}: {err}") from None
         for name in self.gate.tasks:
             if name not in names:
                 raise ValueError(f"gate.tasks.{name}: no task named {name!r} (tasks: {names})")

@@ -71,29 +71,21 @@ def validate(cfg: Config, paths: Paths) -> dict:
 
 
 def preprocess(cfg: Config, paths: Paths) -> dict:
-    from mtl.data import features
+    from mtl.data.preprocess import build
 
     result = _read_json(paths.validation_result, "validate")
     if not result.get("success"):
         raise ValidationFailed(f"{paths.validation_result} records a failed validation; fix the data first")
-    df = read_raw(paths)
-    split_idx, split_info = features.split_rows(df, cfg)
-    train_rows = df.iloc[split_idx["train"]]
-    transform = features.fit(train_rows, cfg, split_info)
-    if paths.features_dir.exists():
-        shutil.rmtree(paths.features_dir)
-    for name, idx in split_idx.items():
-        part = train_rows if name == "train" else df.iloc[idx]
-        features.save_arrays(features.apply(part, transform), paths.split_dir(name))
-    transform.save(paths.transform_file)
-    keep = [c for c in (*cfg.data.schema.required_columns(), *cfg.data.schema.truth.values()) if c in df]
-    df.iloc[split_idx["test"]][keep].to_parquet(paths.test_raw_file, index=False)
+    if not paths.raw_file.is_file():
+        raise FileNotFoundError(f"{paths.raw_file} is missing: run `mtl generate` first")
+    summary = build(paths.raw_file, cfg, paths.features_dir)
+    rows = summary["rows"]
     print(
-        f"split ({split_info['method']}): "
-        + ", ".join(f"{k} {v:,}" for k, v in split_info["rows"].items())
-        + f"; transform {transform.fingerprint()[:12]} -> {paths.transform_file}"
+        f"split ({summary['split']['method']}): " + ", ".join(f"{k} {v:,}" for k, v in rows.items())
+        + f"; transform {summary['transform_sha256'][:12]} -> {paths.transform_file} "
+        f"({sum(rows.values()) / summary['seconds']['total']:,.0f} rows/s)"
     )
-    return split_info
+    return summary
 
 
 def train(cfg: Config, paths: Paths) -> dict:
@@ -101,14 +93,15 @@ def train(cfg: Config, paths: Paths) -> dict:
 
     from mtl import tracking
     from mtl.data import features
+    from mtl.data.shards import open_split
     from mtl.models.layers import InputSpec
     from mtl.training import loop
     from mtl.training.checkpoint import save_model
 
     transform = features.Transform.load(paths.transform_file)
-    train_arrays = features.load_arrays(paths.split_dir("train"))
-    val_arrays = features.load_arrays(paths.split_dir("validation"))
-    spec = InputSpec(tuple(transform.cardinalities), len(transform.numeric), tuple(t["name"] for t in transform.tasks))
+    train_arrays = open_split(paths.split_dir("train"))
+    val_arrays = open_split(paths.split_dir("validation")).all()
+    spec = InputSpec(tuple(transform.cardinalities), transform.n_numeric, tuple(t["name"] for t in transform.tasks))
     experiment_id = tracking.configure(paths)
     validation = _read_json(paths.validation_result, "validate")
     with mlflow.start_run(experiment_id=experiment_id) as run:

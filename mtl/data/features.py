@@ -1,10 +1,15 @@
 """The fitted feature transform: fit on the training split only, apply anywhere.
 
-``fit`` learns categorical vocabularies (index 0 is reserved for values never seen in training,
-and for nulls), numeric means and standard deviations (missing numerics are imputed with the
-training mean), and the scale of regression targets. The result is plain JSON: no pickle, so a
-transform file from anywhere can be loaded safely. ``apply`` is the one function that turns raw
-rows into model inputs, used both by training and by the served model.
+``Fitter`` streams over the training rows chunk by chunk and learns, per column, what
+``features`` in params.yaml asks for: categorical vocabularies (minimum frequency, maximum size,
+index 0 for out-of-vocabulary values and nulls, optional hashed buckets for unseen ids) and
+numeric transforms (impute -> clip -> log1p -> standardise or bucketise, with an optional
+missing indicator). It also records what it saw (counts, means, quantiles, label rates per task
+and scenario) so later runs can compare new data against it.
+
+The result is plain JSON with a checksum: no pickle, so a transform from anywhere loads safely.
+``apply`` is the one function that turns raw rows into model inputs; training (via
+``mtl.data.shards``) and the served model both call it, which is what makes them agree.
 """
 
 from __future__ import annotations
@@ -19,23 +24,48 @@ import pandas as pd
 
 from mtl.config import Config, TaskConfig
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 OOV = 0
+QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Transform:
-    categorical: dict[str, dict]  # column -> {"kind": "int"|"str", "values": [...]}
-    numeric: dict[str, dict]  # column -> {"mean": float, "std": float}
+    categorical: dict[str, dict]  # column -> {"kind", "values", "hash_buckets", ...}
+    numeric: dict[str, dict]  # column -> {"impute", "clip", "log", "scale", "mean", "std", "boundaries", ...}
     targets: dict[str, dict]  # regression task -> {"mean": float, "std": float}
     tasks: list[dict]  # the task specs the transform was fitted for (name, label, type, condition)
     split: dict = field(default_factory=dict)  # how rows were split, for lineage
+    stats: dict = field(default_factory=dict)  # what the fit saw, for drift checks and docs
+    _lookups: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    # -- what the model sees ------------------------------------------------------------------
+    @property
+    def bucketized(self) -> list[str]:
+        return [c for c, s in self.numeric.items() if s["scale"] == "bucketize"]
+
+    @property
+    def cat_inputs(self) -> list[str]:
+        """Names of the model's categorical inputs: vocabularies, then bucketised numerics."""
+        return [*self.categorical, *(f"{c}__bucket" for c in self.bucketized)]
+
+    @property
+    def num_inputs(self) -> list[str]:
+        """Names of the model's numeric inputs: scaled numerics, then missing indicators."""
+        scaled = [c for c, s in self.numeric.items() if s["scale"] != "bucketize"]
+        return [*scaled, *(f"{c}__missing" for c, s in self.numeric.items() if s["missing_indicator"])]
 
     @property
     def cardinalities(self) -> list[int]:
-        """Embedding rows per categorical column, OOV slot included."""
-        return [len(v["values"]) + 1 for v in self.categorical.values()]
+        """Embedding rows per categorical input, OOV slot (and hash buckets) included."""
+        vocab = [len(s["values"]) + 1 + s["hash_buckets"] for s in self.categorical.values()]
+        return vocab + [len(self.numeric[c]["boundaries"]) + 2 for c in self.bucketized]
 
+    @property
+    def n_numeric(self) -> int:
+        return len(self.num_inputs)
+
+    # -- persistence --------------------------------------------------------------------------
     def to_dict(self) -> dict:
         return {
             "format_version": FORMAT_VERSION,
@@ -44,6 +74,7 @@ class Transform:
             "targets": self.targets,
             "tasks": self.tasks,
             "split": self.split,
+            "stats": self.stats,
         }
 
     def fingerprint(self) -> str:
@@ -52,34 +83,69 @@ class Transform:
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = self.to_dict() | {"sha256": self.fingerprint()}
-        path.write_text(json.dumps(payload))
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(payload, indent=1))
+        tmp.replace(path)
 
     @classmethod
     def load(cls, path: Path) -> "Transform":
         payload = json.loads(Path(path).read_text())
+        if payload.get("format_version") == 1:
+            return _from_v1(payload, path)
         if payload.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{path}: transform format {payload.get('format_version')} is not {FORMAT_VERSION}")
-        t = cls(payload["categorical"], payload["numeric"], payload["targets"], payload["tasks"], payload["split"])
+            raise ValueError(
+                f"{path}: transform format {payload.get('format_version')} is not {FORMAT_VERSION}; "
+                f"rerun `mtl preprocess` (or `dvc repro`)"
+            )
+        t = cls(*(payload[k] for k in ("categorical", "numeric", "targets", "tasks", "split", "stats")))
         if payload.get("sha256") != t.fingerprint():
             raise ValueError(f"{path}: checksum mismatch, the transform file is corrupted; rerun `mtl preprocess`")
         return t
+
+    def lookup(self, column: str) -> pd.Index:
+        """The vocabulary of ``column`` as a hash index, built once per loaded transform."""
+        if column not in self._lookups:
+            spec = self.categorical[column]
+            dtype = np.int64 if spec["kind"] == "int" else object
+            self._lookups[column] = pd.Index(np.asarray(spec["values"], dtype=dtype))
+        return self._lookups[column]
+
+
+def _from_v1(payload: dict, path: Path) -> Transform:
+    """Read a version-1 transform (vocabularies and standardisation only), so champions packaged
+    before per-column transforms existed can still be loaded and re-scored by the gate."""
+    body = {k: payload[k] for k in ("format_version", "categorical", "numeric", "targets", "tasks", "split")}
+    if payload.get("sha256") != hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest():
+        raise ValueError(f"{path}: checksum mismatch, the transform file is corrupted; rerun `mtl preprocess`")
+    categorical = {c: {"kind": s["kind"], "values": s["values"], "hash_buckets": 0} for c, s in body["categorical"].items()}
+    numeric = {c: {"impute": s["mean"], "missing_indicator": False, "clip": None, "log": False,
+                   "scale": "standardize", "mean": s["mean"], "std": s["std"], "boundaries": []}
+               for c, s in body["numeric"].items()}
+    return Transform(categorical, numeric, body["targets"], body["tasks"], body["split"], {})
 
 
 @dataclass(frozen=True)
 class Arrays:
     """Model-ready arrays for a set of rows."""
 
-    cat: np.ndarray  # (n, n_categorical) int64 local vocabulary indices
-    num: np.ndarray  # (n, n_numeric) float32, standardised
+    cat: np.ndarray  # (n, n_cat_inputs) int32 embedding indices
+    num: np.ndarray  # (n, n_num_inputs) float32
     labels: np.ndarray  # (n, n_tasks) float32 (binary 0/1, regression standardised); 0 where masked
     mask: np.ndarray  # (n, n_tasks) bool: the task is defined on this row
 
     def __len__(self) -> int:
         return len(self.cat)
 
+    def take(self, rows: np.ndarray) -> "Arrays":
+        return Arrays(self.cat[rows], self.num[rows], self.labels[rows], self.mask[rows])
 
-def _task_dict(t: TaskConfig) -> dict:
-    return t.model_dump(mode="json")
+    @classmethod
+    def concat(cls, parts: list["Arrays"]) -> "Arrays":
+        return cls(*(np.concatenate([getattr(p, k) for p in parts]) for k in ("cat", "num", "labels", "mask")))
+
+
+# ---------------------------------------------------------------------------------------------
+# apply: raw rows -> model inputs
 
 
 def condition_mask(df: pd.DataFrame, task: dict) -> np.ndarray:
@@ -89,55 +155,80 @@ def condition_mask(df: pd.DataFrame, task: dict) -> np.ndarray:
     return (df[cond["column"]] == cond["equals"]).to_numpy(dtype=bool, na_value=False)
 
 
-def fit(train: pd.DataFrame, cfg: Config, split_info: dict | None = None) -> Transform:
-    schema = cfg.data.schema
-    categorical = {}
-    for col in schema.categorical:
-        values = train[col].dropna()
-        if pd.api.types.is_integer_dtype(values):
-            categorical[col] = {"kind": "int", "values": np.sort(pd.unique(values)).tolist()}
-        else:
-            categorical[col] = {"kind": "str", "values": sorted(pd.unique(values.astype(str)))}
-    numeric = {}
-    for col in schema.numeric:
-        x = pd.to_numeric(train[col], errors="coerce").astype("float64")
-        mean = float(x.mean()) if x.notna().any() else 0.0
-        std = float(x.std()) if x.notna().sum() > 1 else 1.0
-        numeric[col] = {"mean": mean, "std": std if std > 0 else 1.0}
-    tasks = [_task_dict(t) for t in cfg.tasks]
-    targets = {}
-    for t in tasks:
-        if t["type"] != "regression":
-            continue
-        y = pd.to_numeric(train[t["label"]], errors="coerce")[condition_mask(train, t)].dropna()
-        std = float(y.std()) if len(y) > 1 else 1.0
-        targets[t["name"]] = {"mean": float(y.mean()) if len(y) else 0.0, "std": std if std > 0 else 1.0}
-    return Transform(categorical, numeric, targets, tasks, split_info or {})
+def _stable_hash(values: np.ndarray) -> np.ndarray:
+    # pandas' hash_array is SipHash with a fixed key: the same value hashes the same in every
+    # process and on every machine, unlike Python's salted hash().
+    return pd.util.hash_array(values, categorize=False)
 
 
-def encode_categorical(series: pd.Series, spec: dict) -> np.ndarray:
-    """Vocabulary index of each value; unseen values and nulls map to OOV (0)."""
-    if spec["kind"] == "int":
-        # Compare as float64: ids arriving as floats or strings ("123") still find their slot.
-        index = pd.Index(np.asarray(spec["values"], dtype=np.float64))
-        codes = index.get_indexer(pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan))
-    else:
-        index = pd.Index(spec["values"], dtype=object)
-        codes = index.get_indexer(series.astype(object).where(series.isna(), series.astype(str)))
-    return (codes + 1).astype(np.int64)  # -1 (not found) becomes OOV
+def _as_kind(series: pd.Series, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """Values converted to the vocabulary's kind, and a mask of rows that have one."""
+    if kind == "int":
+        if pd.api.types.is_integer_dtype(series.dtype) and not isinstance(series.dtype, pd.CategoricalDtype):
+            return series.to_numpy(dtype=np.int64), np.ones(len(series), dtype=bool)
+        # Ids arriving as floats or strings ("123") at serving time still find their slot.
+        x = pd.to_numeric(series.astype(object), errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        ok = np.isfinite(x) & (np.floor(x) == x)
+        return np.where(ok, x, 0).astype(np.int64), ok
+    ok = series.notna().to_numpy()
+    return series.astype(object).where(ok, "").astype(str).to_numpy(dtype=object), ok
+
+
+def encode_categorical(series: pd.Series, t: Transform, column: str) -> np.ndarray:
+    """Embedding index of each value: 1.. for the vocabulary, then hash buckets; 0 for OOV/null."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        # Dictionary-encoded input (how preprocessing reads strings): encode the few distinct
+        # values once, then gather by code.
+        cats = encode_categorical(pd.Series(series.cat.categories), t, column)
+        codes = series.cat.codes.to_numpy()
+        return np.where(codes >= 0, cats[np.maximum(codes, 0)], OOV).astype(np.int32)
+    spec = t.categorical[column]
+    values, ok = _as_kind(series, spec["kind"])
+    idx = t.lookup(column).get_indexer(values) + 1  # -1 (not found) becomes OOV
+    idx[~ok] = OOV
+    if spec["hash_buckets"]:
+        unseen = (idx == OOV) & ok
+        if unseen.any():
+            idx[unseen] = 1 + len(spec["values"]) + (_stable_hash(values[unseen]) % np.uint64(spec["hash_buckets"])).astype(np.int64)
+    return idx.astype(np.int32)
+
+
+def numeric_values(series: pd.Series, spec: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(impute -> clip -> log1p)-ed values and the missing mask, before scaling."""
+    x = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    missing = ~np.isfinite(x)
+    x = np.where(missing, spec["impute"], x)
+    return _shape(x, spec), missing
+
+
+def _shape(x: np.ndarray, spec: dict) -> np.ndarray:
+    if spec["clip"] is not None:
+        lo, hi = spec["clip"]
+        x = np.clip(x, -np.inf if lo is None else lo, np.inf if hi is None else hi)
+    if spec["log"]:
+        x = np.log1p(np.maximum(x, 0.0))
+    return x
 
 
 def apply(df: pd.DataFrame, t: Transform, with_labels: bool = True) -> Arrays:
     """Raw rows to model inputs. The single code path for training, evaluation and serving."""
     n = len(df)
-    cat = np.zeros((n, len(t.categorical)), dtype=np.int64)
-    for j, (col, spec) in enumerate(t.categorical.items()):
-        cat[:, j] = encode_categorical(df[col], spec)
-    num = np.zeros((n, len(t.numeric)), dtype=np.float32)
-    for j, (col, spec) in enumerate(t.numeric.items()):
-        x = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-        x = np.where(np.isnan(x), spec["mean"], x)
-        num[:, j] = (x - spec["mean"]) / spec["std"]
+    cat_cols: list[np.ndarray] = [encode_categorical(df[c], t, c) for c in t.categorical]
+    num_cols: list[np.ndarray] = []
+    indicators: list[np.ndarray] = []
+    for col, spec in t.numeric.items():
+        x, missing = numeric_values(df[col], spec)
+        if spec["scale"] == "bucketize":
+            cat_cols.append((np.searchsorted(spec["boundaries"], x, side="right") + 1).astype(np.int32))
+        elif spec["scale"] == "standardize":
+            num_cols.append((x - spec["mean"]) / spec["std"])
+        else:
+            num_cols.append(x)
+        if spec["missing_indicator"]:
+            indicators.append(missing.astype(np.float64))
+    cat = np.stack(cat_cols, axis=1) if cat_cols else np.zeros((n, 0), np.int32)
+    num_all = num_cols + indicators
+    num = np.stack(num_all, axis=1).astype(np.float32) if num_all else np.zeros((n, 0), np.float32)
     labels = np.zeros((n, len(t.tasks)), dtype=np.float32)
     mask = np.zeros((n, len(t.tasks)), dtype=bool)
     if with_labels:
@@ -149,53 +240,183 @@ def apply(df: pd.DataFrame, t: Transform, with_labels: bool = True) -> Arrays:
                 y = (y - scale["mean"]) / scale["std"]
             labels[:, j] = np.where(m, y, 0.0)
             mask[:, j] = m
-    return Arrays(cat, num, labels, mask)
+    return Arrays(np.ascontiguousarray(cat), np.ascontiguousarray(num), labels, mask)
 
 
-def split_rows(df: pd.DataFrame, cfg: Config) -> tuple[dict[str, np.ndarray], dict]:
-    """Row indices of train/validation/test and a record of how they were chosen.
+# ---------------------------------------------------------------------------------------------
+# fit: streamed statistics of the training split
 
-    With a time column the split is by time (validation and test are the latest rows, so the
-    model is judged on the future it will face); otherwise a seeded random split.
+
+class _Moments:
+    """Count, sum and sum of squares, merged across chunks in float64."""
+
+    def __init__(self) -> None:
+        self.n, self.s, self.ss = 0, 0.0, 0.0
+
+    def add(self, x: np.ndarray) -> None:
+        self.n += len(x)
+        self.s += float(x.sum())
+        self.ss += float(np.square(x).sum())
+
+    @property
+    def mean(self) -> float:
+        return self.s / self.n if self.n else 0.0
+
+    @property
+    def std(self) -> float:
+        if self.n < 2:
+            return 1.0
+        var = max(self.ss / self.n - self.mean**2, 0.0) * self.n / (self.n - 1)
+        return float(np.sqrt(var)) or 1.0
+
+
+class Fitter:
+    """Accumulates training-split statistics chunk by chunk; ``finish`` returns the Transform.
+
+    Memory is bounded by the vocabularies plus ``features.sample_rows`` sampled rows, never by
+    the number of rows seen. The quantile sample keeps the rows with the smallest seeded hash of
+    their global row number (a bottom-k sample), so it is the same whatever the chunk size.
     """
-    split = cfg.data.split
-    n = len(df)
-    time_col = cfg.data.schema.time
-    if time_col is not None:
-        ts = pd.to_datetime(df[time_col])
-        train_end = ts.quantile(1.0 - split.validation - split.test)
-        val_end = ts.quantile(1.0 - split.test)
-        t = ts.to_numpy()
-        idx = {
-            "train": np.flatnonzero(t < train_end.to_datetime64()),
-            "validation": np.flatnonzero((t >= train_end.to_datetime64()) & (t < val_end.to_datetime64())),
-            "test": np.flatnonzero(t >= val_end.to_datetime64()),
-        }
-        info = {"method": "time", "column": time_col, "train_end": str(train_end), "validation_end": str(val_end)}
-    else:
-        perm = np.random.default_rng(split.seed).permutation(n)
-        n_test, n_val = int(round(n * split.test)), int(round(n * split.validation))
-        idx = {
-            "test": np.sort(perm[:n_test]),
-            "validation": np.sort(perm[n_test : n_test + n_val]),
-            "train": np.sort(perm[n_test + n_val :]),
-        }
-        info = {"method": "random", "seed": split.seed}
-    info["rows"] = {k: int(len(v)) for k, v in idx.items()}
-    for name, rows in idx.items():
-        if len(rows) == 0:
-            raise ValueError(
-                f"the {name} split is empty ({n} rows in total); provide more rows or change data.split"
-            )
-    return idx, info
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        schema = cfg.data.schema
+        self.tasks = [_task_dict(t) for t in cfg.tasks]
+        self.cat_spec = {c: cfg.features.categorical_spec(c) for c in schema.categorical}
+        self.num_spec = {c: cfg.features.numeric_spec(c) for c in schema.numeric}
+        self.counts: dict[str, pd.Series] = {c: pd.Series(dtype="int64") for c in schema.categorical}
+        self.kinds: dict[str, str] = {}
+        self.nulls = {c: 0 for c in schema.categorical}
+        self.raw = {c: _Moments() for c in schema.numeric}
+        self.shaped = {c: _Moments() for c in schema.numeric}  # after clip/log: for standardising
+        self.missing = {c: 0 for c in schema.numeric}
+        self.sample_keys = np.zeros(0, dtype=np.float64)
+        self.sample = pd.DataFrame({c: pd.Series(dtype="float64") for c in schema.numeric})
+        self.targets = {t["name"]: _Moments() for t in self.tasks if t["type"] == "regression"}
+        self.label_sums: dict[tuple[str, str], list[float]] = {}  # (task, scenario) -> [defined, sum]
+        self.rows = 0
+
+    def update(self, chunk: pd.DataFrame, row_ids: np.ndarray) -> None:
+        from mtl.data.splits import uniform
+
+        self.rows += len(chunk)
+        for col in self.counts:
+            s = chunk[col]
+            if col not in self.kinds:
+                self.kinds[col] = "int" if pd.api.types.is_integer_dtype(s.dtype) and not isinstance(
+                    s.dtype, pd.CategoricalDtype) else "str"
+            self.nulls[col] += int(s.isna().sum())
+            vc = s.value_counts(dropna=True, sort=False)
+            vc = vc[vc > 0]
+            if self.kinds[col] == "str":
+                vc.index = vc.index.astype(str)
+            self.counts[col] = self.counts[col].add(vc, fill_value=0).astype("int64")
+        for col in self.raw:
+            x = pd.to_numeric(chunk[col], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+            ok = np.isfinite(x)
+            self.missing[col] += int((~ok).sum())
+            self.raw[col].add(x[ok])
+            spec = self.num_spec[col]
+            self.shaped[col].add(_shape(x[ok], {"clip": spec.clip, "log": spec.log}))
+        if self.raw:
+            keys = uniform(row_ids, self.cfg.data.split.seed + 1)
+            keep = self.cfg.features.sample_rows
+            part = chunk[list(self.raw)].apply(pd.to_numeric, errors="coerce").astype("float64")
+            self.sample_keys = np.concatenate([self.sample_keys, keys])
+            self.sample = pd.concat([self.sample, part.reset_index(drop=True)], ignore_index=True)
+            if len(self.sample_keys) > keep:
+                order = np.argpartition(self.sample_keys, keep)[:keep]
+                self.sample_keys, self.sample = self.sample_keys[order], self.sample.iloc[order].reset_index(drop=True)
+        scenario = self.cfg.data.schema.scenario
+        if scenario is not None:
+            codes, names = pd.factorize(chunk[scenario])  # cheap on dictionary-encoded columns
+            names = [str(v) for v in names]
+        for t in self.tasks:
+            y = pd.to_numeric(chunk[t["label"]], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+            m = condition_mask(chunk, t) & ~np.isnan(y)
+            if t["name"] in self.targets:
+                self.targets[t["name"]].add(y[m])
+            self._label_rate(t["name"], "__all__", int(m.sum()), float(y[m].sum()))
+            if scenario is not None:
+                c = codes[m]
+                seen = c >= 0
+                n = np.bincount(c[seen], minlength=len(names))
+                total = np.bincount(c[seen], weights=y[m][seen], minlength=len(names))
+                for name, k, s in zip(names, n, total):
+                    if k:
+                        self._label_rate(t["name"], name, int(k), float(s))
+
+    def _label_rate(self, task: str, scenario: str, rows: int, total: float) -> None:
+        acc = self.label_sums.setdefault((task, scenario), [0, 0.0])
+        acc[0] += rows
+        acc[1] += total
+
+    def finish(self, split_info: dict) -> Transform:
+        categorical, cat_stats = {}, {}
+        for col, spec in self.cat_spec.items():
+            counts = self.counts[col]
+            kind = self.kinds.get(col, "str")
+            values = counts.index.to_numpy()
+            if kind == "int":
+                values = values.astype(np.int64)
+            # Most frequent first, ties by value: deterministic, and max_size keeps the head.
+            order = np.lexsort((values, -counts.to_numpy()))
+            values, freq = values[order], counts.to_numpy()[order]
+            keep = freq >= spec.min_frequency
+            if spec.max_size is not None:
+                keep &= np.arange(len(values)) < spec.max_size
+            vocab = values[keep].tolist()
+            categorical[col] = {
+                "kind": kind, "values": vocab, "hash_buckets": spec.hash_buckets,
+                "min_frequency": spec.min_frequency, "max_size": spec.max_size,
+            }
+            non_null = int(freq.sum())
+            cat_stats[col] = {
+                "distinct": int(len(values)), "vocabulary": len(vocab), "nulls": self.nulls[col],
+                "coverage": round(float(freq[keep].sum()) / non_null, 6) if non_null else 0.0,
+                "top": [[v, int(f)] for v, f in zip(values[:10].tolist(), freq[:10])],
+            }
+        numeric, num_stats = {}, {}
+        for col, spec in self.num_spec.items():
+            sample = self.sample[col].to_numpy()
+            observed = sample[np.isfinite(sample)]
+            raw = self.raw[col]
+            impute = {"mean": raw.mean, "median": float(np.median(observed)) if len(observed) else 0.0,
+                      "zero": 0.0}.get(spec.impute, spec.impute) if isinstance(spec.impute, str) else float(spec.impute)
+            entry = {
+                "impute": float(impute), "missing_indicator": spec.missing_indicator,
+                "clip": list(spec.clip) if spec.clip is not None else None, "log": spec.log, "scale": spec.scale,
+            }
+            shaped = _shape(observed, entry)
+            entry |= {"mean": 0.0, "std": 1.0, "boundaries": []}
+            if spec.scale == "standardize":
+                # Moments of observed values only: an imputed value then lands where it says.
+                entry |= {"mean": self.shaped[col].mean, "std": self.shaped[col].std}
+            elif spec.scale == "bucketize" and len(shaped):
+                qs = np.quantile(shaped, np.arange(1, spec.buckets) / spec.buckets)
+                entry["boundaries"] = np.unique(qs).tolist()
+            numeric[col] = entry
+            num_stats[col] = {
+                "count": raw.n, "missing": self.missing[col], "mean": raw.mean, "std": raw.std,
+                "min": float(observed.min()) if len(observed) else None,
+                "max": float(observed.max()) if len(observed) else None,
+                "quantiles": dict(zip(map(str, QUANTILES), np.quantile(observed, QUANTILES).tolist()))
+                if len(observed) else {},
+            }
+        targets = {name: {"mean": m.mean, "std": m.std} for name, m in self.targets.items()}
+        labels: dict[str, dict] = {}
+        for (task, scenario), (n, s) in sorted(self.label_sums.items()):
+            labels.setdefault(task, {})[scenario] = {"rows": int(n), "mean": s / n if n else None}
+        stats = {"rows": self.rows, "categorical": cat_stats, "numeric": num_stats, "labels": labels}
+        return Transform(categorical, numeric, targets, self.tasks, split_info, stats)
 
 
-def save_arrays(arrays: Arrays, directory: Path) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    for name in ("cat", "num", "labels", "mask"):
-        np.save(directory / f"{name}.npy", getattr(arrays, name))
+def _task_dict(t: TaskConfig) -> dict:
+    return t.model_dump(mode="json")
 
 
-def load_arrays(directory: Path, mmap: bool = True) -> Arrays:
-    mode = "r" if mmap else None
-    return Arrays(*(np.load(directory / f"{name}.npy", mmap_mode=mode) for name in ("cat", "num", "labels", "mask")))
+def fit(train: pd.DataFrame, cfg: Config, split_info: dict | None = None) -> Transform:
+    """Fit on an in-memory frame of training rows (tests, small data)."""
+    fitter = Fitter(cfg)
+    fitter.update(train, np.arange(len(train)))
+    return fitter.finish(split_info or {})

@@ -1,8 +1,10 @@
-"""Where the raw impression log comes from: the synthetic generator or the user's own files.
+"""Where the raw impression log comes from: the synthetic generator or files read by an adapter.
 
 Either way the first stage materialises one canonical parquet file under ``data/01_raw`` plus a
-manifest describing its origin, so every later stage reads the same thing. The user's files are
-only ever read, never moved or rewritten.
+manifest describing its origin, so every later stage reads the same thing. The adapter named by
+``data.source`` (mtl/data/adapters/) knows the layout of the files; this module streams what it
+reads into the parquet file, so memory stays bounded whatever the size of the files. The user's
+files are only ever read, never moved or rewritten.
 """
 
 from __future__ import annotations
@@ -13,13 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mtl.config import Config
+from mtl.data.adapters import SourceError, get_adapter
+from mtl.data.adapters.base import wanted_columns
+from mtl.data.adapters.files import format_of
 from mtl.paths import Paths
 
-SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+__all__ = ["SourceError", "SourceFiles", "resolve_source", "source_files", "fingerprint", "ingest",
+           "materialise_raw", "check_source_unchanged"]
 
-
-class SourceError(ValueError):
-    """The configured data source cannot be read; the message says what was expected."""
+# Rows per parquet row group: adapters yield small batches (a CSV block); readers want big groups.
+ROW_GROUP_ROWS = 1 << 18
 
 
 @dataclass(frozen=True)
@@ -28,95 +33,121 @@ class SourceFiles:
     format: str
 
 
-def resolve_source(source: str, root: Path) -> SourceFiles:
-    """Find the user's files for ``data.source`` (a file, or a folder of one format)."""
-    path = Path(source)
-    if not path.is_absolute():
-        path = root / path
-    if not path.exists():
+def _locate(path: str, root: Path, key: str, expects: str) -> Path:
+    resolved = Path(path)
+    if not resolved.is_absolute():
+        resolved = root / resolved
+    if not resolved.exists():
+        known = ""
+        if key == "data.source":  # maybe a misspelt adapter name rather than a path
+            from mtl.data.adapters import ADAPTERS
+
+            known = f" data.source is either a path or one of {sorted(ADAPTERS)} (with data.path)."
         raise SourceError(
-            f"data.source: {source!r} does not exist (looked at {path}). Point it at a .parquet or "
-            f".csv file or a folder of them, or set it to 'synthetic'."
+            f"{key}: {path!r} does not exist (looked at {resolved}). Point it at {expects}, "
+            f"or set data.source to 'synthetic'.{known}"
         )
-    if path.is_file():
-        fmt = SUFFIXES.get(path.suffix.lower())
-        if fmt is None:
-            raise SourceError(f"data.source: {path} has suffix {path.suffix!r}; expected .parquet or .csv")
-        return SourceFiles((path,), fmt)
-    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
-    if not files:
-        raise SourceError(f"data.source: folder {path} contains no .parquet or .csv files")
-    formats = {SUFFIXES[p.suffix.lower()] for p in files}
-    if len(formats) > 1:
-        raise SourceError(f"data.source: folder {path} mixes parquet and CSV files; keep one format per folder")
-    return SourceFiles(tuple(files), formats.pop())
+    return resolved
 
 
-def fingerprint(files: tuple[Path, ...]) -> str:
-    """Content hash of the source files (what DVC would see), streamed."""
+def _key(cfg: Config) -> str:
+    """The params.yaml key that names the files (a bare path in data.source is that key)."""
+    return "data.source" if cfg.data.adapter == "files" and cfg.data.path is None else "data.path"
+
+
+def source_files(cfg: Config, root: Path) -> tuple[Path, list[Path]]:
+    """The configured path (resolved against ``root``) and the files its adapter will read."""
+    adapter = get_adapter(cfg.data.adapter)
+    key = _key(cfg)
+    path = _locate(cfg.data.source_path, root, key, adapter.expects)
+    try:
+        return path, adapter.files(path)
+    except SourceError as err:
+        raise SourceError(f"{key}: {err}") from None
+
+
+def resolve_source(source: str, root: Path) -> SourceFiles:
+    """Find the user's own files for a path (a file, or a folder of one format)."""
+    adapter = get_adapter("files")
+    path = _locate(source, root, "data.source", adapter.expects)
+    try:
+        files = adapter.files(path)
+    except SourceError as err:
+        raise SourceError(f"data.source: {err}") from None
+    return SourceFiles(tuple(files), format_of(files[0]))
+
+
+def fingerprint(files: list[Path] | tuple[Path, ...], base: Path | None = None) -> str:
+    """Content hash of the source files and their names below ``base`` (what DVC would see), streamed."""
     h = hashlib.md5()
     for f in files:
-        h.update(f.name.encode())
+        name = f.relative_to(base).as_posix() if base is not None and base in f.parents else f.name
+        h.update(name.encode())
         with f.open("rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 h.update(block)
     return h.hexdigest()
 
 
-def _wanted_columns(cfg: Config) -> list[str]:
-    schema = cfg.data.schema
-    return list(schema.required_columns()) + [c for c in schema.truth.values()]
+def _base(path: Path) -> Path:
+    return path if path.is_dir() else path.parent
 
 
 def ingest(cfg: Config, paths: Paths) -> dict:
-    """Copy the schema's columns of the user's files into the canonical raw parquet.
+    """Stream the schema's columns of the configured files into the canonical raw parquet.
 
     Columns the schema names but the files lack are simply absent from the copy: validation,
-    the next stage, reports them by name. Columns the schema does not name are dropped.
+    the next stage, reports them by name. Columns the schema does not name are dropped; the
+    split column is kept when the data (or the adapter, from file names) has one.
     """
     import pyarrow as pa
-    import pyarrow.csv as pacsv
-    import pyarrow.dataset as ds
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    src = resolve_source(cfg.data.source, paths.root)
-    try:
-        if src.format == "csv":
-            # Read every column as its natural type; validation checks the types against the schema.
-            tables = [pacsv.read_csv(f) for f in src.files]
-            dataset = ds.dataset(pa.concat_tables(tables, promote_options="permissive"))
-        else:
-            dataset = ds.dataset([str(f) for f in src.files], format="parquet")
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as err:
-        raise SourceError(
-            f"data.source: could not read {src.format} data from {cfg.data.source!r}: {err}. "
-            f"Check that the files are complete and in that format."
-        ) from None
-    present = [c for c in _wanted_columns(cfg) if c in dataset.schema.names]
+    adapter = get_adapter(cfg.data.adapter)
+    path, files = source_files(cfg, paths.root)
+    reading = adapter.read(files, cfg)
+    keep = [c for c in wanted_columns(cfg) if c in reading.schema.names]
+    schema = pa.schema([reading.schema.field(c) for c in keep])
+    split_col = cfg.data.split.column
+    splits: dict[str, int] = {}
+    rows = 0
     paths.raw_dir.mkdir(parents=True, exist_ok=True)
     tmp = paths.raw_file.with_suffix(".parquet.tmp")
-    rows = 0
-    writer = None
     try:
-        for batch in dataset.to_batches(columns=present, batch_size=1 << 20):
-            if writer is None:
-                writer = pq.ParquetWriter(tmp, batch.schema)
-            writer.write_batch(batch)
-            rows += batch.num_rows
-        if writer is None:  # no rows at all: still write the (empty) table so validation can say so
-            pq.write_table(dataset.schema.empty_table().select(present), tmp)
-    finally:
-        if writer is not None:
-            writer.close()
-    tmp.replace(paths.raw_file)
-    return {
+        with pq.ParquetWriter(tmp, schema) as writer:
+            buffered: list[pa.RecordBatch] = []
+            buffered_rows = 0
+            for batch in reading.batches:
+                batch = batch.select(keep)
+                if split_col in keep:
+                    for item in pc.value_counts(batch.column(split_col)).to_pylist():
+                        splits[str(item["values"])] = splits.get(str(item["values"]), 0) + item["counts"]
+                buffered.append(batch)
+                buffered_rows += batch.num_rows
+                rows += batch.num_rows
+                if buffered_rows >= ROW_GROUP_ROWS:
+                    writer.write_table(pa.Table.from_batches(buffered, schema), row_group_size=ROW_GROUP_ROWS)
+                    buffered, buffered_rows = [], 0
+            if buffered:
+                writer.write_table(pa.Table.from_batches(buffered, schema), row_group_size=ROW_GROUP_ROWS)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    tmp.replace(paths.raw_file)  # atomic: a failed ingest never leaves a half-written log behind
+    manifest = {
         "source": cfg.data.source,
-        "files": [str(f) for f in src.files],
-        "format": src.format,
-        "md5": fingerprint(src.files),
+        "adapter": adapter.name,
+        "path": cfg.data.source_path,
+        "files": [str(f) for f in files],
+        "format": adapter.format,
+        "md5": fingerprint(files, _base(path)),
         "rows": rows,
-        "columns": present,
+        "columns": keep,
     }
+    if splits:
+        manifest["splits"] = splits
+    return manifest
 
 
 def materialise_raw(cfg: Config, paths: Paths) -> dict:
@@ -141,11 +172,11 @@ def check_source_unchanged(cfg: Config, paths: Paths) -> None:
     if cfg.data.is_synthetic or not paths.raw_manifest.exists():
         return
     manifest = json.loads(paths.raw_manifest.read_text())
-    if manifest.get("source") != cfg.data.source:
+    if (manifest.get("adapter"), manifest.get("path")) != (cfg.data.adapter, cfg.data.source_path):
         return  # params changed; DVC reruns generate anyway
-    src = resolve_source(cfg.data.source, paths.root)
-    if fingerprint(src.files) != manifest.get("md5"):
+    path, files = source_files(cfg, paths.root)
+    if fingerprint(files, _base(path)) != manifest.get("md5"):
         raise SourceError(
-            f"data.source {cfg.data.source!r} changed since it was ingested into {paths.raw_file}. "
+            f"{_key(cfg)} {cfg.data.source_path!r} changed since it was ingested into {paths.raw_file}. "
             f"Run `dvc repro --force generate` (or `mtl generate`) to ingest the new version."
         )

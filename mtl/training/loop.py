@@ -1,7 +1,9 @@
 """The training loop: columnar batches, masked multi-task loss, early stopping on validation.
 
-No per-sample Dataset or collate: the split's arrays are tensors already, and a batch is one
-fancy-index into them, which is what makes tabular training fast on a CPU.
+No per-sample Dataset or collate: a group of shards is turned into tensors at once and a batch
+is one fancy-index into them, which is what makes tabular training fast on a CPU. Shards are
+visited in a fresh random order each epoch and rows are shuffled across the shards held in
+memory together (``train.shuffle_buffer_rows``); a split that fits is loaded once.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import torch
 
 from mtl.config import Config
 from mtl.data.features import Arrays
+from mtl.data.shards import Shards
 from mtl.evaluation import metrics
 from mtl.models import get_architecture
 from mtl.models.layers import InputSpec
@@ -46,6 +49,44 @@ def build_model(spec: InputSpec, cfg: Config) -> torch.nn.Module:
 def _tensors(a: Arrays, device: torch.device) -> tuple[torch.Tensor, ...]:
     # np.array copies out of the read-only memory map into memory torch may own.
     return tuple(torch.from_numpy(np.array(x)).to(device) for x in (a.cat, a.num, a.labels, a.mask))
+
+
+class _Batches:
+    """Shuffled mini-batches over a split, holding at most ``buffer_rows`` rows (plus one shard)."""
+
+    def __init__(self, data: Shards | Arrays, batch_size: int, buffer_rows: int, device: torch.device,
+                 generator: torch.Generator):
+        self.data, self.batch_size, self.device, self.generator = data, batch_size, device, generator
+        self.buffer_rows = buffer_rows
+        self.cached = None
+        if isinstance(data, Arrays) or len(data) <= buffer_rows:
+            self.cached = _tensors(data if isinstance(data, Arrays) else data.all(), device)
+
+    def __len__(self) -> int:
+        return -(-len(self.data) // self.batch_size)
+
+    def _groups(self):
+        if self.cached is not None:
+            yield self.cached
+            return
+        order = torch.randperm(self.data.n_shards, generator=self.generator).tolist()
+        group: list[Arrays] = []
+        rows = 0
+        for i in order:
+            group.append(self.data.load(i))
+            rows += len(group[-1])
+            if rows >= self.buffer_rows:
+                yield _tensors(Arrays.concat(group), self.device)
+                group, rows = [], 0
+        if group:
+            yield _tensors(Arrays.concat(group), self.device)
+
+    def __iter__(self):
+        for cat, num, labels, mask in self._groups():
+            perm = torch.randperm(len(cat), generator=self.generator).to(self.device)
+            for start in range(0, len(cat), self.batch_size):
+                idx = perm[start : start + self.batch_size]
+                yield cat[idx], num[idx], labels[idx], mask[idx]
 
 
 @torch.no_grad()
@@ -86,7 +127,7 @@ def _selection_score(scores: dict[str, float | None], tasks: list[dict]) -> floa
 
 
 def train(
-    train_arrays: Arrays,
+    train_arrays: Shards | Arrays,
     val_arrays: Arrays,
     spec: InputSpec,
     tasks: list[dict],
@@ -102,11 +143,10 @@ def train(
         # The fused kernel is several times faster than the per-tensor loop on CPU and GPU alike.
         fused=True,
     )
-    cat, num, labels, mask = _tensors(train_arrays, runtime.device)
+    generator = torch.Generator().manual_seed(tc.seed)
+    batches = _Batches(train_arrays, tc.batch_size, tc.shuffle_buffer_rows, runtime.device, generator)
     is_binary = torch.tensor([t["type"] == "binary" for t in tasks], device=runtime.device)
     weights = torch.tensor([float(t.get("weight", 1.0)) for t in tasks], device=runtime.device)
-    n = len(train_arrays)
-    generator = torch.Generator().manual_seed(tc.seed)
     progress = _progress(tc.progress)
 
     best_state, best_score, best_epoch, bad_epochs = None, -float("inf"), 0, 0
@@ -114,22 +154,19 @@ def train(
     seen, started = 0, time.perf_counter()
     for epoch in range(1, tc.epochs + 1):
         model.train()
-        perm = torch.randperm(n, generator=generator).to(runtime.device)
         sums = torch.zeros(len(tasks), device=runtime.device)
         steps = 0
-        bar = progress(range(0, n, tc.batch_size), desc=f"epoch {epoch}/{tc.epochs}")
-        for start in bar:
-            idx = perm[start : start + tc.batch_size]
+        for cat, num, labels, mask in progress(batches, desc=f"epoch {epoch}/{tc.epochs}"):
             with runtime.autocast():
-                out = model(cat[idx], num[idx])
-            losses = task_losses(out, labels[idx], mask[idx], is_binary)
+                out = model(cat, num)
+            losses = task_losses(out, labels, mask, is_binary)
             loss = (weights * losses).sum()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             sums += losses.detach()
             steps += 1
-            seen += len(idx)
+            seen += len(cat)
         train_losses = (sums / max(steps, 1)).tolist()
         scores = validation_scores(predict_raw(model, val_arrays, runtime), val_arrays, tasks)
         score = _selection_score(scores, tasks)

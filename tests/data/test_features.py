@@ -1,4 +1,4 @@
-"""The fitted transform: fitted on train only, same output for training and serving, safe to load."""
+"""The fitted transform: fitted on train only, per-column transforms from params, safe to load."""
 
 import json
 
@@ -19,49 +19,83 @@ RAW = pd.DataFrame({
 })
 
 
-def cfg(time="ts"):
+def cfg(time="ts", **feature_overrides):
     return parse_config({
         "data": {"schema": {"categorical": ["user", "surface"], "numeric": ["price"], "labels": ["click", "dwell"],
-                            "time": time},
+                            "time": time, "scenario": "surface"},
                  "split": {"validation": 0.2, "test": 0.2}},
+        "features": feature_overrides,
         "tasks": [{"name": "ctr", "label": "click", "type": "binary"},
                   {"name": "dwell", "label": "dwell", "type": "regression",
                    "condition": {"column": "click", "equals": 1}}],
     })
 
 
-def test_time_split_is_ordered_and_disjoint():
-    idx, info = features.split_rows(RAW, cfg())
-    assert info["method"] == "time"
-    assert set(idx["train"]).isdisjoint(idx["validation"]) and set(idx["train"]).isdisjoint(idx["test"])
-    assert len(idx["train"]) + len(idx["validation"]) + len(idx["test"]) == len(RAW)
-    assert RAW.ts[idx["train"]].max() < RAW.ts[idx["validation"]].min()
-    assert RAW.ts[idx["validation"]].max() < RAW.ts[idx["test"]].min()
-
-
-def test_random_split_is_seeded_and_disjoint():
-    a, info = features.split_rows(RAW, cfg(time=None))
-    b, _ = features.split_rows(RAW, cfg(time=None))
-    assert info["method"] == "random"
-    assert all(np.array_equal(a[k], b[k]) for k in a)
-    assert sorted(np.concatenate(list(a.values()))) == list(range(len(RAW)))
-
-
 def test_vocabulary_comes_from_training_rows_only():
-    train = RAW.iloc[:6]
-    t = features.fit(train, cfg())
-    assert t.categorical["user"]["values"] == [1, 2, 3]
-    assert t.categorical["surface"]["values"] == ["a", "b"]
+    t = features.fit(RAW.iloc[:6], cfg())
+    assert sorted(t.categorical["user"]["values"]) == [1, 2, 3]
+    assert sorted(t.categorical["surface"]["values"]) == ["a", "b"]
     arrays = features.apply(RAW.iloc[6:], t)
     assert (arrays.cat == features.OOV).all()  # users 4-7 and surfaces c/d were never seen
 
 
-def test_missing_numeric_is_imputed_with_training_mean():
-    t = features.fit(RAW.iloc[:6], cfg())
+def test_vocabulary_is_ordered_by_frequency_and_honours_min_frequency_and_max_size():
+    t = features.fit(RAW, cfg(columns={"user": {"min_frequency": 2}, "surface": {"max_size": 1}}))
+    assert t.categorical["user"]["values"] == [1, 2, 3]  # users 4-7 appear once
+    assert t.categorical["surface"]["values"] == ["a"]  # a, b, c, d: a ties b on count, wins on value
+    arrays = features.apply(RAW, t)
+    assert arrays.cat[6:, 0].tolist() == [features.OOV] * 4
+    assert t.stats["categorical"]["user"]["coverage"] == pytest.approx(6 / 10)
+
+
+def test_hash_buckets_give_unseen_ids_stable_slots_beyond_the_vocabulary():
+    t = features.fit(RAW.iloc[:6], cfg(columns={"user": {"hash_buckets": 16}}))
+    vocab = len(t.categorical["user"]["values"])
+    assert t.cardinalities[0] == vocab + 1 + 16
+    unseen = pd.DataFrame({"user": [4, 5, 4, None], "surface": ["a"] * 4, "price": [1.0] * 4})
+    codes = features.apply(unseen, t, with_labels=False).cat[:, 0]
+    assert (codes[:3] > vocab).all() and (codes[:3] <= vocab + 16).all()
+    assert codes[0] == codes[2]  # the same id always lands in the same bucket
+    assert codes[3] == features.OOV  # a null is not an id: it stays out of vocabulary
+    again = features.Transform(**{k: getattr(t, k) for k in ("categorical", "numeric", "targets", "tasks")})
+    assert np.array_equal(features.apply(unseen, again, with_labels=False).cat, features.apply(unseen, t, with_labels=False).cat)
+
+
+def test_missing_numeric_is_imputed_with_training_mean_and_flagged():
+    t = features.fit(RAW.iloc[:6], cfg(numeric={"missing_indicator": True}))
     mean = RAW.price.iloc[:6].mean()
-    assert t.numeric["price"]["mean"] == pytest.approx(mean)
+    assert t.numeric["price"]["impute"] == pytest.approx(mean)
+    assert t.num_inputs == ["price", "price__missing"]
     arrays = features.apply(RAW.iloc[:6], t)
     assert arrays.num[3, 0] == pytest.approx(0.0)  # the missing price sits exactly at the mean
+    assert arrays.num[:, 1].tolist() == [0, 0, 0, 1, 0, 0]
+
+
+@pytest.mark.parametrize("impute, expected", [("median", 3.0), ("zero", 0.0), (42.5, 42.5)])
+def test_imputation_choices_are_recorded(impute, expected):
+    t = features.fit(RAW.iloc[:6], cfg(numeric={"impute": impute}))
+    assert t.numeric["price"]["impute"] == pytest.approx(expected)
+
+
+def test_clip_log_and_standardise_in_order():
+    t = features.fit(RAW, cfg(columns={"price": {"clip": [2, 8], "log": True}}))
+    observed = RAW.price.dropna().clip(2, 8)
+    shaped = np.log1p(observed)
+    assert t.numeric["price"]["mean"] == pytest.approx(shaped.mean())
+    assert t.numeric["price"]["std"] == pytest.approx(shaped.std())
+    arrays = features.apply(pd.DataFrame({"user": [1], "surface": ["a"], "price": [1000.0]}), t, with_labels=False)
+    assert arrays.num[0, 0] == pytest.approx((np.log1p(8) - shaped.mean()) / shaped.std(), rel=1e-5)
+
+
+def test_bucketised_numeric_becomes_a_categorical_input():
+    t = features.fit(RAW, cfg(columns={"price": {"scale": "bucketize", "buckets": 3}}))
+    assert t.cat_inputs == ["user", "surface", "price__bucket"] and t.num_inputs == []
+    assert len(t.numeric["price"]["boundaries"]) == 2
+    arrays = features.apply(RAW, t)
+    buckets = arrays.cat[:, 2]
+    assert buckets.min() >= 1 and buckets.max() < t.cardinalities[2]
+    prices = RAW.price.fillna(t.numeric["price"]["impute"]).to_numpy()
+    assert (np.diff(buckets[np.argsort(prices)]) >= 0).all()  # monotone in the value
 
 
 def test_condition_masks_and_target_scaling():
@@ -73,6 +107,25 @@ def test_condition_masks_and_target_scaling():
     assert y.mean() == pytest.approx(0.0, abs=1e-6)
 
 
+def test_statistics_record_counts_quantiles_and_label_rates_per_scenario():
+    t = features.fit(RAW, cfg())
+    num = t.stats["numeric"]["price"]
+    assert num["count"] == 9 and num["missing"] == 1 and num["quantiles"]["0.5"] == pytest.approx(6.0)
+    ctr = t.stats["labels"]["ctr"]
+    assert ctr["__all__"] == {"rows": 10, "mean": 0.5}
+    assert ctr["a"] == {"rows": 3, "mean": 1.0}  # surface a: rows 0, 2, 4, all clicked
+    assert t.stats["labels"]["dwell"]["__all__"]["rows"] == 5
+
+
+def test_fit_is_independent_of_chunking():
+    whole = features.fit(RAW, cfg())
+    fitter = features.Fitter(cfg())
+    for start in range(0, len(RAW), 3):
+        part = RAW.iloc[start : start + 3]
+        fitter.update(part, np.arange(start, start + len(part)))
+    assert fitter.finish({}).fingerprint() == whole.fingerprint()
+
+
 def test_serving_path_gives_identical_inputs():
     """Training arrays and arrays built from the same raw rows at serving time are identical."""
     t = features.fit(RAW.iloc[:6], cfg())
@@ -82,10 +135,13 @@ def test_serving_path_gives_identical_inputs():
     assert np.array_equal(training.cat, served.cat) and np.array_equal(training.num, served.num)
 
 
-def test_ids_arriving_as_strings_find_their_slot():
+def test_ids_arriving_as_strings_or_dictionary_encoded_find_their_slot():
     t = features.fit(RAW, cfg())
     as_str = RAW.assign(user=RAW.user.astype(str))
-    assert np.array_equal(features.apply(as_str, t).cat, features.apply(RAW, t).cat)
+    as_cat = RAW.assign(surface=RAW.surface.astype("category"))
+    expected = features.apply(RAW, t).cat
+    assert np.array_equal(features.apply(as_str, t).cat, expected)
+    assert np.array_equal(features.apply(as_cat, t).cat, expected)
 
 
 def test_save_load_roundtrip_and_corruption(tmp_path):
@@ -100,6 +156,10 @@ def test_save_load_roundtrip_and_corruption(tmp_path):
         features.Transform.load(path)
 
 
-def test_empty_split_is_a_clear_error():
-    with pytest.raises(ValueError, match="split is empty"):
-        features.split_rows(RAW.iloc[:2], cfg(time=None))
+def test_feature_overrides_are_validated_by_kind():
+    from mtl.config import ConfigError
+
+    with pytest.raises(ConfigError, match="features.columns.user"):
+        cfg(columns={"user": {"log": True}})  # a numeric option on a categorical column
+    with pytest.raises(ConfigError, match="features.columns.nope"):
+        cfg(columns={"nope": {"min_frequency": 2}})

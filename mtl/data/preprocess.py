@@ -1,0 +1,127 @@
+"""Streaming preprocessing: split, fit the transform on training rows, write shards.
+
+Two passes over the raw parquet file in chunks of ``features.chunk_rows``: the first fits the
+transform on the training rows, the second applies it and writes every split as shards. Memory
+is bounded by the chunk size, the vocabularies and the quantile sample, not by the row count.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mtl.config import Config
+from mtl.data import features, splits
+from mtl.data.shards import ShardWriter
+
+TEST_RAW = "test_raw.parquet"
+TRANSFORM = "transform.json"
+
+
+def read_chunks(raw_file: Path, columns: list[str], chunk_rows: int) -> Iterator[tuple[int, pd.DataFrame]]:
+    """(first global row number, DataFrame) per chunk; strings arrive dictionary-encoded."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pq.ParquetFile(raw_file).schema_arrow
+    strings = [c for c in columns if pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(schema.field(c).type)]
+    # pre_buffer=False: with it, the reader keeps every row group it has read buffered, so memory
+    # would grow with the file instead of staying at one chunk.
+    pf = pq.ParquetFile(raw_file, read_dictionary=strings, pre_buffer=False)
+    start = 0
+    for batch in pf.iter_batches(batch_size=chunk_rows, columns=columns):
+        frame = batch.to_pandas()
+        yield start, frame
+        start += len(frame)
+
+
+def _columns(cfg: Config, plan: splits.SplitPlan, names: list[str]) -> list[str]:
+    schema = cfg.data.schema
+    wanted = [*schema.required_columns(), *plan.columns, *[c for c in schema.truth.values() if c in names]]
+    return [c for c in dict.fromkeys(wanted) if c in names]
+
+
+def build(raw_file: Path, cfg: Config, out_dir: Path) -> dict:
+    """Write ``out_dir`` (transform.json, test_raw.parquet, <split>/ shards); returns a summary.
+
+    The directory is built beside ``out_dir`` and swapped in at the end, so an interrupted run
+    leaves the previous features intact.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    started = time.perf_counter()
+    fc = cfg.features
+    plan = splits.plan(raw_file, cfg)
+    names = pq.ParquetFile(raw_file).schema_arrow.names
+    columns = _columns(cfg, plan, names)
+
+    fitter = features.Fitter(cfg)
+    counts = np.zeros(len(splits.SPLITS), dtype=np.int64)
+    for start, chunk in read_chunks(raw_file, columns, fc.chunk_rows):
+        code = plan.assign(chunk, start)
+        counts += np.bincount(code, minlength=len(splits.SPLITS))
+        train = code == splits.TRAIN
+        fitter.update(chunk[train], start + np.flatnonzero(train))
+    rows = dict(zip(splits.SPLITS, counts.tolist()))
+    for name, n in rows.items():
+        if n == 0:
+            raise splits.SplitError(
+                f"the {name} split is empty ({int(counts.sum())} rows in total, split {plan.info}); "
+                f"provide more rows or change data.split"
+            )
+    fitted = time.perf_counter()
+    transform = fitter.finish(plan.info | {"rows": rows})
+
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    writers = [ShardWriter(tmp / name, fc.shard_rows) for name in splits.SPLITS]
+    keep = [c for c in columns if c not in plan.columns or c in cfg.data.schema.required_columns()]
+    raw_schema = pq.ParquetFile(raw_file).schema_arrow
+    test_schema = pa.schema([raw_schema.field(c) for c in keep])
+    test_writer = pq.ParquetWriter(tmp / TEST_RAW, test_schema)
+    try:
+        for start, chunk in read_chunks(raw_file, columns, fc.chunk_rows):
+            code = plan.assign(chunk, start)
+            arrays = features.apply(chunk, transform)
+            for i, writer in enumerate(writers):
+                writer.write(arrays.take(np.flatnonzero(code == i)))
+            test_rows = chunk.loc[code == splits.TEST, keep]
+            # Raw test rows, as a served model receives them: evaluation and the champion
+            # comparison score them through the model's own packaged transform.
+            test_writer.write_table(pa.Table.from_pandas(_undictionary(test_rows), schema=test_schema,
+                                                         preserve_index=False))
+    finally:
+        test_writer.close()
+    manifests = {name: w.close() for name, w in zip(splits.SPLITS, writers)}
+    transform.save(tmp / TRANSFORM)
+    summary = {
+        "split": transform.split,
+        "rows": rows,
+        "shards": {name: len(m["shards"]) for name, m in manifests.items()},
+        "transform_sha256": transform.fingerprint(),
+        "inputs": {"categorical": transform.cat_inputs, "numeric": transform.num_inputs},
+    }
+    # No timings in the file: the features directory must hash the same when rebuilt from the
+    # same raw data (DVC compares it across clones).
+    (tmp / "summary.json").write_text(json.dumps(summary, indent=1))
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    tmp.replace(out_dir)
+    return summary | {"seconds": {"fit": round(fitted - started, 2), "total": round(time.perf_counter() - started, 2)}}
+
+
+def _undictionary(frame: pd.DataFrame) -> pd.DataFrame:
+    """Categorical columns back to plain values, so the test file looks like served input."""
+    cats = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)]
+    if not cats:
+        return frame
+    return frame.assign(**{c: frame[c].astype(object) for c in cats})

@@ -316,7 +316,10 @@ class Config(_Frozen):
                 elif col in schema.numeric:
                     self.features.numeric_spec(col)
                 else:
-                    raise ValueError("not a categorical or numeric column of data.schema")
+                    raise ValueError(
+                        "not a categorical or numeric column of data.schema; remove the override "
+                        "or declare the column in data.schema"
+                    )
             except ValidationError as err:
                 detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
                 raise ValueError(f"features.columns.{col}: {detail}") from None

@@ -117,6 +117,7 @@ def test_users_own_parquet_runs_through_the_same_chain(project, tmp_path):
     raw["data"]["source"] = str(source)
     raw["data"]["schema"] = {"categorical": ["visitor", "sku", "surface"], "numeric": ["amount"],
                              "labels": ["clicked", "ordered"], "scenario": "surface"}
+    raw["features"]["columns"] = {"amount": {"clip": [0, None], "log": True}, "sku": {"hash_buckets": 16}}
     raw["tasks"] = [{"name": "ctr", "label": "clicked", "type": "binary"},
                     {"name": "ctcvr", "label": "ordered", "type": "binary", "implies": "clicked"}]
     raw["gate"]["tasks"] = {"ctr": {"floor": 0.5}}

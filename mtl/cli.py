@@ -8,12 +8,14 @@ import time
 
 STAGE_HELP = {
     "generate": "Produce data/01_raw: generate the synthetic impression log (data.source: synthetic) or "
-    "ingest the schema's columns from your parquet/CSV files (your files are only read).",
+    "ingest the schema's columns through a dataset adapter (files, ali_ccp, aliexpress, census_income) "
+    "from data.path (your files are only read).",
     "validate": "Check data/01_raw against a Great Expectations suite derived from data.schema and tasks "
     "(columns, types, nulls, label domains, funnel rules, non-empty). Writes "
     "data/02_validation/result.json and Data Docs HTML; exits non-zero on failure, stopping the chain.",
-    "preprocess": "Split train/validation/test (by time when data.schema.time is set, else seeded random), "
-    "fit the feature transform on the training split, write model-ready arrays to data/03_features.",
+    "preprocess": "Split train/validation/test (the data's split column, else whole days of data.schema.time, "
+    "else seeded random), fit the feature transform (params `features`) on the training split, and stream "
+    "memory-mapped shards of every split to data/03_features.",
     "train": "Train the multi-task model (model.architecture) with early stopping on validation; log "
     "params, per-epoch metrics and the model to MLflow; write data/04_model.",
     "evaluate": "Score the test split through the served-model path; per-task and per-scenario metrics "
@@ -45,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from mtl.config import ConfigError, load_config
     from mtl.data.sources import SourceError
+    from mtl.data.splits import SplitError
     from mtl.paths import Paths
     from mtl.pipeline import StageFailed, project_root, run_all
     from mtl.stages import STAGES, ValidationFailed, report
@@ -63,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             STAGES[args.command](cfg, paths)
         return 0
-    except (ConfigError, SourceError, FileNotFoundError) as err:
+    except (ConfigError, SourceError, SplitError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except (StageFailed, ValidationFailed) as err:

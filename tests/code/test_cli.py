@@ -47,3 +47,13 @@ def test_dvc_yaml_matches_the_cli_and_paths():
     assert list(stages) == STAGES
     for name, stage in stages.items():
         assert stage["cmd"] == f"mtl {name}"
+
+
+def test_a_split_that_cannot_be_made_exits_2_with_the_fix(project, capsys):
+    set_params(project, {"data.synthetic.rows": 3_000, "data.synthetic.days": 2})
+    assert main(["--project", str(project), "generate"]) == 0
+    assert main(["--project", str(project), "validate"]) == 0
+    capsys.readouterr()
+    assert main(["--project", str(project), "preprocess"]) == 2
+    err = capsys.readouterr().err
+    assert "spans 2 day(s)" in err and "validation_days" in err and "Traceback" not in err

@@ -11,7 +11,21 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_SAMPLES = REPO.parent / "shared" / "data" / "samples"
+
+
+
+def _find_samples() -> Path:
+    """The tiny public-dataset samples: ../shared next to the checkout, else the workplace copy
+    (a clone made elsewhere, as CI does, has no ../shared beside it), or $MTL_SHARED_SAMPLES."""
+    candidates = [os.environ.get("MTL_SHARED_SAMPLES"), REPO.parent / "shared" / "data" / "samples",
+                  "/work/shared/data/samples"]
+    for c in candidates:
+        if c and Path(c).is_dir():
+            return Path(c)
+    return REPO.parent / "shared" / "data" / "samples"
+
+
+SHARED_SAMPLES = _find_samples()
 
 # A small but complete version of the default pipeline: seconds instead of minutes.
 SMALL_OVERRIDES = {

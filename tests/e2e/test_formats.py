@@ -14,10 +14,11 @@ import pytest
 from mtl.config import load_config
 from mtl.paths import Paths
 from mtl.pipeline import StageFailed, run_all
-from tests.conftest import set_params
+from tests.conftest import SHARED_SAMPLES, set_params
 from tests.data.test_adapters import ALI_CCP, ALIEXPRESS, CENSUS, lay_out
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not SHARED_SAMPLES.is_dir(), reason="needs the shared dataset samples")]
 
 STAGES = ["generate", "validate", "preprocess", "train", "evaluate", "promote"]
 LAYOUTS = {"ali_ccp": ALI_CCP, "aliexpress": ALIEXPRESS, "census_income": CENSUS}

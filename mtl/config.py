@@ -245,10 +245,19 @@ class TaskConfig(_Frozen):
 class ModelConfig(_Frozen):
     architecture: str = "mmoe"
     embedding_dim: PositiveInt = 16
+    # Shared experts (MMoE, CGC, PLE); the shared bottom and single-task models use one MLP of
+    # expert_hidden instead.
     experts: PositiveInt = 4
     expert_hidden: tuple[PositiveInt, ...] = (128, 64)
     tower_hidden: tuple[PositiveInt, ...] = (64,)
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    # CGC / PLE: experts owned by each task, and PLE's number of extraction levels.
+    task_experts: PositiveInt = 1
+    levels: PositiveInt = 2
+    # Feed the scenario (data.schema.scenario, when it is a categorical feature) to the gates.
+    scenario_gating: bool = False
+    # AITM: weight of the calibrator that penalises a child task predicted above its parent.
+    calibration_weight: Annotated[float, Field(ge=0.0)] = 0.6
 
 
 class TrainConfig(_Frozen):

@@ -101,7 +101,9 @@ def train(cfg: Config, paths: Paths) -> dict:
     transform = features.Transform.load(paths.transform_file)
     train_arrays = open_split(paths.split_dir("train"))
     val_arrays = open_split(paths.split_dir("validation")).all()
-    spec = InputSpec(tuple(transform.cardinalities), transform.n_numeric, tuple(t["name"] for t in transform.tasks))
+    scenario = cfg.data.schema.scenario
+    spec = InputSpec.from_tasks(transform.cardinalities, transform.n_numeric, transform.tasks,
+                                transform.cat_inputs.index(scenario) if scenario in transform.cat_inputs else -1)
     experiment_id = tracking.configure(paths)
     validation = _read_json(paths.validation_result, "validate")
     with mlflow.start_run(experiment_id=experiment_id) as run:

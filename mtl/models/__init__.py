@@ -9,7 +9,13 @@ from __future__ import annotations
 import importlib
 
 ARCHITECTURES: dict[str, str] = {
+    "single_task": "mtl.models.single_task:SingleTask",
+    "shared_bottom": "mtl.models.shared_bottom:SharedBottom",
     "mmoe": "mtl.models.mmoe:MMoE",
+    "cgc": "mtl.models.ple:CGC",
+    "ple": "mtl.models.ple:PLE",
+    "esmm": "mtl.models.funnel:ESMM",
+    "aitm": "mtl.models.funnel:AITM",
 }
 
 

@@ -2,33 +2,37 @@
 
 Experts are shared by all tasks; each task mixes them with its own softmax gate, so tasks that
 agree share experts and tasks that conflict can specialise. All experts run in one batched
-matmul, and so do all towers.
+matmul, and so do all towers. With ``model.scenario_gating`` the scenario's embedding is fed to
+the gates as well, so each scenario (app surface, country) can weight the experts differently.
 """
 
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from mtl.config import ModelConfig
-from mtl.models.layers import BatchedMLP, FusedEmbedding, Heads, InputSpec
+from mtl.models.base import MultiTaskModel, Shared
+from mtl.models.layers import BatchedMLP, Heads, InputSpec, ScenarioGates
 
 
-class MMoE(nn.Module):
+class MMoE(MultiTaskModel):
     def __init__(self, spec: InputSpec, cfg: ModelConfig):
-        super().__init__()
-        self.spec = spec
-        self.embedding = FusedEmbedding(spec.cardinalities, cfg.embedding_dim)
-        d_in = self.embedding.out_dim + spec.n_numeric
-        self.experts = BatchedMLP(cfg.experts, d_in, cfg.expert_hidden, cfg.dropout)
-        self.gates = nn.Linear(d_in, cfg.experts * len(spec.tasks))
-        self.heads = Heads(len(spec.tasks), self.experts.out_dim, cfg.tower_hidden, cfg.dropout)
+        super().__init__(spec, cfg)
+        self.experts = BatchedMLP(cfg.experts, self.d_in, cfg.expert_hidden, cfg.dropout)
+        self.gates = ScenarioGates(self.d_in, self.n_tasks, cfg.experts, spec, cfg)
+        self.heads = Heads(self.n_tasks, self.experts.out_dim, cfg.tower_hidden, cfg.dropout)
         self.n_experts = cfg.experts
 
-    def forward(self, cat: torch.Tensor, num: torch.Tensor) -> torch.Tensor:
-        """Returns (batch, tasks): logits for binary tasks, standardised values for regression."""
-        x = torch.cat([self.embedding(cat), num], dim=1)
-        experts = self.experts(x)  # (experts, batch, d)
-        gates = self.gates(x).view(x.shape[0], len(self.spec.tasks), self.n_experts).softmax(-1)
-        mixed = torch.einsum("bte,ebd->tbd", gates, experts)
+    def represent(self, cat: torch.Tensor, num: torch.Tensor) -> Shared:
+        s = self.embed(cat, num)
+        s.rep = self.experts(s.x)  # (experts, batch, d): what every task's gradient flows through
+        return s
+
+    def decode(self, shared: Shared) -> torch.Tensor:
+        gates = self.gates(shared.x, shared.scenario)  # (tasks, batch, experts)
+        self._keep_gates(gates)
+        mixed = torch.einsum("tbe,ebd->tbd", gates, shared.rep)
         return self.heads(mixed)
+
+    def last_shared_layer(self) -> torch.Tensor:
+        return self.experts.weights[-1]

@@ -37,5 +37,8 @@ def load_model(path: Path) -> torch.nn.Module:
         raise ValueError(f"{path}: model format {ckpt.get('format_version')} is not {FORMAT_VERSION}")
     cfg = ModelConfig.model_validate(ckpt["model_config"])
     model = get_architecture(cfg.architecture)(InputSpec.from_dict(ckpt["spec"]), cfg)
-    model.load_state_dict(ckpt["state_dict"])
+    state = ckpt["state_dict"]
+    if cfg.architecture == "mmoe" and "gates.weight" in state:  # MMoE files written before ScenarioGates
+        state = {("gates.linear." + k[6:] if k.startswith("gates.") else k): v for k, v in state.items()}
+    model.load_state_dict(state)
     return model.eval()

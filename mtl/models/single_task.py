@@ -1,0 +1,43 @@
+"""Single-task baseline: one independent model per task, trained side by side.
+
+Each task gets its own slice of the embedding table and its own MLP and head; no parameter is
+shared, so nothing one task learns reaches another. This is the reference the multi-task
+architectures must beat, above all on sparse tasks (purchase) that borrow strength from dense
+ones (click). Batched across tasks, so it costs one model's worth of kernel launches.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from mtl.config import ModelConfig
+from mtl.models.base import MultiTaskModel, Shared
+from mtl.models.layers import BatchedMLP, FusedEmbedding, Heads, InputSpec
+
+
+class SingleTask(MultiTaskModel):
+    def __init__(self, spec: InputSpec, cfg: ModelConfig):
+        super().__init__(spec, cfg)
+        # One table of width dim * tasks: task t only ever reads (and so only trains) its own slice.
+        self.embedding = FusedEmbedding(spec.cardinalities, cfg.embedding_dim * self.n_tasks)
+        self.d_task = len(spec.cardinalities) * cfg.embedding_dim + spec.n_numeric
+        self.mlps = BatchedMLP(self.n_tasks, self.d_task, cfg.expert_hidden, cfg.dropout)
+        self.heads = Heads(self.n_tasks, self.mlps.out_dim, cfg.tower_hidden, cfg.dropout)
+
+    def embed(self, cat: torch.Tensor, num: torch.Tensor) -> Shared:
+        e = self.embedding.table(cat + self.embedding.offsets)  # (batch, cols, dim * tasks)
+        b, cols, _ = e.shape
+        e = e.view(b, cols, self.n_tasks, -1).permute(2, 0, 1, 3).reshape(self.n_tasks, b, -1)
+        x = torch.cat([e, num.to(e.dtype).expand(self.n_tasks, *num.shape)], dim=2)
+        return Shared(x, x)
+
+    def represent(self, cat: torch.Tensor, num: torch.Tensor) -> Shared:
+        s = self.embed(cat, num)
+        s.rep = self.mlps(s.x)  # (tasks, batch, d): task t's gradient only reaches row t
+        return s
+
+    def decode(self, shared: Shared) -> torch.Tensor:
+        return self.heads(shared.rep)
+
+    def last_shared_layer(self) -> torch.Tensor:
+        return self.mlps.weights[-1]  # nothing is shared; the last hidden layer is the closest analogue

@@ -274,6 +274,9 @@ class TrainConfig(_Frozen):
     # 0 means: use every core torch sees.
     num_threads: Annotated[int, Field(ge=0)] = 0
     progress: bool = True
+    # Stop training when one feature alone predicts a label this well (AUC, or |correlation| for
+    # regression): it is almost surely the label leaking into the features (mtl/training/guards.py).
+    leak_threshold: Annotated[float, Field(gt=0.5, le=1.0)] = 0.99
 
 
 class TaskGate(_Frozen):

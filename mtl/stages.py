@@ -101,6 +101,10 @@ def train(cfg: Config, paths: Paths) -> dict:
     transform = features.Transform.load(paths.transform_file)
     train_arrays = open_split(paths.split_dir("train"))
     val_arrays = open_split(paths.split_dir("validation")).all()
+    from mtl.training.guards import check_label_leaks
+
+    check_label_leaks(train_arrays.load(0), transform.cat_inputs, transform.num_inputs, transform.tasks,
+                      cfg.train.leak_threshold)
     scenario = cfg.data.schema.scenario
     spec = InputSpec.from_tasks(transform.cardinalities, transform.n_numeric, transform.tasks,
                                 transform.cat_inputs.index(scenario) if scenario in transform.cat_inputs else -1)

@@ -224,7 +224,7 @@ def evaluate(cfg: Config, paths: Paths) -> dict:
     with mlflow.start_run(run_id=info["run_id"]):
         flat = {}
         for task, e in result.items():
-            for k in ("auc", "logloss", "oracle_auc", "rmse", "mae"):
+            for k in ("auc", "logloss", "oracle_auc", "rmse", "mae", *(k for k in e if k.startswith("auc_given_"))):
                 if e.get(k) is not None:
                     flat[f"test_{k}_{task}"] = e[k]
             for scen, se in e.get("scenarios", {}).items():

@@ -42,3 +42,35 @@ def load_model(path: Path) -> torch.nn.Module:
         state = {("gates.linear." + k[6:] if k.startswith("gates.") else k): v for k, v in state.items()}
     model.load_state_dict(state)
     return model.eval()
+
+
+# ---------------------------------------------------------------------------------------------
+# Training state: written after every epoch so a killed run resumes instead of starting over.
+
+STATE_VERSION = 1
+
+
+def save_training_state(path: Path, state: dict) -> None:
+    """Model, optimizer and loop state (epoch, best weights so far, RNG) in one weights-only file.
+
+    Written to a temporary name and renamed, so a kill mid-write leaves the previous epoch's
+    state intact rather than a truncated file.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({"state_version": STATE_VERSION, **state}, tmp)
+    tmp.replace(path)
+
+
+def load_training_state(path: Path, fingerprint: str) -> dict | None:
+    """The saved state if it exists and belongs to this exact run (same data, model and training
+    config, by ``fingerprint``); otherwise None, and training starts from scratch."""
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # a foreign or damaged file is not worth resuming from
+        return None
+    if state.get("state_version") != STATE_VERSION or state.get("fingerprint") != fingerprint:
+        return None
+    return state

@@ -126,6 +126,13 @@ def train(cfg: Config, paths: Paths) -> dict:
 
         result = loop.train(train_arrays, val_arrays, spec, transform.tasks, cfg, on_epoch=on_epoch)
         save_model(paths.model_file, result.model, spec, cfg.model)
+        from mtl.training.diagnostics import expert_utilisation
+
+        utilisation = expert_utilisation(result.model, val_arrays)
+        if utilisation:
+            mlflow.log_dict(utilisation, "diagnostics/expert_utilisation.json")
+            mlflow.log_metrics({f"expert_util_{task}_{e}": w for task, ws in utilisation.items()
+                                for e, w in enumerate(ws)})
         mlflow.log_metrics({
             "best_epoch": result.best_epoch,
             "train_seconds": result.seconds,

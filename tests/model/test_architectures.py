@@ -136,3 +136,19 @@ def test_gates_are_distributions_and_scenario_aware(name):
     a = model(cat, num)
     b = model(torch.cat([cat[:, :2], (cat[:, 2:] + 1) % 3], 1), num)
     assert not torch.allclose(a, b)
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_expert_utilisation_is_reported_for_gated_models(name):
+    from mtl.data.features import Arrays
+    from mtl.training.diagnostics import expert_utilisation
+
+    model = get_architecture(name)(SPEC, CFG)
+    cat, num, labels, mask = funnel_data(100)
+    util = expert_utilisation(model, Arrays(cat.numpy(), num.numpy(), labels.numpy(), mask.numpy()))
+    if name in ("mmoe", "cgc", "ple"):
+        assert set(util) == set(SPEC.tasks)
+        assert all(abs(sum(w) - 1) < 1e-3 for w in util.values())
+    else:
+        assert util == {}
+    assert model.record_gates is False  # diagnostics leave the model as they found it

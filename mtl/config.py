@@ -260,6 +260,27 @@ class ModelConfig(_Frozen):
     calibration_weight: Annotated[float, Field(ge=0.0)] = 0.6
 
 
+class WeightingConfig(_Frozen):
+    """How per-task losses (or their gradients) become one update (mtl/training/weighting/)."""
+
+    # static (each task's `weight`) | equal | uncertainty | dwa | gradnorm | pcgrad | cagrad | famo
+    method: str = "static"
+    dwa_temperature: Annotated[float, Field(gt=0.0)] = 2.0  # larger: weights closer to equal
+    gradnorm_alpha: Annotated[float, Field(ge=0.0)] = 1.5  # how strongly training rates are restored
+    cagrad_c: Annotated[float, Field(ge=0.0)] = 0.4  # radius around the mean gradient; 0 = the mean
+    famo_lr: Annotated[float, Field(gt=0.0)] = 0.025  # learning rate of FAMO's task logits
+    famo_decay: Annotated[float, Field(ge=0.0)] = 0.01  # weight decay of FAMO's task logits
+
+    @field_validator("method")
+    @classmethod
+    def _registered(cls, v: str) -> str:
+        from mtl.training.weighting import WEIGHTINGS  # registry lookup, cheap: no torch import
+
+        if v not in WEIGHTINGS:
+            raise ValueError(f"unknown weighting {v!r}; choose one of {sorted(WEIGHTINGS)}")
+        return v
+
+
 class TrainConfig(_Frozen):
     epochs: PositiveInt = 4
     batch_size: PositiveInt = 2048
@@ -277,6 +298,7 @@ class TrainConfig(_Frozen):
     # Stop training when one feature alone predicts a label this well (AUC, or |correlation| for
     # regression): it is almost surely the label leaking into the features (mtl/training/guards.py).
     leak_threshold: Annotated[float, Field(gt=0.5, le=1.0)] = 0.99
+    weighting: WeightingConfig = WeightingConfig()
 
 
 class TaskGate(_Frozen):
@@ -340,6 +362,13 @@ class Config(_Frozen):
         for name in self.gate.tasks:
             if name not in names:
                 raise ValueError(f"gate.tasks.{name}: no task named {name!r} (tasks: {names})")
+        if self.train.weighting.method != "static":
+            for i, t in enumerate(self.tasks):
+                if t.weight != 1.0:
+                    raise ValueError(
+                        f"tasks[{i}].weight: only used by train.weighting.method static, not "
+                        f"{self.train.weighting.method!r}; remove the weight or use static"
+                    )
         from mtl.models import ARCHITECTURES  # registry lookup, cheap: no torch import
 
         if self.model.architecture not in ARCHITECTURES:

@@ -9,6 +9,7 @@ memory together (``train.shuffle_buffer_rows``); a split that fits is loaded onc
 from __future__ import annotations
 
 import copy
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from mtl.models import get_architecture
 from mtl.models.layers import InputSpec
 from mtl.training.device import Runtime, select_runtime
 from mtl.training.losses import task_losses
+from mtl.training.weighting import get_weighting
+from mtl.training.weighting.base import gradient_conflict
 
 
 @dataclass
@@ -138,15 +141,19 @@ def train(
     runtime = select_runtime(tc.device, tc.num_threads)
     seed_everything(tc.seed)
     model = build_model(spec, cfg).to(runtime.device)
+    weighting = get_weighting(tc.weighting.method)(tasks, tc.weighting, model, runtime.device)
+    groups = [{"params": list(model.parameters())}]
+    if weighting.parameters():  # learnt loss weights (log-variances): never decayed towards 0
+        groups.append({"params": weighting.parameters(), "weight_decay": 0.0})
     optimizer = torch.optim.Adam(
-        model.parameters(), lr=tc.learning_rate, weight_decay=tc.weight_decay,
+        groups, lr=tc.learning_rate, weight_decay=tc.weight_decay,
         # The fused kernel is several times faster than the per-tensor loop on CPU and GPU alike.
         fused=True,
     )
     generator = torch.Generator().manual_seed(tc.seed)
     batches = _Batches(train_arrays, tc.batch_size, tc.shuffle_buffer_rows, runtime.device, generator)
     is_binary = torch.tensor([t["type"] == "binary" for t in tasks], device=runtime.device)
-    weights = torch.tensor([float(t.get("weight", 1.0)) for t in tasks], device=runtime.device)
+    stopwatch = _Stopwatch(runtime.device)
     progress = _progress(tc.progress)
 
     best_state, best_score, best_epoch, bad_epochs = None, -float("inf"), 0, 0
@@ -155,23 +162,41 @@ def train(
     for epoch in range(1, tc.epochs + 1):
         model.train()
         sums = torch.zeros(len(tasks), device=runtime.device)
+        weight_sums = torch.zeros(len(tasks), device=runtime.device)
+        method_stats: dict[str, float] = {}
+        cosines: dict[tuple[int, int], float | None] = {}
         steps = 0
         for cat, num, labels, mask in progress(batches, desc=f"epoch {epoch}/{tc.epochs}"):
+            # represent / decode rather than forward: gradient methods act on the shared part's output.
             with runtime.autocast():
-                out = model(cat, num)
+                shared = model.represent(cat, num)
+                out = model.decode(shared)
+                extra = model.extra_loss(out, labels, mask)
             losses = task_losses(out, labels, mask, is_binary)
-            loss = (weights * losses).sum()
+            if steps == 0 and len(tasks) > 1:  # one batch per epoch keeps the diagnostic cheap
+                cosines = gradient_conflict(losses, shared)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            with stopwatch:
+                stats = weighting.backward(losses, shared, model, extra, mask.any(0))
             optimizer.step()
+            with stopwatch:
+                # FAMO recomputes the batch's losses after the step; other methods never call this.
+                weighting.after_step(functools.partial(_batch_losses, model, runtime, cat, num, labels, mask,
+                                                       is_binary))
+            weight_sums += stats.pop("weights")
+            for k, v in stats.items():
+                method_stats[k] = method_stats.get(k, 0.0) + float(v)
             sums += losses.detach()
             steps += 1
             seen += len(cat)
         train_losses = (sums / max(steps, 1)).tolist()
+        weighting.epoch_end(sums / max(steps, 1))
         scores = validation_scores(predict_raw(model, val_arrays, runtime), val_arrays, tasks)
         score = _selection_score(scores, tasks)
         record = {"epoch": epoch, "val_selection_score": score, **scores}
         record.update({f"train_loss_{t['name']}": v for t, v in zip(tasks, train_losses)})
+        record.update(_weighting_record(tasks, weight_sums / max(steps, 1), stopwatch.take_ms() / max(steps, 1),
+                                        {k: v / max(steps, 1) for k, v in method_stats.items()}, cosines))
         history.append(record)
         if on_epoch is not None:
             on_epoch(record)
@@ -186,6 +211,59 @@ def train(
         model.load_state_dict(best_state)
     model.cpu().eval()
     return TrainResult(model, best_epoch, best_score, history, seconds, seen / max(seconds, 1e-9), str(runtime.device))
+
+
+@torch.no_grad()
+def _batch_losses(model, runtime: Runtime, cat, num, labels, mask, is_binary) -> torch.Tensor:
+    with runtime.autocast():
+        out = model(cat, num)
+    return task_losses(out, labels, mask, is_binary)
+
+
+def _weighting_record(tasks: list[dict], weights: torch.Tensor, ms_per_step: float, stats: dict[str, float],
+                      cosines: dict[tuple[int, int], float | None]) -> dict:
+    """The epoch's loss-balancing diagnostics: mean task weights, time per step, gradient conflict."""
+    record: dict = {f"weight_{t['name']}": w for t, w in zip(tasks, weights.tolist())}
+    record["weighting_ms_per_step"] = ms_per_step
+    record.update({f"weighting_{k}": v for k, v in stats.items()})
+    record.update({f"grad_cosine_{tasks[i]['name']}_{tasks[j]['name']}": c for (i, j), c in cosines.items()})
+    defined = [c for c in cosines.values() if c is not None]
+    if cosines:
+        record["grad_cosine_mean"] = float(np.mean(defined)) if defined else None
+    return record
+
+
+class _Stopwatch:
+    """Milliseconds spent inside ``with stopwatch:`` blocks, without a device sync per step.
+
+    On CUDA the blocks are timed with events, read (one sync) when the epoch's total is taken;
+    on the CPU with the wall clock.
+    """
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.ms = 0.0
+        self.spans: list = []
+
+    def __enter__(self):
+        if self.cuda:
+            self.spans.append((torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)))
+            self.spans[-1][0].record()
+        else:
+            self.started = time.perf_counter()
+
+    def __exit__(self, *exc):
+        if self.cuda:
+            self.spans[-1][1].record()
+        else:
+            self.ms += (time.perf_counter() - self.started) * 1000
+
+    def take_ms(self) -> float:
+        if self.spans:
+            torch.cuda.synchronize()
+            self.ms += sum(start.elapsed_time(end) for start, end in self.spans)
+        ms, self.ms, self.spans = self.ms, 0.0, []
+        return ms
 
 
 def _progress(enabled: bool):

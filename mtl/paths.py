@@ -71,6 +71,11 @@ class Paths:
         return self.model_dir / "model.pt"
 
     @property
+    def train_state(self) -> Path:
+        """Per-epoch training state of the current run, so a killed `train` resumes; removed on success."""
+        return self.model_dir / "checkpoints" / "train_state.pt"
+
+    @property
     def train_info(self) -> Path:
         return self.model_dir / "train.json"
 

@@ -124,7 +124,12 @@ def train(cfg: Config, paths: Paths) -> dict:
             vals = ", ".join(f"{k[4:]} {v:.4f}" for k, v in rec.items() if k.startswith("val_") and v is not None)
             print(f"epoch {rec['epoch']}/{cfg.train.epochs}: {vals}", flush=True)
 
-        result = loop.train(train_arrays, val_arrays, spec, transform.tasks, cfg, on_epoch=on_epoch)
+        fingerprint = _run_fingerprint(transform, cfg)
+        result = loop.train(train_arrays, val_arrays, spec, transform.tasks, cfg, on_epoch=on_epoch,
+                            state_path=paths.train_state, fingerprint=fingerprint)
+        if result.resumed_from:
+            print(f"resumed from the checkpoint of epoch {result.resumed_from - 1} (a killed run)", flush=True)
+            mlflow.set_tag("mtl.resumed_from_epoch", result.resumed_from - 1)
         save_model(paths.model_file, result.model, spec, cfg.model)
         from mtl.training.diagnostics import expert_utilisation
 
@@ -151,11 +156,21 @@ def train(cfg: Config, paths: Paths) -> dict:
         "history": result.history,
     }
     _write_json(paths.train_info, info)
+    paths.train_state.unlink(missing_ok=True)  # finished: the next run starts fresh
     print(
         f"trained {cfg.model.architecture} on {result.device}: best epoch {result.best_epoch}/{len(result.history)}, "
         f"{result.samples_per_second:,.0f} samples/s; MLflow run {run.info.run_id}"
     )
     return info
+
+
+def _run_fingerprint(transform, cfg: Config) -> str:
+    """What a resumed run must share with the killed one: data, model and training settings."""
+    import hashlib
+
+    train = cfg.train.model_dump(mode="json", exclude={"progress", "num_threads"})
+    payload = {"transform": transform.fingerprint(), "model": cfg.model.model_dump(mode="json"), "train": train}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
 def _flat_params(cfg: Config) -> dict[str, str]:

@@ -13,6 +13,7 @@ import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -24,6 +25,7 @@ from mtl.evaluation import metrics
 from mtl.models import get_architecture
 from mtl.models.layers import InputSpec
 from mtl.training.device import Runtime, select_runtime
+from mtl.training.checkpoint import load_training_state, save_training_state
 from mtl.training.losses import task_losses
 from mtl.training.weighting import get_weighting
 from mtl.training.weighting.base import gradient_conflict
@@ -38,6 +40,7 @@ class TrainResult:
     seconds: float = 0.0
     samples_per_second: float = 0.0
     device: str = "cpu"
+    resumed_from: int = 0  # the epoch a killed run resumed at (0: started from scratch)
 
 
 def seed_everything(seed: int) -> None:
@@ -136,7 +139,16 @@ def train(
     tasks: list[dict],
     cfg: Config,
     on_epoch: Callable[[dict], None] | None = None,
+    state_path: Path | None = None,
+    fingerprint: str = "",
 ) -> TrainResult:
+    """Train with early stopping on validation; returns the best epoch's model.
+
+    With ``state_path``, the full training state (model, optimizer, loss weighting, RNG, best
+    weights so far, history) is saved after every epoch, and a run that finds a state with the
+    same ``fingerprint`` (same data, model and training config) resumes after its last epoch, so
+    a killed run continues where it stopped and ends with the same model.
+    """
     tc = cfg.train
     runtime = select_runtime(tc.device, tc.num_threads)
     seed_everything(tc.seed)
@@ -159,7 +171,23 @@ def train(
     best_state, best_score, best_epoch, bad_epochs = None, -float("inf"), 0, 0
     history: list[dict] = []
     seen, started = 0, time.perf_counter()
-    for epoch in range(1, tc.epochs + 1):
+    first_epoch, stopped, resumed_from = 1, False, 0
+    saved = load_training_state(state_path, fingerprint) if state_path is not None else None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        weighting.load_state_dict(saved["weighting"])
+        generator.set_state(saved["generator"])
+        torch.set_rng_state(saved["torch_rng"])
+        best_state, best_score, best_epoch, bad_epochs = (saved["best_model"], saved["best_score"],
+                                                          saved["best_epoch"], saved["bad_epochs"])
+        history, seen, stopped = saved["history"], saved["seen"], saved["stopped"]
+        first_epoch = resumed_from = saved["epoch"] + 1
+        for record in history:  # the new run's curves start where the killed one's ended
+            if on_epoch is not None:
+                on_epoch(record)
+    seen_before = seen  # samples/s counts this process's work only
+    for epoch in range(first_epoch, 0 if stopped else tc.epochs + 1):
         model.train()
         sums = torch.zeros(len(tasks), device=runtime.device)
         weight_sums = torch.zeros(len(tasks), device=runtime.device)
@@ -204,13 +232,23 @@ def train(
             best_state, best_score, best_epoch, bad_epochs = copy.deepcopy(model.state_dict()), score, epoch, 0
         else:
             bad_epochs += 1
-            if bad_epochs >= tc.patience:
-                break
+        stopped = bad_epochs >= tc.patience
+        if state_path is not None:
+            save_training_state(state_path, {
+                "fingerprint": fingerprint, "epoch": epoch, "stopped": stopped, "seen": seen,
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "weighting": weighting.state_dict(), "generator": generator.get_state(),
+                "torch_rng": torch.get_rng_state(), "best_model": best_state, "best_score": best_score,
+                "best_epoch": best_epoch, "bad_epochs": bad_epochs, "history": history,
+            })
+        if stopped:
+            break
     seconds = time.perf_counter() - started
     if best_state is not None:
         model.load_state_dict(best_state)
     model.cpu().eval()
-    return TrainResult(model, best_epoch, best_score, history, seconds, seen / max(seconds, 1e-9), str(runtime.device))
+    return TrainResult(model, best_epoch, best_score, history, seconds, (seen - seen_before) / max(seconds, 1e-9),
+                       str(runtime.device), resumed_from)
 
 
 @torch.no_grad()

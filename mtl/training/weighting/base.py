@@ -64,6 +64,29 @@ class Weighting:
     def epoch_end(self, train_losses: torch.Tensor) -> None:
         """Called with the epoch's (tasks,) mean training losses."""
 
+    def state_dict(self) -> dict:
+        """The method's learnt state (tensors, tensor lists, its own optimizer) for checkpoints."""
+        state: dict = {}
+        for key, value in vars(self).items():
+            if isinstance(value, torch.Tensor):
+                state[key] = value.detach().cpu().clone()
+            elif isinstance(value, list) and all(isinstance(v, torch.Tensor) for v in value):
+                state[key] = [v.detach().cpu().clone() for v in value]
+            elif isinstance(value, torch.optim.Optimizer):
+                state[key] = value.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        for key, value in state.items():
+            current = getattr(self, key, None)
+            if isinstance(current, torch.Tensor):
+                with torch.no_grad():  # in place: the trainer's optimizer holds these very tensors
+                    current.copy_(value.to(current.device))
+            elif isinstance(current, torch.optim.Optimizer):
+                current.load_state_dict(value)
+            else:
+                setattr(self, key, [v.to(self.device) for v in value])
+
     def after_step(self, recompute: Callable[[], torch.Tensor]) -> None:
         """Called after the optimizer step; ``recompute()`` gives the batch's losses again (no grad)."""
 

@@ -6,6 +6,7 @@ and is run by `mtl <stage>`, which is what dvc.yaml calls.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -108,6 +109,11 @@ def train(cfg: Config, paths: Paths) -> dict:
     scenario = cfg.data.schema.scenario
     spec = InputSpec.from_tasks(transform.cardinalities, transform.n_numeric, transform.tasks,
                                 transform.cat_inputs.index(scenario) if scenario in transform.cat_inputs else -1)
+    if int(os.environ.get("RANK", "0")) != 0:
+        # A worker rank under torchrun: train its share in lockstep; rank 0 alone tracks and writes.
+        loop.train(train_arrays, val_arrays, spec, transform.tasks, cfg, state_path=paths.train_state,
+                   fingerprint=_run_fingerprint(transform, cfg))
+        return {}
     experiment_id = tracking.configure(paths)
     validation = _read_json(paths.validation_result, "validate")
     with mlflow.start_run(experiment_id=experiment_id) as run:

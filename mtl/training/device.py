@@ -26,7 +26,7 @@ class Runtime:
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
 
-def select_runtime(requested: str = "auto", num_threads: int = 0) -> Runtime:
+def select_runtime(requested: str = "auto", num_threads: int = 0, local_rank: int = 0) -> Runtime:
     if requested == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("train.device is 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'")
     use_cuda = requested == "cuda" or (requested == "auto" and torch.cuda.is_available())
@@ -36,5 +36,7 @@ def select_runtime(requested: str = "auto", num_threads: int = 0) -> Runtime:
         torch.set_num_threads(len(os.sched_getaffinity(0)))
     if use_cuda:
         torch.backends.cuda.matmul.allow_tf32 = True
-        return Runtime(torch.device("cuda"), torch.bfloat16 if torch.cuda.is_bf16_supported() else None)
+        device = torch.device("cuda", local_rank)  # one GPU per torchrun process
+        torch.cuda.set_device(device)
+        return Runtime(device, torch.bfloat16 if torch.cuda.is_bf16_supported() else None)
     return Runtime(torch.device("cpu"), None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from mtl.evaluation import metrics
 from mtl.models import get_architecture
 from mtl.models.layers import InputSpec
 from mtl.training.device import Runtime, select_runtime
+from mtl.training.distributed import Dist, from_env
 from mtl.training.checkpoint import load_training_state, save_training_state
 from mtl.training.losses import task_losses
 from mtl.training.weighting import get_weighting
@@ -53,7 +55,11 @@ def build_model(spec: InputSpec, cfg: Config) -> torch.nn.Module:
 
 
 def _tensors(a: Arrays, device: torch.device) -> tuple[torch.Tensor, ...]:
-    # np.array copies out of the read-only memory map into memory torch may own.
+    # np.array copies out of the read-only memory map into memory torch may own; on a GPU the
+    # copy goes through pinned memory so it does not block the host.
+    if device.type == "cuda":
+        return tuple(torch.from_numpy(np.array(x)).pin_memory().to(device, non_blocking=True)
+                     for x in (a.cat, a.num, a.labels, a.mask))
     return tuple(torch.from_numpy(np.array(x)).to(device) for x in (a.cat, a.num, a.labels, a.mask))
 
 
@@ -61,7 +67,11 @@ class _Batches:
     """Shuffled mini-batches over a split, holding at most ``buffer_rows`` rows (plus one shard)."""
 
     def __init__(self, data: Shards | Arrays, batch_size: int, buffer_rows: int, device: torch.device,
-                 generator: torch.Generator):
+                 generator: torch.Generator, dist: Dist = Dist()):
+        # Every rank draws the same permutations (same seed) and keeps its own slice, so a
+        # global batch of batch_size rows is split across the ranks.
+        self.dist = dist
+        batch_size = max(1, batch_size // dist.world)
         self.data, self.batch_size, self.device, self.generator = data, batch_size, device, generator
         self.buffer_rows = buffer_rows
         self.cached = None
@@ -69,7 +79,7 @@ class _Batches:
             self.cached = _tensors(data if isinstance(data, Arrays) else data.all(), device)
 
     def __len__(self) -> int:
-        return -(-len(self.data) // self.batch_size)
+        return -(-(len(self.data) // self.dist.world) // self.batch_size)
 
     def _groups(self):
         if self.cached is not None:
@@ -89,7 +99,7 @@ class _Batches:
 
     def __iter__(self):
         for cat, num, labels, mask in self._groups():
-            perm = torch.randperm(len(cat), generator=self.generator).to(self.device)
+            perm = self.dist.rows(torch.randperm(len(cat), generator=self.generator)).to(self.device)
             for start in range(0, len(cat), self.batch_size):
                 idx = perm[start : start + self.batch_size]
                 yield cat[idx], num[idx], labels[idx], mask[idx]
@@ -150,9 +160,11 @@ def train(
     a killed run continues where it stopped and ends with the same model.
     """
     tc = cfg.train
-    runtime = select_runtime(tc.device, tc.num_threads)
+    runtime = select_runtime(tc.device, tc.num_threads, int(os.environ.get("LOCAL_RANK", "0")))
+    dist = from_env(runtime.device.type)
     seed_everything(tc.seed)
     model = build_model(spec, cfg).to(runtime.device)
+    step = dist.wrap(_Forward(model), runtime.device)  # DistributedDataParallel under torchrun
     weighting = get_weighting(tc.weighting.method)(tasks, tc.weighting, model, runtime.device)
     groups = [{"params": list(model.parameters())}]
     if weighting.parameters():  # learnt loss weights (log-variances): never decayed towards 0
@@ -163,10 +175,10 @@ def train(
         fused=True,
     )
     generator = torch.Generator().manual_seed(tc.seed)
-    batches = _Batches(train_arrays, tc.batch_size, tc.shuffle_buffer_rows, runtime.device, generator)
+    batches = _Batches(train_arrays, tc.batch_size, tc.shuffle_buffer_rows, runtime.device, generator, dist)
     is_binary = torch.tensor([t["type"] == "binary" for t in tasks], device=runtime.device)
     stopwatch = _Stopwatch(runtime.device)
-    progress = _progress(tc.progress)
+    progress = _progress(tc.progress and dist.is_main)
 
     best_state, best_score, best_epoch, bad_epochs = None, -float("inf"), 0, 0
     history: list[dict] = []
@@ -197,8 +209,7 @@ def train(
         for cat, num, labels, mask in progress(batches, desc=f"epoch {epoch}/{tc.epochs}"):
             # represent / decode rather than forward: gradient methods act on the shared part's output.
             with runtime.autocast():
-                shared = model.represent(cat, num)
-                out = model.decode(shared)
+                out, shared = step(cat, num)
                 extra = model.extra_loss(out, labels, mask)
             losses = task_losses(out, labels, mask, is_binary)
             if steps == 0 and len(tasks) > 1:  # one batch per epoch keeps the diagnostic cheap
@@ -226,14 +237,14 @@ def train(
         record.update(_weighting_record(tasks, weight_sums / max(steps, 1), stopwatch.take_ms() / max(steps, 1),
                                         {k: v / max(steps, 1) for k, v in method_stats.items()}, cosines))
         history.append(record)
-        if on_epoch is not None:
+        if on_epoch is not None and dist.is_main:
             on_epoch(record)
         if score > best_score:
             best_state, best_score, best_epoch, bad_epochs = copy.deepcopy(model.state_dict()), score, epoch, 0
         else:
             bad_epochs += 1
         stopped = bad_epochs >= tc.patience
-        if state_path is not None:
+        if state_path is not None and dist.is_main:
             save_training_state(state_path, {
                 "fingerprint": fingerprint, "epoch": epoch, "stopped": stopped, "seen": seen,
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -249,6 +260,19 @@ def train(
     model.cpu().eval()
     return TrainResult(model, best_epoch, best_score, history, seconds, (seen - seen_before) / max(seconds, 1e-9),
                        str(runtime.device), resumed_from)
+
+
+class _Forward(torch.nn.Module):
+    """represent + decode as one forward, so DistributedDataParallel sees (and syncs) the whole
+    step; the shared representation is returned too, for the gradient methods."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, cat: torch.Tensor, num: torch.Tensor):
+        shared = self.model.represent(cat, num)
+        return self.model.decode(shared), shared
 
 
 @torch.no_grad()

@@ -292,6 +292,11 @@ class TrainConfig(_Frozen):
     patience: PositiveInt = 1
     seed: int = 42
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # auto: bf16 autocast on GPUs that support it, fp32 on CPUs; bf16 forces autocast on CPUs
+    # with bf16 instructions (AMX / AVX-512 BF16).
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    # torch.compile the model (a one-off compile cost, then fused kernels).
+    compile: bool = False
     # 0 means: use every core torch sees.
     num_threads: Annotated[int, Field(ge=0)] = 0
     progress: bool = True

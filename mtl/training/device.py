@@ -26,7 +26,20 @@ class Runtime:
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
 
-def select_runtime(requested: str = "auto", num_threads: int = 0, local_rank: int = 0) -> Runtime:
+def cpu_has_bf16() -> bool:
+    """AMX or AVX-512 BF16: CPUs where bf16 matmuls have hardware support."""
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def select_runtime(requested: str = "auto", num_threads: int = 0, local_rank: int = 0,
+                   precision: str = "auto") -> Runtime:
+    """``precision``: auto (bf16 on GPUs that support it, fp32 on CPUs, where bf16 autocast is
+    often slower for these small matmuls), fp32, or bf16 (on the CPU only where it has bf16
+    instructions)."""
     if requested == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("train.device is 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'")
     use_cuda = requested == "cuda" or (requested == "auto" and torch.cuda.is_available())
@@ -38,5 +51,9 @@ def select_runtime(requested: str = "auto", num_threads: int = 0, local_rank: in
         torch.backends.cuda.matmul.allow_tf32 = True
         device = torch.device("cuda", local_rank)  # one GPU per torchrun process
         torch.cuda.set_device(device)
-        return Runtime(device, torch.bfloat16 if torch.cuda.is_bf16_supported() else None)
-    return Runtime(torch.device("cpu"), None)
+        bf16 = precision != "fp32" and torch.cuda.is_bf16_supported()
+        return Runtime(device, torch.bfloat16 if bf16 else None)
+    if precision == "bf16" and not cpu_has_bf16():
+        raise RuntimeError("train.precision is 'bf16' but this CPU has no bf16 instructions (AMX / AVX-512 BF16); "
+                           "use 'auto' or 'fp32'")
+    return Runtime(torch.device("cpu"), torch.bfloat16 if precision == "bf16" else None)

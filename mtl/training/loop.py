@@ -160,11 +160,13 @@ def train(
     a killed run continues where it stopped and ends with the same model.
     """
     tc = cfg.train
-    runtime = select_runtime(tc.device, tc.num_threads, int(os.environ.get("LOCAL_RANK", "0")))
+    runtime = select_runtime(tc.device, tc.num_threads, int(os.environ.get("LOCAL_RANK", "0")), tc.precision)
     dist = from_env(runtime.device.type)
     seed_everything(tc.seed)
     model = build_model(spec, cfg).to(runtime.device)
     step = dist.wrap(_Forward(model), runtime.device)  # DistributedDataParallel under torchrun
+    if tc.compile:
+        step = torch.compile(step)
     weighting = get_weighting(tc.weighting.method)(tasks, tc.weighting, model, runtime.device)
     groups = [{"params": list(model.parameters())}]
     if weighting.parameters():  # learnt loss weights (log-variances): never decayed towards 0

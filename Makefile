@@ -4,7 +4,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup run test test-fast airflow push pull clean help
+.PHONY: setup run test test-fast airflow push pull clean help bench-env bench
 
 help:
 	@echo "make run        set up .venv (first time) and run the whole pipeline on the defaults"
@@ -14,6 +14,7 @@ help:
 	@echo "make push       upload the DVC-cached outputs (raw data, features, model) to the DVC remote"
 	@echo "make pull       download the outputs dvc.lock records from the DVC remote"
 	@echo "make clean      remove pipeline outputs and the local MLflow store (keeps .venv)"
+	@echo "make bench      this project's MMoE vs torch-rechub's on the same data (own env: .bench-venv)"
 
 setup: $(VENV)/.installed
 
@@ -42,3 +43,12 @@ pull: setup
 clean:
 	rm -rf data/01_raw data/02_validation data/03_features data/04_model data/05_evaluation data/06_promotion \
 		mlflow.db mlartifacts dvc.lock
+
+# torch-rechub lives only in this separate, git-ignored environment, never in the project's.
+BENCH_VENV ?= .bench-venv
+
+bench-env:
+	BENCH_VENV=$(BENCH_VENV) bash scripts/bench_env.sh
+
+bench: bench-env
+	$(CURDIR)/$(BENCH_VENV)/bin/python scripts/bench_train.py

@@ -1,0 +1,336 @@
+"""Benchmark training: this project's MMoE against torch-rechub's MMOE, in one process.
+
+    bash scripts/bench_env.sh                                    # once: .bench-venv (project + torch-rechub)
+    .bench-venv/bin/python scripts/bench_train.py                # 1M rows, 2 epochs, 2 threads
+    .bench-venv/bin/python scripts/bench_train.py --rows 100000 --epochs 1   # a quick look
+    .bench-venv/bin/python scripts/bench_train.py --only project --profile   # where the project's step spends time
+
+Both models see identical data: the default synthetic log (generated once and cached in
+--workdir), split and encoded by the project's own preprocessing (`mtl.data.preprocess.build`).
+torch-rechub gets the same encoded columns (one SparseFeature per categorical input, one
+DenseFeature per numeric input) and the same labels. Both use the same hyper-parameters: 8
+experts of [256, 128], towers [64], embedding 16, batch 2048, Adam with params.yaml's learning
+rate and weight decay, the same epochs and early-stopping patience, the same thread count.
+
+Tasks: the binary tasks of params.yaml (click, add_to_cart, purchase). The dwell regression task
+is left out for both models: it is defined on clicked rows only, and torch-rechub's trainer has
+no per-task mask, so it would be trained on zeros for every impression without a click.
+
+Each side is trained the way its own users train it: the project through
+`mtl.training.loop.train` (columnar batches), torch-rechub through `DataGenerator`
+(a per-sample Dataset and the default DataLoader collate) and `MTLTrainer.fit`. The timed part
+is the training call only (data generation and preprocessing are not timed); both calls include
+the same per-epoch validation pass their early stopping needs. samples/s = training rows x epochs
+run / seconds. Test AUC is scikit-learn's roc_auc_score over every test row, on the project's
+logits and on torch-rechub's probabilities; the oracle row scores the generator's true
+probabilities.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+# torch-rechub's trainer draws a tqdm bar per epoch; the table at the end is what matters here.
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+HYPER = {
+    "model.architecture": "mmoe",
+    "model.experts": 8,
+    "model.expert_hidden": [256, 128],
+    "model.tower_hidden": [64],
+    "model.embedding_dim": 16,
+    "model.dropout": 0.0,
+    "model.scenario_gating": False,
+    "train.batch_size": 2048,
+    # torch-rechub's default: the mean of the task losses (equal weights; Adam ignores the 1/n).
+    "train.weighting.method": "equal",
+    "train.progress": False,
+    "train.device": "cpu",
+}
+
+
+class OtherLoad:
+    """CPU time other processes took while a block ran, from /proc (Linux); None elsewhere.
+
+    On a shared machine this is what makes a number trustworthy or not: with every core busy
+    in torch's thread pool, another process's work does not just take its share, it stalls
+    the pool at each barrier, so a little foreign load slows training a lot.
+    """
+
+    def __enter__(self):
+        self.start = self._sample()
+        return self
+
+    def __exit__(self, *exc):
+        end = self._sample()
+        self.core_seconds = None
+        if self.start and end:
+            self.core_seconds = max(0.0, (end[0] - self.start[0]) - (end[1] - self.start[1])) / os.sysconf("SC_CLK_TCK")
+
+    @staticmethod
+    def _sample() -> tuple[int, int] | None:
+        try:
+            fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+            busy = sum(int(v) for v in fields) - int(fields[3]) - int(fields[4])  # all but idle and iowait
+            own = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+            return busy, int(own[11]) + int(own[12])  # utime + stime of every thread of this process
+        except (OSError, ValueError, IndexError):
+            return None
+
+
+@dataclass
+class Outcome:
+    name: str
+    seconds: float  # the timed training call
+    epochs: int  # epochs actually run (early stopping may stop sooner)
+    train_rows: int
+    auc: dict[str, float]
+    note: str = ""
+    other_core_seconds: float | None = None  # CPU time other processes used while this trained
+
+    @property
+    def samples_per_second(self) -> float:
+        return self.train_rows * self.epochs / self.seconds
+
+
+# ---------------------------------------------------------------------------------------------
+# data: generated once, preprocessed by the project's own stage function
+
+
+def bench_config(params: Path, rows: int, epochs: int, threads: int):
+    """params.yaml with the benchmark's hyper-parameters and only the binary tasks."""
+    import yaml
+
+    from mtl.config import load_config
+
+    raw = yaml.safe_load(params.read_text())
+    tasks = [t for t in raw["tasks"] if t.get("type", "binary") == "binary"]
+    gate = {k: v for k, v in raw.get("gate", {}).get("tasks", {}).items() if k in {t["name"] for t in tasks}}
+    return load_config(params, HYPER | {
+        "data.synthetic.rows": rows,
+        "tasks": tasks,
+        "gate.tasks": gate,
+        "train.epochs": epochs,
+        "train.num_threads": threads,
+    })
+
+
+def prepare(cfg, workdir: Path) -> Path:
+    """The features directory for ``cfg`` (cached by the data, features and tasks settings)."""
+    from mtl.data import synthetic
+    from mtl.data.preprocess import build
+
+    rows = cfg.data.synthetic.rows
+    raw = workdir / f"raw_{rows}_{_key(cfg.data.synthetic.model_dump(mode='json'))}.parquet"
+    if not raw.exists():
+        started = time.perf_counter()
+        synthetic.write(cfg.data.synthetic, raw)
+        print(f"generated {rows:,} rows in {time.perf_counter() - started:.0f} s -> {raw}", flush=True)
+    key = _key([cfg.data.model_dump(mode="json", by_alias=True), cfg.features.model_dump(mode="json"),
+                [t.model_dump(mode="json") for t in cfg.tasks]])
+    out = workdir / f"features_{rows}_{key}"
+    if not (out / "transform.json").exists():
+        started = time.perf_counter()
+        summary = build(raw, cfg, out)
+        print(f"preprocessed in {time.perf_counter() - started:.0f} s: "
+              + ", ".join(f"{k} {v:,}" for k, v in summary["rows"].items()), flush=True)
+    return out
+
+
+def _key(payload) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def auc_per_task(labels: np.ndarray, mask: np.ndarray, scores: np.ndarray, names: list[str]) -> dict[str, float]:
+    from sklearn.metrics import roc_auc_score
+
+    return {n: float(roc_auc_score(labels[mask[:, j], j], scores[mask[:, j], j])) for j, n in enumerate(names)}
+
+
+def oracle_auc(features_dir: Path, cfg, test, names: list[str]) -> dict[str, float] | None:
+    """AUC of the generator's true probabilities (test_raw.parquet rows are in test-shard order)."""
+    import pandas as pd
+
+    truth = {t.name: cfg.data.schema.truth.get(t.label) for t in cfg.tasks}
+    if not all(truth.values()):
+        return None
+    df = pd.read_parquet(features_dir / "test_raw.parquet", columns=list(truth.values()))
+    if len(df) != len(test):
+        return None
+    return auc_per_task(np.asarray(test.labels), np.asarray(test.mask), df[list(truth.values())].to_numpy(), names)
+
+
+# ---------------------------------------------------------------------------------------------
+# the two contestants
+
+
+def run_project(cfg, transform, train, val, test) -> Outcome:
+    from mtl.models.layers import InputSpec
+    from mtl.training import loop
+
+    spec = InputSpec.from_tasks(transform.cardinalities, transform.n_numeric, transform.tasks)
+    with OtherLoad() as other:
+        started = time.perf_counter()
+        result = loop.train(train, val, spec, transform.tasks, cfg)
+        seconds = time.perf_counter() - started
+    names = [t["name"] for t in transform.tasks]
+    auc = auc_per_task(np.asarray(test.labels), np.asarray(test.mask), loop.predict_raw(result.model, test), names)
+    return Outcome("this project (mtl MMoE)", seconds, len(result.history), len(train), auc,
+                   note=f"loop.train reports {result.samples_per_second:,.0f} samples/s (its clock starts after "
+                        f"the split is turned into tensors)", other_core_seconds=other.core_seconds)
+
+
+def rechub_inputs(transform, a):
+    """The encoded arrays as torch-rechub's {feature name: column} dict and a (rows, tasks) label array."""
+    x = {name: np.ascontiguousarray(a.cat[:, i]) for i, name in enumerate(transform.cat_inputs)}
+    x |= {name: np.ascontiguousarray(a.num[:, j]) for j, name in enumerate(transform.num_inputs)}
+    return x, np.asarray(a.labels, dtype=np.float32)
+
+
+def run_rechub(cfg, transform, train, val, test) -> Outcome:
+    from torch_rechub.basic.features import DenseFeature, SparseFeature
+    from torch_rechub.models.multi_task import MMOE
+    from torch_rechub.trainers import MTLTrainer
+    from torch_rechub.utils.data import DataGenerator
+
+    mc, tc = cfg.model, cfg.train
+    torch.manual_seed(tc.seed)
+    np.random.seed(tc.seed)
+    features = [SparseFeature(name, vocab_size=card, embed_dim=mc.embedding_dim)
+                for name, card in zip(transform.cat_inputs, transform.cardinalities)]
+    features += [DenseFeature(name) for name in transform.num_inputs]
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = (rechub_inputs(transform, a) for a in (train, val, test))
+    train_dl, val_dl, _ = DataGenerator(x_train, y_train).generate_dataloader(
+        x_val=x_val, y_val=y_val, x_test=x_test, y_test=y_test, batch_size=tc.batch_size)
+    task_types = ["classification"] * len(transform.tasks)
+    model = MMOE(features, task_types, n_expert=mc.experts,
+                 expert_params={"dims": list(mc.expert_hidden), "dropout": mc.dropout},
+                 tower_params_list=[{"dims": list(mc.tower_hidden), "dropout": mc.dropout}] * len(task_types))
+    with tempfile.TemporaryDirectory() as model_path:
+        trainer = MTLTrainer(model, task_types, optimizer_params={"lr": tc.learning_rate, "weight_decay": tc.weight_decay},
+                             n_epoch=tc.epochs, earlystop_patience=tc.patience, device="cpu", model_path=model_path)
+        with OtherLoad() as other:
+            started = time.perf_counter()
+            log = trainer.fit(train_dl, val_dl)
+            seconds = time.perf_counter() - started
+    names = [t["name"] for t in transform.tasks]
+    probs = _rechub_predict(trainer.model, x_test)
+    auc = auc_per_task(y_test, np.asarray(test.mask), probs, names)
+    return Outcome("torch-rechub MMOE", seconds, len(log), len(train), auc,
+                   note="MTLTrainer.fit over DataGenerator's per-sample DataLoader", other_core_seconds=other.core_seconds)
+
+
+@torch.no_grad()
+def _rechub_predict(model, x: dict[str, np.ndarray], batch_size: int = 65536) -> np.ndarray:
+    model.eval()
+    n = len(next(iter(x.values())))
+    outs = [model({k: torch.from_numpy(v[s : s + batch_size]) for k, v in x.items()}) for s in range(0, n, batch_size)]
+    return torch.cat(outs).numpy()
+
+
+# ---------------------------------------------------------------------------------------------
+# profile: where one project training step spends its time
+
+
+def profile_project(cfg, transform, train, val, steps: int) -> None:
+    """torch.profiler over the project's own ``loop.train`` for ``steps`` batches (one epoch on
+    that many training rows, then its validation pass), operators sorted by their own time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from mtl.models.layers import InputSpec
+    from mtl.training import loop
+
+    subset = train.take(np.arange(min(len(train), steps * cfg.train.batch_size)))
+    spec = InputSpec.from_tasks(transform.cardinalities, transform.n_numeric, transform.tasks)
+    one_epoch = cfg.model_copy(update={"train": cfg.train.model_copy(update={"epochs": 1})})
+    loop.train(subset.take(np.arange(min(len(subset), 5 * cfg.train.batch_size))), val, spec, transform.tasks,
+               one_epoch)  # warm-up: thread pool, allocator, oneDNN kernels
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        result = loop.train(subset, val, spec, transform.tasks, one_epoch)
+    print(f"\nprofile of loop.train: {len(subset):,} rows, 1 epoch: {result.samples_per_second:,.0f} samples/s "
+          f"under the profiler")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def table(results: list[Outcome], oracle: dict[str, float] | None, names: list[str]) -> str:
+    base = next((r for r in results if r.name.startswith("torch-rechub")), None)
+    head = ["model", "epochs", "train s", "samples/s", "speedup", *(f"AUC {n}" for n in names)]
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    for r in results:
+        speed = f"{r.samples_per_second / base.samples_per_second:.2f}x" if base else "-"
+        lines.append(f"| {r.name} | {r.epochs} | {r.seconds:.1f} | {r.samples_per_second:,.0f} | {speed} | "
+                     + " | ".join(f"{r.auc[n]:.4f}" for n in names) + " |")
+    if oracle:
+        lines.append("| oracle (true probabilities) | | | | | " + " | ".join(f"{oracle[n]:.4f}" for n in names) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rows", type=int, default=1_000_000, help="synthetic log rows (before the split)")
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2, help="torch threads, the same for both")
+    p.add_argument("--params", type=Path, default=ROOT / "params.yaml")
+    p.add_argument("--workdir", type=Path, default=Path("/tmp/mtl-bench-train"), help="cache of generated data")
+    p.add_argument("--only", choices=["project", "rechub"], help="train one side only")
+    p.add_argument("--profile", action="store_true", help="also profile the project's training step")
+    p.add_argument("--profile-steps", type=int, default=50, help="training batches profiled")
+    args = p.parse_args()
+
+    from mtl.data import features
+    from mtl.data.shards import open_split
+
+    torch.set_num_threads(args.threads)
+    cfg = bench_config(args.params, args.rows, args.epochs, args.threads)
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    features_dir = prepare(cfg, args.workdir)
+    transform = features.Transform.load(features_dir / "transform.json")
+    # All three splits in memory before any clock starts, identical for both models.
+    train, val, test = (open_split(features_dir / s).all() for s in ("train", "validation", "test"))
+    names = [t["name"] for t in transform.tasks]
+    print(f"{len(train):,} train / {len(val):,} validation / {len(test):,} test rows; "
+          f"{len(transform.cat_inputs)} categorical + {len(transform.num_inputs)} numeric inputs; tasks {names}; "
+          f"{args.epochs} epochs, batch {cfg.train.batch_size}, lr {cfg.train.learning_rate}, "
+          f"{args.threads} threads, torch {torch.__version__}", flush=True)
+
+    results = []
+    if args.only in (None, "project"):
+        results.append(run_project(cfg, transform, train, val, test))
+        print(f"project: {results[-1].samples_per_second:,.0f} samples/s", flush=True)
+    if args.only in (None, "rechub"):
+        from importlib.metadata import version
+
+        results.append(run_rechub(cfg, transform, train, val, test))
+        results[-1].name += f" {version('torch-rechub')}"
+        print(f"torch-rechub: {results[-1].samples_per_second:,.0f} samples/s", flush=True)
+    print()
+    print(table(results, oracle_auc(features_dir, cfg, test, names), names))
+    for r in results:
+        print(f"  {r.name}: {r.note}")
+        if r.other_core_seconds is not None:
+            print(f"    other processes used {r.other_core_seconds:.1f} CPU-seconds while it trained "
+                  f"({r.other_core_seconds / r.seconds:.2f} of {os.cpu_count()} cores): "
+                  + ("numbers disturbed, rerun on a quiet machine" if r.other_core_seconds / r.seconds > 0.1 else "quiet"))
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
+    if args.profile:
+        profile_project(cfg, transform, train, val, args.profile_steps)
+
+
+if __name__ == "__main__":
+    main()

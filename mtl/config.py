@@ -251,6 +251,8 @@ class ModelConfig(_Frozen):
     expert_hidden: tuple[PositiveInt, ...] = (128, 64)
     tower_hidden: tuple[PositiveInt, ...] = (64,)
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    # Batch norm after every hidden layer of experts and towers ("batch"), or none.
+    norm: Literal["batch", "none"] = "none"
     # CGC / PLE: experts owned by each task, and PLE's number of extraction levels.
     task_experts: PositiveInt = 1
     levels: PositiveInt = 2
@@ -292,8 +294,7 @@ class TrainConfig(_Frozen):
     patience: PositiveInt = 1
     seed: int = 42
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    # auto: bf16 autocast on GPUs that support it, fp32 on CPUs; bf16 forces autocast on CPUs
-    # with bf16 instructions (AMX / AVX-512 BF16).
+    # auto: bf16 autocast where the GPU or CPU (AMX / AVX-512 BF16) has bf16 hardware, else fp32.
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     # torch.compile the model (a one-off compile cost, then fused kernels).
     compile: bool = False

@@ -64,7 +64,7 @@ class ESMM(MultiTaskModel):
     def __init__(self, spec: InputSpec, cfg: ModelConfig):
         super().__init__(spec, cfg)
         self.order = funnel_order(spec)
-        self.heads = Heads(self.n_tasks, self.d_in, (*cfg.expert_hidden, *cfg.tower_hidden), cfg.dropout)
+        self.heads = Heads(self.n_tasks, self.d_in, (*cfg.expert_hidden, *cfg.tower_hidden), cfg.dropout, cfg.norm == "batch")
         self.last_conditional: torch.Tensor | None = None
 
     def represent(self, cat: torch.Tensor, num: torch.Tensor) -> Shared:
@@ -86,13 +86,13 @@ class AITM(MultiTaskModel):
         super().__init__(spec, cfg)
         self.order = funnel_order(spec)
         t = self.n_tasks
-        self.towers = BatchedMLP(t, self.d_in, cfg.expert_hidden, cfg.dropout)
+        self.towers = BatchedMLP(t, self.d_in, cfg.expert_hidden, cfg.dropout, cfg.norm == "batch")
         d = self.towers.out_dim
         init = d**-0.5
         # Per task: the transfer of its parent's representation, and a 2-token self-attention.
         self.transfer = nn.Parameter(torch.empty(t, d, d).uniform_(-init, init))
         self.qkv = nn.Parameter(torch.empty(t, 3, d, d).uniform_(-init, init))
-        self.heads = Heads(t, d, cfg.tower_hidden, cfg.dropout)
+        self.heads = Heads(t, d, cfg.tower_hidden, cfg.dropout, cfg.norm == "batch")
         self.calibration_weight = cfg.calibration_weight
         self.scale = d**-0.5
 

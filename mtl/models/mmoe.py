@@ -18,9 +18,9 @@ from mtl.models.layers import BatchedMLP, Heads, InputSpec, ScenarioGates
 class MMoE(MultiTaskModel):
     def __init__(self, spec: InputSpec, cfg: ModelConfig):
         super().__init__(spec, cfg)
-        self.experts = BatchedMLP(cfg.experts, self.d_in, cfg.expert_hidden, cfg.dropout)
+        self.experts = BatchedMLP(cfg.experts, self.d_in, cfg.expert_hidden, cfg.dropout, cfg.norm == "batch")
         self.gates = ScenarioGates(self.d_in, self.n_tasks, cfg.experts, spec, cfg)
-        self.heads = Heads(self.n_tasks, self.experts.out_dim, cfg.tower_hidden, cfg.dropout)
+        self.heads = Heads(self.n_tasks, self.experts.out_dim, cfg.tower_hidden, cfg.dropout, cfg.norm == "batch")
         self.n_experts = cfg.experts
 
     def represent(self, cat: torch.Tensor, num: torch.Tensor) -> Shared:

@@ -29,7 +29,7 @@ class _Level(nn.Module):
         own = torch.arange(t * et).view(t, et)
         shared = torch.arange(t * et, n).expand(t, es)
         self.register_buffer("pick", torch.cat([own, shared], dim=1), persistent=False)  # (t, et + es)
-        self.experts = BatchedMLP(n, d_in, cfg.expert_hidden, cfg.dropout)
+        self.experts = BatchedMLP(n, d_in, cfg.expert_hidden, cfg.dropout, cfg.norm == "batch")
         k = et + es
         self.task_gate_w = nn.Parameter(torch.empty(t, d_in, k).uniform_(-(d_in**-0.5), d_in**-0.5))
         self.task_gate_b = nn.Parameter(torch.zeros(t, 1, k))
@@ -67,7 +67,7 @@ class PLE(MultiTaskModel):
             level = _Level(dims[-1], spec, cfg, last=i == levels - 1)
             self.levels.append(level)
             dims.append(level.out_dim)
-        self.heads = Heads(self.n_tasks, dims[-1], cfg.tower_hidden, cfg.dropout)
+        self.heads = Heads(self.n_tasks, dims[-1], cfg.tower_hidden, cfg.dropout, cfg.norm == "batch")
 
     def represent(self, cat: torch.Tensor, num: torch.Tensor) -> Shared:
         s = self.embed(cat, num)

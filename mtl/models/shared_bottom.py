@@ -15,8 +15,8 @@ from mtl.models.layers import BatchedMLP, Heads, InputSpec
 class SharedBottom(MultiTaskModel):
     def __init__(self, spec: InputSpec, cfg: ModelConfig):
         super().__init__(spec, cfg)
-        self.bottom = BatchedMLP(1, self.d_in, cfg.expert_hidden, cfg.dropout)
-        self.heads = Heads(self.n_tasks, self.bottom.out_dim, cfg.tower_hidden, cfg.dropout)
+        self.bottom = BatchedMLP(1, self.d_in, cfg.expert_hidden, cfg.dropout, cfg.norm == "batch")
+        self.heads = Heads(self.n_tasks, self.bottom.out_dim, cfg.tower_hidden, cfg.dropout, cfg.norm == "batch")
 
     def represent(self, cat: torch.Tensor, num: torch.Tensor) -> Shared:
         s = self.embed(cat, num)

@@ -21,8 +21,8 @@ class SingleTask(MultiTaskModel):
         # One table of width dim * tasks: task t only ever reads (and so only trains) its own slice.
         self.embedding = FusedEmbedding(spec.cardinalities, cfg.embedding_dim * self.n_tasks)
         self.d_task = len(spec.cardinalities) * cfg.embedding_dim + spec.n_numeric
-        self.mlps = BatchedMLP(self.n_tasks, self.d_task, cfg.expert_hidden, cfg.dropout)
-        self.heads = Heads(self.n_tasks, self.mlps.out_dim, cfg.tower_hidden, cfg.dropout)
+        self.mlps = BatchedMLP(self.n_tasks, self.d_task, cfg.expert_hidden, cfg.dropout, cfg.norm == "batch")
+        self.heads = Heads(self.n_tasks, self.mlps.out_dim, cfg.tower_hidden, cfg.dropout, cfg.norm == "batch")
 
     def embed(self, cat: torch.Tensor, num: torch.Tensor) -> Shared:
         e = self.embedding.table(cat + self.embedding.offsets)  # (batch, cols, dim * tasks)

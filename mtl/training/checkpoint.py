@@ -35,7 +35,8 @@ def load_model(path: Path) -> torch.nn.Module:
         raise ValueError(f"{path}: not a readable model file ({err}); rerun `mtl train`") from None
     if ckpt.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path}: model format {ckpt.get('format_version')} is not {FORMAT_VERSION}")
-    cfg = ModelConfig.model_validate(ckpt["model_config"])
+    # Files written before model.norm existed were trained without normalisation.
+    cfg = ModelConfig.model_validate({"norm": "none"} | ckpt["model_config"])
     model = get_architecture(cfg.architecture)(InputSpec.from_dict(ckpt["spec"]), cfg)
     state = ckpt["state_dict"]
     if cfg.architecture == "mmoe" and "gates.weight" in state:  # MMoE files written before ScenarioGates

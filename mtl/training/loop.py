@@ -102,6 +102,8 @@ class _Batches:
             perm = self.dist.rows(torch.randperm(len(cat), generator=self.generator)).to(self.device)
             for start in range(0, len(cat), self.batch_size):
                 idx = perm[start : start + self.batch_size]
+                if len(idx) < 2:  # batch norm needs two rows; a lone leftover row is skipped
+                    continue
                 yield cat[idx], num[idx], labels[idx], mask[idx]
 
 

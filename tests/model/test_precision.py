@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from mtl.training import loop
 from mtl.training.device import cpu_has_bf16, select_runtime
@@ -15,8 +16,10 @@ def _fit(**train):
     return loop.train(synthetic_arrays(3000, 0), synthetic_arrays(800, 1), SPEC_T, TASKS, cfg)
 
 
-def test_auto_precision_is_fp32_on_cpu():
-    assert select_runtime("cpu").amp_dtype is None
+def test_auto_precision_follows_the_cpu():
+    expected = torch.bfloat16 if cpu_has_bf16() else None
+    assert select_runtime("cpu").amp_dtype == expected
+    assert select_runtime("cpu", precision="fp32").amp_dtype is None
 
 
 def test_bf16_on_cpu_learns_where_supported():

@@ -53,6 +53,8 @@ HYPER = {
     "model.tower_hidden": [64],
     "model.embedding_dim": 16,
     "model.dropout": 0.0,
+    # torch-rechub's MLP puts a BatchNorm after every Linear: the same architecture on our side.
+    "model.norm": "batch",
     "model.scenario_gating": False,
     "train.batch_size": 2048,
     # torch-rechub's default: the mean of the task losses (equal weights; Adam ignores the 1/n).

@@ -87,8 +87,8 @@ def format_table(result: dict, decision: dict | None = None) -> str:
         for key in e:
             if key.startswith("auc_given_"):
                 given = key[len("auc_given_"):]
-                label = f"{name}|{given}"
-                lines.append(f"{label:<14}{'given ' + given:<12}{e.get('rows_given_' + given, 0):>9}  {fmt(e[key]):>9}")
+                label = f"  {name} given {given}"  # the conditional AUC (CVR), under its task
+                lines.append(f"{label:<26}{e.get('rows_given_' + given, 0):>9}  {fmt(e[key]):>9}")
     if decision is not None:
         lines.append("")
         lines.append(f"promotion: {decision['summary']}")

@@ -33,4 +33,4 @@ def test_funnel_task_reports_both_aucs_under_names_that_say_which():
     assert e["auc_given_click"] == pytest.approx(metrics.auc(buy[clicked], p_buy_given_click[clicked]))
     assert e["auc_given_click"] < e["auc"]  # over impressions the click signal inflates the AUC
     assert "auc_given_click" not in result["ctr"]
-    assert "ctcvr|click" in format_table(result)
+    assert "  ctcvr given click" in format_table(result)

@@ -6,7 +6,7 @@ Adding an architecture means adding one module and one line here.
 
 from __future__ import annotations
 
-import importlib
+from mtl.registry import resolve
 
 ARCHITECTURES: dict[str, str] = {
     "single_task": "mtl.models.single_task:SingleTask",
@@ -20,5 +20,4 @@ ARCHITECTURES: dict[str, str] = {
 
 
 def get_architecture(name: str):
-    module, cls = ARCHITECTURES[name].split(":")
-    return getattr(importlib.import_module(module), cls)
+    return resolve(ARCHITECTURES, name)

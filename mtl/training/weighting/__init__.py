@@ -11,7 +11,7 @@ Adding a method means adding one module and one line here.
 
 from __future__ import annotations
 
-import importlib
+from mtl.registry import resolve
 
 WEIGHTINGS: dict[str, str] = {
     "equal": "mtl.training.weighting.equal:Equal",
@@ -26,5 +26,4 @@ WEIGHTINGS: dict[str, str] = {
 
 
 def get_weighting(name: str):
-    module, cls = WEIGHTINGS[name].split(":")
-    return getattr(importlib.import_module(module), cls)
+    return resolve(WEIGHTINGS, name)

@@ -109,10 +109,11 @@ def train(cfg: Config, paths: Paths) -> dict:
     scenario = cfg.data.schema.scenario
     spec = InputSpec.from_tasks(transform.cardinalities, transform.n_numeric, transform.tasks,
                                 transform.cat_inputs.index(scenario) if scenario in transform.cat_inputs else -1)
+    fingerprint = _run_fingerprint(transform, cfg)
     if int(os.environ.get("RANK", "0")) != 0:
         # A worker rank under torchrun: train its share in lockstep; rank 0 alone tracks and writes.
         loop.train(train_arrays, val_arrays, spec, transform.tasks, cfg, state_path=paths.train_state,
-                   fingerprint=_run_fingerprint(transform, cfg))
+                   fingerprint=fingerprint)
         return {}
     experiment_id = tracking.configure(paths)
     validation = _read_json(paths.validation_result, "validate")
@@ -130,7 +131,6 @@ def train(cfg: Config, paths: Paths) -> dict:
             vals = ", ".join(f"{k[4:]} {v:.4f}" for k, v in rec.items() if k.startswith("val_") and v is not None)
             print(f"epoch {rec['epoch']}/{cfg.train.epochs}: {vals}", flush=True)
 
-        fingerprint = _run_fingerprint(transform, cfg)
         result = loop.train(train_arrays, val_arrays, spec, transform.tasks, cfg, on_epoch=on_epoch,
                             state_path=paths.train_state, fingerprint=fingerprint)
         if result.resumed_from:

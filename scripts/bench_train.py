@@ -112,7 +112,7 @@ class Outcome:
 # data: generated once, preprocessed by the project's own stage function
 
 
-def bench_config(params: Path, rows: int, epochs: int, threads: int):
+def bench_config(params: Path, rows: int, epochs: int, threads: int, overrides: dict | None = None):
     """params.yaml with the benchmark's hyper-parameters and only the binary tasks."""
     import yaml
 
@@ -127,7 +127,7 @@ def bench_config(params: Path, rows: int, epochs: int, threads: int):
         "gate.tasks": gate,
         "train.epochs": epochs,
         "train.num_threads": threads,
-    })
+    } | (overrides or {}))
 
 
 def prepare(cfg, workdir: Path) -> Path:
@@ -291,6 +291,9 @@ def main() -> None:
     p.add_argument("--params", type=Path, default=ROOT / "params.yaml")
     p.add_argument("--workdir", type=Path, default=Path("/tmp/mtl-bench-train"), help="cache of generated data")
     p.add_argument("--only", choices=["project", "rechub"], help="train one side only")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a project setting (YAML value), e.g. --set model.norm=none; the reference "
+                        "side gets the settings it can express (experts, layers, embedding, batch, lr)")
     p.add_argument("--profile", action="store_true", help="also profile the project's training step")
     p.add_argument("--profile-steps", type=int, default=50, help="training batches profiled")
     args = p.parse_args()
@@ -299,7 +302,10 @@ def main() -> None:
     from mtl.data.shards import open_split
 
     torch.set_num_threads(args.threads)
-    cfg = bench_config(args.params, args.rows, args.epochs, args.threads)
+    import yaml
+
+    overrides = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+    cfg = bench_config(args.params, args.rows, args.epochs, args.threads, overrides)
     args.workdir.mkdir(parents=True, exist_ok=True)
     features_dir = prepare(cfg, args.workdir)
     transform = features.Transform.load(features_dir / "transform.json")

@@ -34,6 +34,8 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=None, help="synthetic rows (default: params.yaml)")
     p.add_argument("--workdir", default="/tmp/mtl-quality")
     p.add_argument("--json", help="also write the raw results here")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting for every model (YAML value), e.g. --set model.norm=batch")
     args = p.parse_args()
 
     import pandas as pd
@@ -47,7 +49,9 @@ def main() -> None:
     from mtl.scoring import Scorer
     from mtl.training import loop
 
-    overrides = {"train.progress": False}
+    import yaml
+
+    overrides = {"train.progress": False} | {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.set)}
     if args.rows:
         overrides["data.synthetic.rows"] = args.rows
     cfg = load_config(ROOT / "params.yaml", overrides)

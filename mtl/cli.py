@@ -16,6 +16,9 @@ STAGE_HELP = {
     "preprocess": "Split train/validation/test (the data's split column, else whole days of data.schema.time, "
     "else seeded random), fit the feature transform (params `features`) on the training split, and stream "
     "memory-mapped shards of every split to data/03_features.",
+    "baseline": "Train the single-task baseline (one model per task, the same features and training "
+    "settings) into data/04_model/baseline, the yardstick of each task's multi-task gain; skipped when "
+    "evaluation.baselines is false.",
     "train": "Train the multi-task model (model.architecture) with early stopping on validation; log "
     "params, per-epoch metrics and the model to MLflow; write data/04_model.",
     "evaluate": "Score the test split through the served-model path; per-task and per-scenario metrics "
@@ -40,6 +43,16 @@ def _parser() -> argparse.ArgumentParser:
                    description="Run every stage that is out of date (dvc repro), then print the per-task "
                    "table of test AUC beside the oracle AUC and the promotion decision.")
     sub.add_parser("report", help="print the per-task metrics table and the last promotion decision")
+    sub.add_parser("champion", help="show the current champion of gate.model_name",
+                   description="The version holding the 'champion' alias, its run, metrics and lineage, and "
+                   "the 'previous_champion' that `mtl rollback` would restore.")
+    sub.add_parser("rollback", help="make the previous champion the champion again",
+                   description="Move 'champion' back to the version under 'previous_champion' (under the "
+                   "promotion lock); the demoted version is tagged rolled_back.")
+    lineage = sub.add_parser("lineage", help="print the chain behind a model version",
+                             description="Data and transform hashes, validation result, params, git commit, "
+                             "pipeline run and MLflow run of a version, and the champions it replaced.")
+    lineage.add_argument("version", help="the model version number (see `mtl champion`)")
     return p
 
 
@@ -51,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     from mtl.training.guards import LabelLeak
     from mtl.paths import Paths
     from mtl.pipeline import StageFailed, project_root, run_all
+    from mtl.promotion.registry import RegistryError
     from mtl.stages import STAGES, ValidationFailed, report
 
     try:
@@ -64,10 +78,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\npipeline finished in {time.perf_counter() - started:.0f} s")
         elif args.command == "report":
             print(report(paths))
+        elif args.command in ("champion", "rollback", "lineage"):
+            from mtl import registry_cli
+
+            print(getattr(registry_cli, args.command)(cfg, paths, *([args.version] if args.command == "lineage" else [])))
         else:
             STAGES[args.command](cfg, paths)
         return 0
-    except (ConfigError, SourceError, SplitError, LabelLeak, FileNotFoundError) as err:
+    except (ConfigError, SourceError, SplitError, LabelLeak, FileNotFoundError, RegistryError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except (StageFailed, ValidationFailed) as err:

@@ -307,18 +307,55 @@ class TrainConfig(_Frozen):
     weighting: WeightingConfig = WeightingConfig()
 
 
+class EvaluationConfig(_Frozen):
+    """What the evaluate stage measures beyond AUC and log-loss (mtl/evaluation/)."""
+
+    # Bootstrap resamples (Poisson weights over the test rows) for the AUC intervals and for the
+    # paired comparison with the champion that the gate uses; 0 turns intervals off.
+    bootstrap: Annotated[int, Field(ge=0)] = 200
+    interval: Fraction = 0.95
+    calibration_bins: PositiveInt = 10
+    # The column GAUC groups by (a user id): each user's AUC weighted by their rows. null: no GAUC.
+    gauc_by: str | None = None
+    # Columns reported value by value, beside the schema's scenario (always reported).
+    slices: tuple[str, ...] = ()
+    # A slice value with fewer test rows is left out of the report and the gate (too noisy).
+    min_slice_rows: PositiveInt = 200
+    # Train the single-task baseline (one model per task, same features and training settings)
+    # so evaluation reports each task's MTL gain, the mean relative gain and negative transfer.
+    baselines: bool = True
+    seed: int = 0
+
+
 class TaskGate(_Frozen):
     """Thresholds on a task's gate metric (AUC for binary tasks, RMSE for regression)."""
 
     # Absolute floor (binary: minimum AUC) or ceiling (regression: maximum RMSE).
     floor: float | None = None
-    # Largest allowed worsening of the gate metric relative to the champion (absolute units).
+    # Largest allowed worsening of the gate metric against the champion, on the same test rows:
+    # in the metric's units, or with `relative` a fraction of the champion's value. A worsening
+    # the paired bootstrap interval cannot tell from zero is noise, and passes.
     max_regression: Annotated[float, Field(ge=0.0)] = 0.0
+    relative: bool = False
+
+
+class SliceGate(_Frozen):
+    """Largest allowed worsening of a task's gate metric on each value of a slice column."""
+
+    max_regression: Annotated[float, Field(ge=0.0)] = 0.0
+    relative: bool = False
+    tasks: tuple[str, ...] = ()  # empty: every task with a gate.tasks entry
 
 
 class GateConfig(_Frozen):
     model_name: Annotated[str, Field(min_length=1)] = "mtl-ecommerce"
+    # Against a champion, at least one gated task must improve beyond noise (the lower end of its
+    # paired interval above 0) or the mean relative change over the gated tasks must be positive;
+    # a candidate that is merely as good does not replace it.
+    require_improvement: bool = True
     tasks: dict[str, TaskGate] = Field(default_factory=dict)
+    # slice column (the scenario or one of evaluation.slices) -> its limits
+    slices: dict[str, SliceGate] = Field(default_factory=dict)
 
 
 class Config(_Frozen):
@@ -327,6 +364,7 @@ class Config(_Frozen):
     features: FeaturesConfig = FeaturesConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
     gate: GateConfig = GateConfig()
 
     @model_validator(mode="after")
@@ -368,6 +406,20 @@ class Config(_Frozen):
         for name in self.gate.tasks:
             if name not in names:
                 raise ValueError(f"gate.tasks.{name}: no task named {name!r} (tasks: {names})")
+        for col in self.evaluation.slices:
+            if col not in schema.categorical:
+                raise ValueError(f"evaluation.slices: {col!r} is not a categorical column of data.schema "
+                                 f"{list(schema.categorical)}")
+        if self.evaluation.gauc_by is not None and self.evaluation.gauc_by not in schema.categorical:
+            raise ValueError(f"evaluation.gauc_by: {self.evaluation.gauc_by!r} is not a categorical column of "
+                             f"data.schema {list(schema.categorical)}")
+        for col, rule in self.gate.slices.items():
+            if col not in self.slice_columns():
+                raise ValueError(f"gate.slices.{col}: not a reported slice; add it to evaluation.slices "
+                                 f"(reported: {list(self.slice_columns())})")
+            for name in rule.tasks:
+                if name not in self.gate.tasks:
+                    raise ValueError(f"gate.slices.{col}.tasks: {name!r} has no gate.tasks entry")
         if self.train.weighting.method != "static":
             for i, t in enumerate(self.tasks):
                 if t.weight != 1.0:
@@ -383,6 +435,11 @@ class Config(_Frozen):
                 f"choose one of {sorted(ARCHITECTURES)}"
             )
         return self
+
+    def slice_columns(self) -> tuple[str, ...]:
+        """The columns evaluation reports value by value: the scenario first, then evaluation.slices."""
+        scenario = (self.data.schema.scenario,) if self.data.schema.scenario else ()
+        return tuple(dict.fromkeys(scenario + self.evaluation.slices))
 
     def task(self, name: str) -> TaskConfig:
         return next(t for t in self.tasks if t.name == name)

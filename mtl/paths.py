@@ -76,6 +76,18 @@ class Paths:
         return self.model_dir / "checkpoints" / "train_state.pt"
 
     @property
+    def baseline_dir(self) -> Path:
+        return self.model_dir / "baseline"
+
+    @property
+    def baseline_model(self) -> Path:
+        return self.baseline_dir / "model.pt"
+
+    @property
+    def baseline_info(self) -> Path:
+        return self.baseline_dir / "baseline.json"
+
+    @property
     def train_info(self) -> Path:
         return self.model_dir / "train.json"
 
@@ -96,6 +108,10 @@ class Paths:
     def plots_dir(self) -> Path:
         return self.evaluation_dir / "plots"
 
+    @property
+    def calibration_dir(self) -> Path:
+        return self.evaluation_dir / "calibration"
+
     # 06 promotion
     @property
     def promotion_dir(self) -> Path:
@@ -104,6 +120,14 @@ class Paths:
     @property
     def decision_file(self) -> Path:
         return self.promotion_dir / "decision.json"
+
+    @property
+    def model_card_md(self) -> Path:
+        return self.promotion_dir / "model_card.md"
+
+    @property
+    def model_card_html(self) -> Path:
+        return self.promotion_dir / "model_card.html"
 
     # MLflow defaults: a SQLite store and an artifact folder inside the project
     @property

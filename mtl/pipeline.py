@@ -44,8 +44,15 @@ def stage_names(root: Path) -> list[str]:
     return list(yaml.safe_load((root / "dvc.yaml").read_text())["stages"])
 
 
+PIPELINE_RUN_ENV = "MTL_PIPELINE_RUN_ID"
+
+
 def _env() -> dict[str, str]:
     env = dict(os.environ)
+    # One id per pipeline run, shared by its stages and recorded on the model version (lineage):
+    # Airflow's dag run id under Airflow, else a fresh one for this `mtl run` / `dvc repro`.
+    if PIPELINE_RUN_ENV not in env:
+        env[PIPELINE_RUN_ENV] = env.get("AIRFLOW_CTX_DAG_RUN_ID") or time.strftime("run__%Y%m%dT%H%M%S") + f"_{os.getpid()}"
     # DVC runs each stage's `cmd` through a shell; make sure `mtl` resolves to this interpreter's
     # install even when the virtual environment is not activated (Airflow workers, cron).
     bindir = str(Path(sys.executable).parent)

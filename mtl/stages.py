@@ -170,6 +170,42 @@ def train(cfg: Config, paths: Paths) -> dict:
     return info
 
 
+def baseline(cfg: Config, paths: Paths) -> dict:
+    """Train the single-task baseline: one independent model per task on the same features,
+    with the same training settings, the yardstick of each task's gain from multi-task learning."""
+    from mtl.data import features
+    from mtl.data.shards import open_split
+    from mtl.models.layers import InputSpec
+    from mtl.training import loop
+    from mtl.training.checkpoint import save_model
+
+    if paths.baseline_dir.exists():
+        shutil.rmtree(paths.baseline_dir)
+    paths.baseline_dir.mkdir(parents=True)
+    if not cfg.evaluation.baselines:
+        info = {"enabled": False, "reason": "evaluation.baselines is false"}
+        _write_json(paths.baseline_info, info)
+        print("baseline: skipped (evaluation.baselines: false)")
+        return info
+    transform = features.Transform.load(paths.transform_file)
+    scenario = cfg.data.schema.scenario
+    spec = InputSpec.from_tasks(transform.cardinalities, transform.n_numeric, transform.tasks,
+                                transform.cat_inputs.index(scenario) if scenario in transform.cat_inputs else -1)
+    # Static task weights are a multi-task device (how losses share a model); separate models
+    # need none, and they are only read by the static method, so the baseline trains with it.
+    base_cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"architecture": "single_task"}),
+                                      "train": cfg.train.model_copy(update={"weighting": cfg.train.weighting.model_copy(
+                                          update={"method": "static"})})})
+    result = loop.train(open_split(paths.split_dir("train")), open_split(paths.split_dir("validation")).all(), spec,
+                        transform.tasks, base_cfg)
+    save_model(paths.baseline_model, result.model, spec, base_cfg.model)
+    info = {"enabled": True, "architecture": "single_task", "best_epoch": result.best_epoch,
+            "seconds": round(result.seconds, 2), "history": result.history}
+    _write_json(paths.baseline_info, info)
+    print(f"baseline: single_task trained in {result.seconds:.0f} s (best epoch {result.best_epoch})")
+    return info
+
+
 def _run_fingerprint(transform, cfg: Config) -> str:
     """What a resumed run must share with the killed one: data, model and training settings."""
     import hashlib
@@ -234,7 +270,7 @@ def evaluate(cfg: Config, paths: Paths) -> dict:
     import mlflow
 
     from mtl import tracking
-    from mtl.evaluation.evaluate import evaluate_scores, format_table, roc_plots
+    from mtl.evaluation.evaluate import calibration_plots, evaluate_scores, format_table, roc_plots
     from mtl.scoring import Scorer
 
     info = _read_json(paths.train_info, "train")
@@ -242,82 +278,173 @@ def evaluate(cfg: Config, paths: Paths) -> dict:
     scores = Scorer.load(paths.transform_file, paths.model_file).predict(rows)
     result = evaluate_scores(scores, rows, cfg)
     payload = {"run_id": info["run_id"], "test_rows": len(rows), "tasks": result}
-    if paths.plots_dir.exists():
-        shutil.rmtree(paths.plots_dir)
-    for task, points in roc_plots(scores, rows, cfg).items():
-        _write_json(paths.plots_dir / f"roc_{task}.json", points)  # type: ignore[arg-type]
+    if paths.baseline_model.is_file():
+        from mtl.evaluation.compare import compare, mtl_gain
+
+        baseline_scores = Scorer.load(paths.transform_file, paths.baseline_model).predict(rows)
+        payload["mtl_gain"] = mtl_gain(compare(scores, baseline_scores, rows, cfg), result)
+    for folder, plots in ((paths.plots_dir, roc_plots(scores, rows, cfg)),
+                          (paths.calibration_dir, calibration_plots(scores, rows, cfg))):
+        if folder.exists():
+            shutil.rmtree(folder)
+        prefix = "roc" if folder == paths.plots_dir else "reliability"
+        for task, points in plots.items():
+            _write_json(folder / f"{prefix}_{task}.json", points)  # type: ignore[arg-type]
     scores.to_parquet(paths.predictions_file, index=False)
     _write_json(paths.metrics_file, payload)
     tracking.configure(paths)
     with mlflow.start_run(run_id=info["run_id"]):
-        flat = {}
-        for task, e in result.items():
-            for k in ("auc", "logloss", "oracle_auc", "rmse", "mae", *(k for k in e if k.startswith("auc_given_"))):
-                if e.get(k) is not None:
-                    flat[f"test_{k}_{task}"] = e[k]
-            for scen, se in e.get("scenarios", {}).items():
-                for k in ("auc", "rmse"):
-                    if se.get(k) is not None:
-                        flat[f"test_{k}_{task}.{scen}"] = se[k]
-        mlflow.log_metrics(flat)
+        mlflow.log_metrics(_flat_test_metrics(result) | _flat_gain_metrics(payload.get("mtl_gain")))
         mlflow.log_artifact(str(paths.metrics_file), "evaluation")
         mlflow.log_artifacts(str(paths.plots_dir), "evaluation/plots")
-    print(format_table(result))
+        mlflow.log_artifacts(str(paths.calibration_dir), "evaluation/calibration")
+    print(format_table(result, gain=payload.get("mtl_gain")))
     return payload
 
 
+def _flat_gain_metrics(gain: dict | None) -> dict[str, float]:
+    if not gain:
+        return {}
+    flat = {f"test_mtl_gain_{t}": g["gain"] for t, g in gain["tasks"].items() if g.get("gain") is not None}
+    if gain.get("delta_m") is not None:
+        flat["test_delta_m"] = gain["delta_m"]
+    return flat
+
+
+def _flat_test_metrics(result: dict) -> dict[str, float]:
+    """MLflow metric names: test_<metric>_<task>, test_<metric>_<task>.<column>:<value> per slice."""
+    import re
+
+    keys = ("auc", "pr_auc", "logloss", "ece", "gauc", "oracle_auc", "rmse", "mae")
+    flat = {}
+    for task, e in result.items():
+        for k in (*keys, *(k for k in e if k.startswith("auc_given_"))):
+            if e.get(k) is not None:
+                flat[f"test_{k}_{task}"] = e[k]
+        if e.get("auc_interval"):
+            flat[f"test_auc_low_{task}"], flat[f"test_auc_high_{task}"] = e["auc_interval"]
+        for col, values in e.get("slices", {}).items():
+            for v, se in values.items():
+                for k in ("auc", "rmse"):
+                    if se.get(k) is not None:
+                        # MLflow names allow alphanumerics and _-. :/ only
+                        flat[re.sub(r"[^\w\-. :/]", "_", f"test_{k}_{task}.{col}:{v}")] = se[k]
+    return flat
+
+
 def promote(cfg: Config, paths: Paths) -> dict:
+    """Judge the candidate, register it as a version (every candidate), and move ``champion``
+    to it only if the gate passes, the packaged model loads and scores in a fresh process, and
+    the champion it was judged against is still the champion (else it is judged again)."""
+    import dataclasses
+    import tempfile
+
     import mlflow
 
     from mtl import tracking
-    from mtl.evaluation.evaluate import evaluate_scores
-    from mtl.promotion import registry
+    from mtl.evaluation.compare import compare
+    from mtl.promotion import model_card, registry
+    from mtl.promotion.load_check import check_in_fresh_process
     from mtl.promotion.policy import decide
 
     info = _read_json(paths.train_info, "train")
-    candidate = _read_json(paths.metrics_file, "evaluate")["tasks"]
+    evaluation = _read_json(paths.metrics_file, "evaluate")
+    candidate = evaluation["tasks"]
     tracking.configure(paths)
     name = cfg.gate.model_name
-    champion_version = registry.get_champion(name)
+    types = {t.name: t.type for t in cfg.tasks}
     payload: dict = {"model_name": name, "candidate_run_id": info["run_id"]}
+    champion_version = registry.get_champion(name)
     if champion_version is not None and champion_version.run_id == info["run_id"]:
         payload |= {"promote": False, "summary": f"already champion (version {champion_version.version})",
                     "tasks": [], "champion_version": champion_version.version}
         _write_json(paths.decision_file, payload)
         print(f"promotion: {payload['summary']}")
         return payload
-    champion = None
-    if champion_version is not None:
-        # Judge the champion on the very rows the candidate was judged on, through its own
-        # packaged transform: metrics from a different test split would not be comparable.
-        rows = pd.read_parquet(paths.test_raw_file)
-        champ_model = mlflow.pyfunc.load_model(f"models:/{name}@{registry.CHAMPION}")
-        inputs = champ_model.metadata.get_input_schema().input_names()
-        champion = evaluate_scores(champ_model.predict(rows[inputs]), rows, cfg)
-        payload["champion_version"] = champion_version.version
-    decision = decide(candidate, champion, {t.name: t.type for t in cfg.tasks}, cfg.gate)
-    payload |= decision.to_dict()
+    rows = pd.read_parquet(paths.test_raw_file)
+    candidate_scores = pd.read_parquet(paths.predictions_file)
+    judged: dict = {}
+
+    def judge(champion):
+        """The gate's decision against ``champion`` (a ModelVersion, or None), on the same rows."""
+        comparison = None
+        if champion is not None:
+            # The champion scores the very rows the candidate was judged on, through its own
+            # packaged transform; both are compared on the same bootstrap resamples (paired).
+            model = mlflow.pyfunc.load_model(f"models:/{name}/{champion.version}")
+            scores = model.predict(rows[model.metadata.get_input_schema().input_names()])
+            comparison = compare(candidate_scores, scores, rows, cfg)
+        judged.update(champion=champion.version if champion is not None else None, comparison=comparison)
+        return decide(candidate, comparison, types, cfg.gate)
+
+    decision = judge(champion_version)
+    lineage = tracking.lineage_tags(paths) | {
+        "mtl.run_id": info["run_id"],
+        "mtl.validation": "passed" if _read_json(paths.validation_result, "validate").get("success") else "failed",
+        "mtl.transform_sha256": features_fingerprint(paths),
+    }
+    metric_tags = {f"test_{k}_{task}": f"{e[k]:.5f}" for task, e in candidate.items() for k in ("auc", "rmse")
+                   if e.get(k) is not None}
+    version = registry.register_candidate(name, info["model_uri"], lineage | metric_tags).version
+    load = None
     if decision.promote:
-        tags = tracking.lineage_tags(paths) | {"mtl.run_id": info["run_id"]}
-        for task, e in candidate.items():
-            for k in ("auc", "rmse"):
-                if e.get(k) is not None:
-                    tags[f"test_{k}_{task}"] = f"{e[k]:.5f}"
-        version = registry.register_and_promote(name, info["model_uri"], tags)
-        payload["registered_version"] = version.version
+        with tempfile.TemporaryDirectory() as tmp:
+            sample = Path(tmp) / "rows.parquet"
+            rows.head(256).to_parquet(sample, index=False)
+            load = check_in_fresh_process(f"models:/{name}/{version}", sample, types, tracking.tracking_uri(paths))
+        if not load.passed:
+            decision = dataclasses.replace(decision, promote=False, summary=f"rejected: {load.reason}")
+    rejudged = False
+    if decision.promote:
+        outcome = registry.compare_and_promote(name, version, judged["champion"], judge, registry.lock_for(paths, name))
+        rejudged = outcome.rejudged
+        if outcome.decision is not None:
+            decision = outcome.decision
+        if not outcome.promoted:
+            decision = dataclasses.replace(decision, promote=False)
+    payload |= decision.to_dict()
+    payload |= {"registered_version": version, "champion_version": judged["champion"], "rejudged": rejudged,
+                "comparison": judged["comparison"],
+                "load_check": dataclasses.asdict(load) if load is not None else None}
+    registry.tag_version(name, version, {registry.DECISION: "promoted" if decision.promote else "rejected",
+                                         registry.SUMMARY: decision.summary[:4000]})
+    card = {"model_name": name, "version": version, "run_id": info["run_id"], "lineage": lineage,
+            "metrics": candidate, "comparison": judged["comparison"], "decision": payload,
+            "mtl_gain": evaluation.get("mtl_gain")}
+    card_md = model_card.markdown(card)
+    paths.promotion_dir.mkdir(parents=True, exist_ok=True)
+    paths.model_card_md.write_text(card_md)
+    paths.model_card_html.write_text(model_card.to_html(card, _read_plots(paths.plots_dir), _read_plots(paths.calibration_dir)))
     _write_json(paths.decision_file, payload)
     with mlflow.start_run(run_id=info["run_id"]):
         mlflow.log_dict(payload, "promotion/decision.json")
+        mlflow.log_artifact(str(paths.model_card_md), "promotion")
+        mlflow.log_artifact(str(paths.model_card_html), "promotion")
         mlflow.set_tag("mtl.promotion", "promoted" if decision.promote else "rejected")
-    print(f"promotion: {decision.summary}" + (f" -> {name} version {payload['registered_version']} is @champion"
-                                              if decision.promote else ""))
+        mlflow.set_tag("mtl.registered_version", version)
+    print(card_md)
+    print(f"promotion: {decision.summary} ({name} version {version}"
+          + (" is @champion)" if decision.promote else " registered, champion unchanged)"))
     return payload
+
+
+def features_fingerprint(paths: Paths) -> str:
+    from mtl.data.features import Transform
+
+    return Transform.load(paths.transform_file).fingerprint()
+
+
+def _read_plots(folder: Path) -> dict[str, list[dict]]:
+    if not folder.is_dir():
+        return {}
+    return {p.stem.split("_", 1)[1]: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
 
 
 STAGES = {
     "generate": generate,
     "validate": validate,
     "preprocess": preprocess,
+    "baseline": baseline,
     "train": train,
     "evaluate": evaluate,
     "promote": promote,
@@ -330,4 +457,4 @@ def report(paths: Paths) -> str:
 
     metrics = _read_json(paths.metrics_file, "evaluate")
     decision = json.loads(paths.decision_file.read_text()) if paths.decision_file.is_file() else None
-    return format_table(metrics["tasks"], decision)
+    return format_table(metrics["tasks"], decision, metrics.get("mtl_gain"))

@@ -80,4 +80,7 @@ def lineage_tags(paths: Paths) -> dict[str, str]:
     run_id = os.environ.get("AIRFLOW_CTX_DAG_RUN_ID")
     if run_id:
         tags["mtl.airflow_run_id"] = run_id
+    pipeline_run = os.environ.get("MTL_PIPELINE_RUN_ID") or run_id
+    if pipeline_run:
+        tags["mtl.pipeline_run_id"] = pipeline_run
     return tags

@@ -15,24 +15,36 @@ def _task_rows(rows: pd.DataFrame, task: dict) -> np.ndarray:
     return condition_mask(rows, task) & ~np.isnan(y)
 
 
-def _metrics(task: dict, y: np.ndarray, s: np.ndarray) -> dict:
-    return metrics.binary_metrics(y, s) if task["type"] == "binary" else metrics.regression_metrics(y, s)
+def _metrics(task: dict, y: np.ndarray, s: np.ndarray, cfg: Config) -> dict:
+    if task["type"] == "binary":
+        return metrics.binary_metrics(y, s, cfg.evaluation.calibration_bins)
+    return metrics.regression_metrics(y, s)
 
 
 def evaluate_scores(scores: pd.DataFrame, rows: pd.DataFrame, cfg: Config) -> dict:
-    """Metrics per task on the rows where each task is defined, per scenario, with the oracle AUC.
+    """Metrics per task on the rows where each task is defined, and per value of each slice column.
 
     ``scores`` has one column per task (as the served model returns); ``rows`` are the raw test
-    rows with labels (and truth columns when the data has them).
+    rows with labels (and truth columns when the data has them). Binary tasks get AUC with its
+    bootstrap interval, PR-AUC, log-loss, expected calibration error, GAUC (``evaluation.gauc_by``)
+    and the oracle AUC; funnel tasks also their AUC given the parent (CVR on clicks);
+    regression tasks RMSE and MAE.
     """
+    ev = cfg.evaluation
     schema = cfg.data.schema
+    weights = metrics.bootstrap_weights(len(rows), ev.bootstrap, ev.seed) if ev.bootstrap else None
+    slice_values = {col: rows[col].astype(str).to_numpy() for col in cfg.slice_columns() if col in rows}
     result: dict[str, dict] = {}
     by_label = {t.label: t.name for t in cfg.tasks}
     for task in (t.model_dump(mode="json") for t in cfg.tasks):
         m = _task_rows(rows, task)
         y = pd.to_numeric(rows[task["label"]], errors="coerce").to_numpy(dtype="float64")[m]
         s = scores[task["name"]].to_numpy(dtype="float64")[m]
-        entry = {"type": task["type"], **_metrics(task, y, s)}
+        entry = {"type": task["type"], **_metrics(task, y, s, cfg)}
+        if task["type"] == "binary" and weights is not None and entry["auc"] is not None:
+            entry["auc_interval"] = metrics.interval(metrics.weighted_aucs(y, s, weights[:, m]), ev.interval)
+        if task["type"] == "binary" and ev.gauc_by and ev.gauc_by in rows:
+            entry["gauc"] = metrics.gauc(y, s, rows[ev.gauc_by].astype(str).to_numpy()[m])
         parent = by_label.get(task.get("implies"))
         if task["type"] == "binary" and parent is not None:
             entry["scope"] = "all impressions"  # e.g. purchase over impressions: the CTCVR AUC
@@ -40,13 +52,27 @@ def evaluate_scores(scores: pd.DataFrame, rows: pd.DataFrame, cfg: Config) -> di
         truth_col = schema.truth.get(task["label"])
         if task["type"] == "binary" and truth_col and truth_col in rows:
             entry["oracle_auc"] = metrics.auc(y, rows[truth_col].to_numpy(dtype="float64")[m])
-        if schema.scenario and schema.scenario in rows:
-            scen = rows[schema.scenario].astype(str).to_numpy()[m]
-            entry["scenarios"] = {
-                str(v): _metrics(task, y[scen == v], s[scen == v]) for v in sorted(pd.unique(scen))
+        entry["slices"] = {}
+        for col, values in slice_values.items():
+            v_task = values[m]
+            entry["slices"][col] = {
+                str(v): _metrics(task, y[v_task == v], s[v_task == v], cfg)
+                for v in sorted(pd.unique(v_task)) if (v_task == v).sum() >= ev.min_slice_rows
             }
         result[task["name"]] = entry
     return result
+
+
+def calibration_plots(scores: pd.DataFrame, rows: pd.DataFrame, cfg: Config) -> dict[str, list[dict]]:
+    """Reliability diagram points per binary task (mean prediction vs observed rate per bin)."""
+    out = {}
+    for task in (t.model_dump(mode="json") for t in cfg.tasks):
+        if task["type"] == "binary":
+            m = _task_rows(rows, task)
+            y = rows[task["label"]].to_numpy(dtype="float64")[m]
+            out[task["name"]] = metrics.reliability(y, scores[task["name"]].to_numpy(dtype="float64")[m],
+                                                    cfg.evaluation.calibration_bins)
+    return out
 
 
 def _conditional_auc(task: dict, parent: str, scores: pd.DataFrame, rows: pd.DataFrame, m: np.ndarray) -> dict:
@@ -75,23 +101,61 @@ def roc_plots(scores: pd.DataFrame, rows: pd.DataFrame, cfg: Config) -> dict[str
     return out
 
 
-def format_table(result: dict, decision: dict | None = None) -> str:
-    """The per-task table printed at the end of a run."""
-    lines = [f"{'task':<14}{'type':<12}{'rows':>9}  {'test AUC':>9}  {'oracle AUC':>10}  {'logloss':>8}  {'RMSE':>8}"]
+def format_table(result: dict, decision: dict | None = None, gain: dict | None = None) -> str:
+    """The per-task table printed at the end of a run, with each slice value under its task, and
+    (with ``gain``) each task's gain over its single-task baseline."""
     fmt = lambda v: f"{v:.4f}" if isinstance(v, (int, float)) else "-"  # noqa: E731
+
+    def ci(e: dict) -> str:
+        iv = e.get("auc_interval")
+        return f"[{iv[0]:.4f}, {iv[1]:.4f}]" if iv else "-"
+
+    gains = (gain or {}).get("tasks", {})
+
+    def vs_single(name: str) -> str:
+        g = gains.get(name) or {}
+        if g.get("gain") is None:
+            return "-"
+        iv = g.get("gain_interval")
+        flag = "" if not iv else (" *" if iv[0] > 0 or iv[1] < 0 else "")  # * : beyond noise
+        return f"{g['gain']:+.4f}{flag}"
+
+    head = (f"{'task':<26}{'rows':>8}  {'AUC':>7}  {'95% interval':>16}  {'oracle':>7}  {'PR-AUC':>7}  "
+            f"{'logloss':>7}  {'ECE':>7}  {'GAUC':>7}  {'RMSE':>8}" + (f"  {'vs single-task':>14}" if gains else ""))
+    lines = [head]
     for name, e in result.items():
-        lines.append(
-            f"{name:<14}{e['type']:<12}{e.get('rows', 0):>9}  {fmt(e.get('auc')):>9}  {fmt(e.get('oracle_auc')):>10}"
-            f"  {fmt(e.get('logloss')):>8}  {fmt(e.get('rmse')):>8}"
-        )
+        lines.append(f"{name:<26}{e.get('rows', 0):>8}  {fmt(e.get('auc')):>7}  {ci(e):>16}  "
+                     f"{fmt(e.get('oracle_auc')):>7}  {fmt(e.get('pr_auc')):>7}  {fmt(e.get('logloss')):>7}  "
+                     f"{fmt(e.get('ece')):>7}  {fmt(e.get('gauc')):>7}  {fmt(e.get('rmse')):>8}"
+                     + (f"  {vs_single(name):>14}" if gains else ""))
         for key in e:
             if key.startswith("auc_given_"):
                 given = key[len("auc_given_"):]
                 label = f"  {name} given {given}"  # the conditional AUC (CVR), under its task
-                lines.append(f"{label:<26}{e.get('rows_given_' + given, 0):>9}  {fmt(e[key]):>9}")
+                lines.append(f"{label:<26}{e.get('rows_given_' + given, 0):>8}  {fmt(e[key]):>7}")
+        for col, values in e.get("slices", {}).items():
+            for v, se in values.items():
+                label = f"  {col}={v}"
+                lines.append(f"{label[:26]:<26}{se.get('rows', 0):>8}  {fmt(se.get('auc')):>7}  {'':>16}  {'':>7}  "
+                             f"{fmt(se.get('pr_auc')):>7}  {fmt(se.get('logloss')):>7}  {fmt(se.get('ece')):>7}  "
+                             f"{'':>7}  {fmt(se.get('rmse')):>8}")
+    if gains:
+        lines.append("")
+        dm = gain.get("delta_m")
+        lines.append("multi-task gain over single-task baselines (AUC, or RMSE reduction; * beyond noise): "
+                     f"mean relative gain Δm {dm:+.2%}" if dm is not None else "Δm undefined")
+        negative = gain.get("negative_transfer") or []
+        lines.append("negative transfer: " + (", ".join(
+            f"{n['task']} ({n['gain']:+.4f}{', beyond noise' if n['beyond_noise'] else ', within noise'})"
+            for n in negative) if negative else "none"))
     if decision is not None:
         lines.append("")
         lines.append(f"promotion: {decision['summary']}")
         for t in decision["tasks"]:
             lines.append(f"  {'PASS' if t['passed'] else 'FAIL'} {t['task']}: {t['reason']}")
+        for t in decision.get("slices", []):
+            lines.append(f"  {'PASS' if t['passed'] else 'FAIL'} {t['task']} on {t['slice']}: {t['reason']}")
+        if decision.get("improvement"):
+            lines.append(f"  {'PASS' if decision['improvement']['passed'] else 'FAIL'} improvement: "
+                         f"{decision['improvement']['reason']}")
     return "\n".join(lines)

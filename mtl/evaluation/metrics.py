@@ -5,7 +5,7 @@ defined."""
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import log_loss, roc_auc_score, roc_curve
+from sklearn.metrics import average_precision_score, log_loss, roc_auc_score, roc_curve
 
 
 def auc(y: np.ndarray, score: np.ndarray) -> float | None:
@@ -29,8 +29,96 @@ def mae(y: np.ndarray, pred: np.ndarray) -> float | None:
     return float(np.mean(np.abs(y - pred))) if len(y) else None
 
 
-def binary_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float | None]:
-    return {"auc": auc(y, p), "logloss": logloss(y, p), "positive_rate": float(y.mean()) if len(y) else None,
+def pr_auc(y: np.ndarray, p: np.ndarray) -> float | None:
+    """Area under the precision-recall curve (average precision); None without positives."""
+    if len(y) == 0 or y.max() == 0:
+        return None
+    return float(average_precision_score(y, p))
+
+
+def reliability(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
+    """Reliability diagram: per equal-width probability bin, mean prediction vs observed rate."""
+    if len(y) == 0:
+        return []
+    idx = np.clip((p * bins).astype(np.int64), 0, bins - 1)
+    rows = np.bincount(idx, minlength=bins)
+    pred = np.bincount(idx, weights=p, minlength=bins)
+    pos = np.bincount(idx, weights=y, minlength=bins)
+    return [{"low": b / bins, "high": (b + 1) / bins, "rows": int(rows[b]), "mean_prediction": float(pred[b] / rows[b]),
+             "positive_rate": float(pos[b] / rows[b])} for b in range(bins) if rows[b]]
+
+
+def ece(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float | None:
+    """Expected calibration error: the row-weighted gap between prediction and rate per bin."""
+    if len(y) == 0:
+        return None
+    return float(sum(b["rows"] * abs(b["mean_prediction"] - b["positive_rate"]) for b in reliability(y, p, bins)) / len(y))
+
+
+def gauc(y: np.ndarray, p: np.ndarray, groups: np.ndarray) -> float | None:
+    """Group AUC (Zhou et al., 2018): each user's AUC weighted by their rows, over the users
+    with both classes. It judges ranking within a user's own impressions, which is what a feed
+    serves; a pooled AUC also rewards telling active users from idle ones."""
+    if len(y) == 0:
+        return None
+    codes, group = np.unique(groups, return_inverse=True)
+    order = np.lexsort((p, group))
+    g, yy, pp = group[order], y[order], p[order]
+    bounds = np.flatnonzero(np.diff(g)) + 1
+    total, weight = 0.0, 0
+    for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(g)]):
+        ys = yy[lo:hi]
+        positives = ys.sum()
+        if 0 < positives < len(ys):
+            total += (hi - lo) * _sorted_auc(ys, pp[lo:hi])
+            weight += hi - lo
+    return float(total / weight) if weight else None
+
+
+def _sorted_auc(y: np.ndarray, p: np.ndarray) -> float:
+    """AUC of rows already sorted by score (ties share their rank: the Mann-Whitney statistic)."""
+    _, first, counts = np.unique(p, return_index=True, return_counts=True)
+    ranks = np.repeat(first + (counts + 1) / 2.0, counts)
+    n_pos = y.sum()
+    n_neg = len(y) - n_pos
+    return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def bootstrap_weights(n: int, resamples: int, seed: int) -> np.ndarray:
+    """(resamples, n) Poisson(1) row weights: the bootstrap for large n without index arrays.
+
+    One matrix is shared by every metric of an evaluation so that differences between two
+    models scored on the same rows are paired (the same resample judges both)."""
+    return np.random.default_rng(seed).poisson(1.0, size=(resamples, n)).astype(np.float32)
+
+
+def weighted_aucs(y: np.ndarray, p: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """AUC under each row of ``weights`` (resamples, n); ties count a half, as in roc_auc_score."""
+    _, inverse = np.unique(p, return_inverse=True)
+    pos, neg = (y == 1), (y == 0)
+    out = np.empty(len(weights))
+    for r, w in enumerate(weights):
+        wp = np.bincount(inverse[pos], weights=w[pos], minlength=inverse.max() + 1)
+        wn = np.bincount(inverse[neg], weights=w[neg], minlength=inverse.max() + 1)
+        below = np.cumsum(wn) - wn
+        denom = wp.sum() * wn.sum()
+        out[r] = float((wp * (below + 0.5 * wn)).sum() / denom) if denom > 0 else np.nan
+    return out
+
+
+def interval(samples: np.ndarray, level: float) -> tuple[float, float] | None:
+    """Percentile interval of bootstrap samples (None when the metric was undefined)."""
+    samples = samples[~np.isnan(samples)]
+    if len(samples) < 2:
+        return None
+    tail = (1 - level) / 2 * 100
+    lo, hi = np.percentile(samples, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
+def binary_metrics(y: np.ndarray, p: np.ndarray, bins: int = 10) -> dict[str, float | None]:
+    return {"auc": auc(y, p), "pr_auc": pr_auc(y, p), "logloss": logloss(y, p), "ece": ece(y, p, bins),
+            "positive_rate": float(y.mean()) if len(y) else None, "mean_prediction": float(p.mean()) if len(y) else None,
             "rows": int(len(y))}
 
 

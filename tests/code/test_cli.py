@@ -8,7 +8,7 @@ import pytest
 from mtl.cli import STAGE_HELP, main
 from tests.conftest import set_params
 
-STAGES = ["generate", "validate", "preprocess", "train", "evaluate", "promote"]
+STAGES = ["generate", "validate", "preprocess", "baseline", "train", "evaluate", "promote"]
 
 
 def test_help_lists_every_stage_in_order():
@@ -57,3 +57,10 @@ def test_a_split_that_cannot_be_made_exits_2_with_the_fix(project, capsys):
     assert main(["--project", str(project), "preprocess"]) == 2
     err = capsys.readouterr().err
     assert "spans 2 day(s)" in err and "validation_days" in err and "Traceback" not in err
+
+
+def test_registry_commands_have_help():
+    for command in ("champion", "rollback", "lineage"):
+        out = subprocess.run([sys.executable, "-m", "mtl.cli", command, "--help"], capture_output=True, text=True,
+                             check=True).stdout
+        assert "usage" in out

@@ -1,38 +1,98 @@
-"""The promotion gate as a table of cases."""
+"""The promotion gate as a table of cases: candidate metrics + paired comparison -> decision."""
 
 import pytest
 
-from mtl.config import GateConfig, TaskGate
+from mtl.config import GateConfig, SliceGate, TaskGate
 from mtl.promotion.policy import decide
 
 TYPES = {"click": "binary", "dwell": "regression"}
-GATE = GateConfig(tasks={"click": TaskGate(floor=0.6, max_regression=0.01), "dwell": TaskGate(max_regression=1.0)})
+GATE = GateConfig(
+    tasks={"click": TaskGate(floor=0.6, max_regression=0.01), "dwell": TaskGate(max_regression=1.0)},
+    slices={"scenario": SliceGate(max_regression=0.02, tasks=("click",))},
+)
 
 
-def m(click_auc, dwell_rmse):
+def cand(click_auc, dwell_rmse):
     return {"click": {"auc": click_auc}, "dwell": {"rmse": dwell_rmse}}
 
 
+def comp(new, old, interval=None, metric="auc", slices=None):
+    higher = metric == "auc"
+    gain = (new - old) if higher else (old - new)
+    return {"metric": metric, "candidate": new, "champion": old, "gain": gain, "gain_interval": interval,
+            "slices": {"scenario": slices} if slices else {}}
+
+
+def scen(**gains):
+    """Per-scenario click comparisons: value -> (candidate AUC, champion AUC, interval)."""
+    return {k: comp(*v) for k, v in gains.items()}
+
+
+FLAT = scen(home=(0.70, 0.70, (-0.01, 0.01)), search=(0.70, 0.70, (-0.01, 0.01)))
+
+
 @pytest.mark.parametrize(
-    "candidate, champion, promote, failing",
+    "candidate, comparison, promote, failing, reason",
     [
-        (m(0.70, 30.0), None, True, []),  # first run: floors only
-        (m(0.55, 30.0), None, False, ["click"]),  # first run below the floor
-        (m(0.70, 30.0), m(0.69, 30.5), True, []),  # better everywhere
-        (m(0.695, 30.9), m(0.70, 30.0), True, []),  # worse, but within both limits
-        (m(0.68, 30.0), m(0.70, 30.0), False, ["click"]),  # AUC drop beyond the limit
-        (m(0.71, 31.5), m(0.70, 30.0), False, ["dwell"]),  # RMSE (lower is better) regressed
-        (m(None, 30.0), None, False, ["click"]),  # undefined AUC never passes a gated task
+        # first run: floors alone decide
+        (cand(0.70, 30.0), None, True, [], "first model"),
+        (cand(0.55, 30.0), None, False, ["click"], "below the floor 0.6000"),
+        # better on every task, beyond noise
+        (cand(0.72, 29.0), {"click": comp(0.72, 0.70, (0.01, 0.03), slices=FLAT),
+                            "dwell": comp(29.0, 30.0, (0.5, 1.5), "rmse")}, True, [], "better beyond noise"),
+        # click worse by 0.03 > 0.01 and the interval excludes 0: a real regression
+        (cand(0.67, 29.0), {"click": comp(0.67, 0.70, (-0.04, -0.02), slices=FLAT),
+                            "dwell": comp(29.0, 30.0, (0.5, 1.5), "rmse")}, False, ["click"], "failed the gate"),
+        # the same drop, but the interval includes 0: noise, and dwell improved -> promoted
+        (cand(0.67, 29.0), {"click": comp(0.67, 0.70, (-0.07, 0.01), slices=FLAT),
+                            "dwell": comp(29.0, 30.0, (0.5, 1.5), "rmse")}, True, [], "better beyond noise on dwell"),
+        # RMSE (lower is better) regressed beyond its limit
+        (cand(0.72, 31.5), {"click": comp(0.72, 0.70, (0.01, 0.03), slices=FLAT),
+                            "dwell": comp(31.5, 30.0, (-2.0, -1.1), "rmse")}, False, ["dwell"], "failed the gate"),
+        # better on average, but one scenario lost 0.05 beyond noise: a slice regression
+        (cand(0.72, 29.0), {"click": comp(0.72, 0.70, (0.01, 0.03),
+                                          slices=scen(home=(0.75, 0.70, (0.03, 0.07)), search=(0.60, 0.65, (-0.08, -0.03)))),
+                            "dwell": comp(29.0, 30.0, (0.5, 1.5), "rmse")}, False, [], "click on scenario=search"),
+        # as good as the champion: nothing better beyond noise and Δm < 0 -> kept
+        (cand(0.699, 30.1), {"click": comp(0.699, 0.70, (-0.005, 0.003), slices=FLAT),
+                             "dwell": comp(30.1, 30.0, (-0.4, 0.2), "rmse")}, False, [], "no improvement"),
+        # undefined AUC never passes a gated task
+        (cand(None, 30.0), None, False, ["click"], "undefined"),
     ],
 )
-def test_gate(candidate, champion, promote, failing):
-    decision = decide(candidate, champion, TYPES, GATE)
-    assert decision.promote is promote
+def test_gate(candidate, comparison, promote, failing, reason):
+    decision = decide(candidate, comparison, TYPES, GATE)
+    assert decision.promote is promote, decision.summary
     assert [v.task for v in decision.tasks if not v.passed] == failing
-    assert all(v.reason for v in decision.tasks)
+    assert reason in decision.summary + " ".join(v.reason for v in decision.tasks)
+    assert all(v.reason for v in decision.tasks) and all(s.reason for s in decision.slices)
+
+
+def test_noise_is_named_in_the_reason():
+    decision = decide(cand(0.67, 29.0), {"click": comp(0.67, 0.70, (-0.07, 0.01)),
+                                         "dwell": comp(29.0, 30.0, (0.5, 1.5), "rmse")}, TYPES, GATE)
+    click = next(v for v in decision.tasks if v.task == "click")
+    assert click.passed and "noise" in click.reason
+
+
+def test_relative_limit_scales_with_the_champion():
+    gate = GateConfig(tasks={"dwell": TaskGate(max_regression=0.05, relative=True)}, require_improvement=False)
+    types = {"dwell": "regression"}
+    ok = decide({"dwell": {"rmse": 31.0}}, {"dwell": comp(31.0, 30.0, (-1.2, -0.8), "rmse")}, types, gate)
+    bad = decide({"dwell": {"rmse": 32.0}}, {"dwell": comp(32.0, 30.0, (-2.2, -1.8), "rmse")}, types, gate)
+    assert ok.promote and not bad.promote  # 5% of 30 = 1.5: a 1.0 worsening passes, 2.0 does not
+
+
+def test_without_require_improvement_an_equal_model_is_promoted():
+    gate = GATE.model_copy(update={"require_improvement": False})
+    decision = decide(cand(0.70, 30.0), {"click": comp(0.70, 0.70, (-0.01, 0.01), slices=FLAT),
+                                         "dwell": comp(30.0, 30.0, (-0.3, 0.3), "rmse")}, TYPES, gate)
+    assert decision.promote and decision.improvement is None
 
 
 def test_ungated_task_is_reported_not_judged():
-    decision = decide(m(0.7, 99.0), m(0.7, 1.0), TYPES, GateConfig(tasks={"click": TaskGate(floor=0.5)}))
+    gate = GateConfig(tasks={"click": TaskGate(floor=0.5)}, require_improvement=False)
+    decision = decide(cand(0.7, 99.0), {"click": comp(0.7, 0.7, (-0.01, 0.01)), "dwell": comp(99.0, 1.0, None, "rmse")},
+                      TYPES, gate)
     assert decision.promote
     assert "not gated" in next(v.reason for v in decision.tasks if v.task == "dwell")

@@ -291,7 +291,7 @@ def test_presets_mirror_params_yaml_sections():
         assert raw["data"]["source"] == name and raw["data"]["path"].startswith("data/external/")
         # dvc.yaml tracks these keys as params: a preset lacking one stops `dvc repro`
         assert set(raw) == set(params) and set(raw["data"]) == set(params["data"]), name
-        for section in ("features", "model", "train"):
+        for section in ("features", "model", "train", "evaluation", "gate"):
             assert set(raw[section]) == set(params[section]), (name, section)
         assert set(raw["data"]["split"]) == set(params["data"]["split"]), name
         cfg = load_config(REPO / "configs" / f"{name}.yaml")

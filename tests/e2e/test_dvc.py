@@ -41,7 +41,7 @@ def ran(output: str) -> list[str]:
 
 def test_repro_runs_the_chain_once_and_reruns_only_what_changed(project):
     first = repro(project)
-    assert ran(first.stdout) == ["generate", "validate", "preprocess", "train", "evaluate", "promote"]
+    assert ran(first.stdout) == ["generate", "validate", "preprocess", "baseline", "train", "evaluate", "promote"]
     paths = Paths.at(project)
     metrics = json.loads(paths.metrics_file.read_text())
     assert set(metrics["tasks"]) == {"click", "add_to_cart", "purchase", "dwell"}
@@ -52,10 +52,15 @@ def test_repro_runs_the_chain_once_and_reruns_only_what_changed(project):
     again = repro(project)
     assert ran(again.stdout) == []
 
-    set_params(project, {"train.epochs": 1})
+    set_params(project, {"model.experts": 2})  # the single-task baseline has no experts: kept
     partial = repro(project)
     assert ran(partial.stdout) == ["train", "evaluate", "promote"]
+
+    set_params(project, {"train.epochs": 1})  # both models train with the train section
+    partial = repro(project)
+    assert ran(partial.stdout) == ["baseline", "train", "evaluate", "promote"]
     assert json.loads(paths.train_info.read_text())["epochs_run"] == 1
+    assert set(json.loads(paths.metrics_file.read_text())["mtl_gain"]["tasks"]) == set(metrics["tasks"])
 
 
 def _write_bad(tmp_path, name, mutate) -> str:
@@ -121,13 +126,16 @@ def test_users_own_parquet_runs_through_the_same_chain(project, tmp_path):
     raw["tasks"] = [{"name": "ctr", "label": "clicked", "type": "binary"},
                     {"name": "ctcvr", "label": "ordered", "type": "binary", "implies": "clicked"}]
     raw["gate"]["tasks"] = {"ctr": {"floor": 0.5}}
+    # The defaults slice by `device` and compute GAUC by `user_id`, which this schema lacks.
+    raw["evaluation"] |= {"slices": [], "gauc_by": "visitor"}
+    raw["gate"]["slices"] = {"surface": {"max_regression": 0.01}}
     params.write_text(yaml.safe_dump(raw, sort_keys=False))
 
     proc = repro(project)
-    assert ran(proc.stdout) == ["generate", "validate", "preprocess", "train", "evaluate", "promote"]
+    assert ran(proc.stdout) == ["generate", "validate", "preprocess", "baseline", "train", "evaluate", "promote"]
     metrics = json.loads(Paths.at(project).metrics_file.read_text())["tasks"]
     assert set(metrics) == {"ctr", "ctcvr"}
-    assert metrics["ctr"]["auc"] > 0.5
-    assert set(metrics["ctr"]["scenarios"]) == {"home_feed", "search", "product_detail"}
+    assert metrics["ctr"]["auc"] > 0.5 and metrics["ctr"]["gauc"] is not None
+    assert set(metrics["ctr"]["slices"]["surface"]) == {"home_feed", "search", "product_detail"}
     split = json.loads((Paths.at(project).transform_file).read_text())["split"]
     assert split["method"] == "random"  # no time column declared

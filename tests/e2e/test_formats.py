@@ -20,7 +20,7 @@ from tests.data.test_adapters import ALI_CCP, ALIEXPRESS, CENSUS, lay_out
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not SHARED_SAMPLES.is_dir(), reason="needs the shared dataset samples")]
 
-STAGES = ["generate", "validate", "preprocess", "train", "evaluate", "promote"]
+STAGES = ["generate", "validate", "preprocess", "baseline", "train", "evaluate", "promote"]
 LAYOUTS = {"ali_ccp": ALI_CCP, "aliexpress": ALIEXPRESS, "census_income": CENSUS}
 
 

@@ -52,12 +52,22 @@ def test_chain_tracks_registers_and_gates(project):
     local = pd.read_parquet(paths.predictions_file).head(50)
     pd.testing.assert_frame_equal(served.reset_index(drop=True), local, check_dtype=False, atol=1e-6)
 
-    # A second candidate held to an impossible floor is rejected: no new version, same champion.
+    assert champion.tags["mtl.decision"] == "promoted"
+    assert champion.tags["mtl.validation"] == "passed" and champion.tags["mtl.run_id"] == info["run_id"]
+    assert float(champion.tags["test_auc_click"]) == pytest.approx(run.data.metrics["test_auc_click"], abs=1e-5)
+    assert decision["load_check"]["passed"]
+    assert "# Model card: mtl-ecommerce version 1" in paths.model_card_md.read_text()
+    assert "<svg" in paths.model_card_html.read_text()  # ROC and reliability curves, inline
+
+    # A second candidate held to an impossible floor is rejected: it is registered (every
+    # candidate is, with its decision) but the champion does not move.
     set_params(project, {"train.seed": 7, "gate.tasks.click.floor": 0.999})
     run_chain(project)
     decision = json.loads(paths.decision_file.read_text())
     assert not decision["promote"]
     assert "click" in decision["summary"]
-    assert "champion_version" in decision
+    assert decision["champion_version"] == champion.version
+    assert decision["comparison"]["click"]["gain_interval"] is not None  # judged on paired resamples
     assert MlflowClient().get_model_version_by_alias("mtl-ecommerce", "champion").version == champion.version
-    assert len(MlflowClient().search_model_versions("name='mtl-ecommerce'")) == 1
+    rejected = MlflowClient().get_model_version("mtl-ecommerce", decision["registered_version"])
+    assert rejected.tags["mtl.decision"] == "rejected" and "click" in rejected.tags["mtl.decision_summary"]

@@ -1,0 +1,170 @@
+"""The model card of a candidate: what it was trained on, how it scored, what the gate decided.
+
+Built from the promotion payload alone (a pure function), as Markdown for the log and the
+registry, and as a self-contained HTML page (inline SVG plots, no scripts) for people.
+"""
+
+from __future__ import annotations
+
+import html
+
+
+def _f(v, digits: int = 4) -> str:
+    return f"{v:.{digits}f}" if isinstance(v, (int, float)) and v is not None else "-"
+
+
+def _iv(iv, signed: bool = False) -> str:
+    if not iv:
+        return "-"
+    return f"[{iv[0]:+.4f}, {iv[1]:+.4f}]" if signed else f"[{iv[0]:.4f}, {iv[1]:.4f}]"
+
+
+def _rows(card: dict) -> tuple[list[str], list[list[str]]]:
+    """The metric table: one row per task (and per conditional AUC)."""
+    head = ["task", "metric", "candidate", "95% interval", "champion", "gain", "gain interval", "oracle",
+            "vs single-task", "verdict"]
+    verdicts = {v["task"]: v for v in card["decision"].get("tasks", [])}
+    comparison = card.get("comparison") or {}
+    baseline = (card.get("mtl_gain") or {}).get("tasks", {})
+    rows = []
+    for task, e in card["metrics"].items():
+        metric = "auc" if e["type"] == "binary" else "rmse"
+        comp = comparison.get(task, {})
+        v = verdicts.get(task, {})
+        rows.append([task, metric.upper(), _f(e.get(metric)), _iv(e.get("auc_interval")) if metric == "auc" else "-",
+                     _f(comp.get("champion")), _f(comp.get("gain")) if comp.get("gain") is not None else "-",
+                     _iv(comp.get("gain_interval"), True), _f(e.get("oracle_auc")),
+                     f"{baseline[task]['gain']:+.4f} {_iv(baseline[task].get('gain_interval'), True)}"
+                     if baseline.get(task, {}).get("gain") is not None else "-",
+                     ("PASS" if v.get("passed") else "FAIL") if v else "-"])
+        for key in e:
+            if key.startswith("auc_given_"):
+                rows.append([f"{task} given {key[len('auc_given_'):]}", "AUC", _f(e[key]), *["-"] * 7])
+    return head, rows
+
+
+def _detail_rows(card: dict) -> tuple[list[str], list[list[str]]]:
+    head = ["task", "PR-AUC", "logloss", "ECE", "GAUC", "MAE", "rows"]
+    return head, [[task, _f(e.get("pr_auc")), _f(e.get("logloss")), _f(e.get("ece")), _f(e.get("gauc")),
+                   _f(e.get("mae")), str(e.get("rows", "-"))] for task, e in card["metrics"].items()]
+
+
+def _slice_rows(card: dict) -> tuple[list[str], list[list[str]]]:
+    head = ["task", "slice", "rows", "AUC / RMSE", "champion", "gain", "gain interval"]
+    comparison = card.get("comparison") or {}
+    rows = []
+    for task, e in card["metrics"].items():
+        metric = "auc" if e["type"] == "binary" else "rmse"
+        for col, values in e.get("slices", {}).items():
+            for value, se in values.items():
+                comp = comparison.get(task, {}).get("slices", {}).get(col, {}).get(value, {})
+                rows.append([task, f"{col}={value}", str(se.get("rows", "-")), _f(se.get(metric)),
+                             _f(comp.get("champion")), _f(comp.get("gain")) if comp.get("gain") is not None else "-",
+                             _iv(comp.get("gain_interval"), True)])
+    return head, rows
+
+
+def _gain_line(card: dict) -> str:
+    gain = card.get("mtl_gain")
+    if not gain:
+        return "Single-task baselines: not trained (evaluation.baselines: false)."
+    dm = gain.get("delta_m")
+    negative = ", ".join(f"{n['task']} ({n['gain']:+.4f}{', beyond noise' if n['beyond_noise'] else ''})"
+                         for n in gain.get("negative_transfer", [])) or "none"
+    return (f"Multi-task gain over the single-task baselines: Δm {dm:+.2%}" if dm is not None else "Δm undefined") + \
+        f"; negative transfer: {negative}."
+
+
+def _md_table(head: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _reasons(decision: dict) -> list[str]:
+    out = [f"{'PASS' if t['passed'] else 'FAIL'} {t['task']}: {t['reason']}" for t in decision.get("tasks", [])]
+    out += [f"{'PASS' if s['passed'] else 'FAIL'} {s['task']} on {s['slice']}: {s['reason']}"
+            for s in decision.get("slices", []) if not s["passed"]]
+    if decision.get("improvement"):
+        imp = decision["improvement"]
+        out.append(f"{'PASS' if imp['passed'] else 'FAIL'} improvement: {imp['reason']}")
+    if decision.get("load_check"):
+        lc = decision["load_check"]
+        out.append(f"{'PASS' if lc['passed'] else 'FAIL'} load check: {lc['reason']}")
+    return out
+
+
+def markdown(card: dict) -> str:
+    """``card``: model_name, version, run_id, lineage (tags), metrics (evaluate's per-task
+    result), comparison (or None), decision (the promotion payload)."""
+    lineage = card.get("lineage", {})
+    data_lines = [f"- {k.removeprefix('mtl.')}: `{v}`" for k, v in sorted(lineage.items())]
+    parts = [
+        f"# Model card: {card['model_name']} version {card.get('version', '-')}",
+        f"MLflow run `{card.get('run_id', '-')}`; champion at evaluation: "
+        f"{card['decision'].get('champion_version') or 'none (first model)'}.",
+        "## Decision",
+        f"**{card['decision']['summary']}**",
+        "\n".join(f"- {r}" for r in _reasons(card["decision"])),
+        "## Data and lineage",
+        "\n".join(data_lines) or "-",
+        "## Metrics (test split; gain = candidate better than champion, paired bootstrap interval)",
+        _md_table(*_rows(card)),
+        _gain_line(card),
+        _md_table(*_detail_rows(card)),
+    ]
+    slice_head, slice_rows = _slice_rows(card)
+    if slice_rows:
+        parts += ["## Slices", _md_table(slice_head, slice_rows)]
+    return "\n\n".join(parts) + "\n"
+
+
+def _svg_curve(points: list[dict], x: str, y: str, title: str, diagonal: bool = True) -> str:
+    size, pad = 220, 28
+    inner = size - 2 * pad
+
+    def xy(px, py):
+        return f"{pad + px * inner:.1f},{size - pad - py * inner:.1f}"
+
+    line = " ".join(xy(p[x], p[y]) for p in points)
+    diag = f'<line x1="{pad}" y1="{size - pad}" x2="{size - pad}" y2="{pad}" stroke="#bbb" stroke-dasharray="4"/>'
+    return (f'<figure><svg width="{size}" height="{size}" xmlns="http://www.w3.org/2000/svg">'
+            f'<rect x="{pad}" y="{pad}" width="{inner}" height="{inner}" fill="none" stroke="#888"/>'
+            f'{diag if diagonal else ""}<polyline fill="none" stroke="#1f6feb" stroke-width="2" points="{line}"/>'
+            f'</svg><figcaption>{html.escape(title)}</figcaption></figure>')
+
+
+def _html_table(head: list[str], rows: list[list[str]]) -> str:
+    th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def to_html(card: dict, roc: dict[str, list[dict]] | None = None, reliability: dict[str, list[dict]] | None = None) -> str:
+    decision = card["decision"]
+    colour = "#1a7f37" if decision.get("promote") else "#cf222e"
+    plots = []
+    for task, points in (roc or {}).items():
+        if points:
+            plots.append(_svg_curve(points, "fpr", "tpr", f"ROC: {task}"))
+    for task, points in (reliability or {}).items():
+        if points:
+            plots.append(_svg_curve(points, "mean_prediction", "positive_rate", f"reliability: {task}"))
+    lineage = card.get("lineage", {})
+    slice_head, slice_rows = _slice_rows(card)
+    return f"""<!doctype html><html><head><meta charset="utf-8">
+<title>{html.escape(card['model_name'])} v{html.escape(str(card.get('version', '-')))}</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse;margin:1em 0}}
+td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td:first-child,th:first-child{{text-align:left}}
+figure{{display:inline-block;margin:0 1em 1em 0}}</style></head><body>
+<h1>Model card: {html.escape(card['model_name'])} version {html.escape(str(card.get('version', '-')))}</h1>
+<p>MLflow run <code>{html.escape(str(card.get('run_id', '-')))}</code>; champion at evaluation:
+{html.escape(str(decision.get('champion_version') or 'none (first model)'))}</p>
+<h2>Decision</h2><p style="color:{colour};font-weight:bold">{html.escape(decision['summary'])}</p>
+<ul>{''.join(f'<li>{html.escape(r)}</li>' for r in _reasons(decision))}</ul>
+<h2>Data and lineage</h2><ul>{''.join(f'<li>{html.escape(k)}: <code>{html.escape(str(v))}</code></li>' for k, v in sorted(lineage.items()))}</ul>
+<h2>Metrics</h2>{_html_table(*_rows(card))}<p>{html.escape(_gain_line(card))}</p>{_html_table(*_detail_rows(card))}
+{('<h2>Slices</h2>' + _html_table(slice_head, slice_rows)) if slice_rows else ''}
+<h2>Plots</h2>{''.join(plots)}
+</body></html>
+"""

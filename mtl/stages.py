@@ -385,7 +385,7 @@ def promote(cfg: Config, paths: Paths) -> dict:
     }
     metric_tags = {f"test_{k}_{task}": f"{e[k]:.5f}" for task, e in candidate.items() for k in ("auc", "rmse")
                    if e.get(k) is not None}
-    version = registry.register_candidate(name, info["model_uri"], lineage | metric_tags).version
+    version = registry.register_candidate(name, info["model_uri"], info["run_id"], lineage | metric_tags).version
     load = None
     if decision.promote:
         with tempfile.TemporaryDirectory() as tmp:

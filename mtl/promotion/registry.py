@@ -56,10 +56,20 @@ def get_champion(name: str):
     return get_alias(name, CHAMPION)
 
 
-def register_candidate(name: str, model_uri: str, tags: dict[str, str]):
-    """A new model version for the candidate (every candidate gets one, promoted or not)."""
+def register_candidate(name: str, model_uri: str, run_id: str, tags: dict[str, str]):
+    """The candidate's model version: every candidate gets one, promoted or not, and only one
+    (judging the same run again, say after `dvc repro --force promote`, reuses its version)."""
     import mlflow
+    from mlflow.exceptions import MlflowException
 
+    try:
+        existing = _client().search_model_versions(f"name='{name}' and run_id='{run_id}'")
+    except MlflowException:
+        existing = []
+    if existing:
+        version = max(existing, key=lambda v: int(v.version))
+        tag_version(name, version.version, tags)
+        return version
     return mlflow.register_model(model_uri, name, tags=tags)
 
 

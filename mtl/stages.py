@@ -374,7 +374,7 @@ def promote(cfg: Config, paths: Paths) -> dict:
             model = mlflow.pyfunc.load_model(f"models:/{name}/{champion.version}")
             scores = model.predict(rows[model.metadata.get_input_schema().input_names()])
             comparison = compare(candidate_scores, scores, rows, cfg)
-        judged.update(champion=champion.version if champion is not None else None, comparison=comparison)
+        judged.update(champion=str(champion.version) if champion is not None else None, comparison=comparison)
         return decide(candidate, comparison, types, cfg.gate)
 
     decision = judge(champion_version)
@@ -385,7 +385,7 @@ def promote(cfg: Config, paths: Paths) -> dict:
     }
     metric_tags = {f"test_{k}_{task}": f"{e[k]:.5f}" for task, e in candidate.items() for k in ("auc", "rmse")
                    if e.get(k) is not None}
-    version = registry.register_candidate(name, info["model_uri"], info["run_id"], lineage | metric_tags).version
+    version = str(registry.register_candidate(name, info["model_uri"], info["run_id"], lineage | metric_tags).version)
     load = None
     if decision.promote:
         with tempfile.TemporaryDirectory() as tmp:

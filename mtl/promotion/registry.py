@@ -127,15 +127,15 @@ def compare_and_promote(name: str, version: str, judged_against: str | None,
     """
     with lock():
         current = get_champion(name)
-        current_version = current.version if current is not None else None
-        rejudged = current_version != judged_against
+        current_version = str(current.version) if current is not None else None
+        rejudged = current_version != (str(judged_against) if judged_against is not None else None)
         decision = judge(current) if rejudged else None
         if decision is not None and not decision.promote:
             return Outcome(False, current_version, True, decision)
         client = _client()
         if current is not None:
             client.set_registered_model_alias(name, PREVIOUS, current.version)
-            client.set_model_version_tag(name, version, REPLACED, current.version)
+            client.set_model_version_tag(name, version, REPLACED, str(current.version))
         client.set_registered_model_alias(name, CHAMPION, version)
         return Outcome(True, current_version, rejudged, decision)
 
@@ -153,12 +153,12 @@ def rollback(name: str, lock: Callable[[], object]) -> tuple[str, str]:
         client.set_registered_model_alias(name, CHAMPION, previous.version)
         # The alias chain steps back too: previous becomes what the restored version replaced.
         before = previous.tags.get(REPLACED)
-        if before and before != current.version:
+        if before and before != str(current.version):
             client.set_registered_model_alias(name, PREVIOUS, before)
         else:
             client.delete_registered_model_alias(name, PREVIOUS)
         client.set_model_version_tag(name, current.version, DECISION, "rolled_back")
-        return previous.version, current.version
+        return str(previous.version), str(current.version)
 
 
 def version_record(name: str, version: str) -> dict:

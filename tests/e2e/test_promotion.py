@@ -19,25 +19,27 @@ from tests.conftest import SMALL_OVERRIDES, copy_project, set_params
 from tests.e2e.test_stages import run_chain
 
 NAME = "mtl-ecommerce"
-# A second model is promoted on the gate's regression limits alone (a 30k-row test split is
-# too small for a seed change to be better beyond noise).
-LENIENT = {"gate.require_improvement": False, "gate.slices": {}, "gate.tasks.click.floor": 0.5,
-           "gate.tasks.add_to_cart.floor": 0.5, "gate.tasks.purchase.floor": 0.5}
+# A second model is promoted on a floor alone: a 30k-row log's test split is too small for a
+# seed change to be better (or worse) beyond noise, and these tests are about the registry.
+LENIENT = {"gate.require_improvement": False, "gate.slices": {},
+           "gate.tasks": {"click": {"floor": 0.5, "max_regression": 1.0}}}
 
 
 def versions() -> dict[str, dict]:
-    return {v.version: v.tags for v in MlflowClient().search_model_versions(f"name='{NAME}'")}
+    return {str(v.version): v.tags for v in MlflowClient().search_model_versions(f"name='{NAME}'")}
 
 
 @pytest.mark.slow
-def test_rollback_restores_the_previous_champion_and_lineage_shows_the_chain(project, capsys):
+def test_rollback_lineage_and_a_broken_package(project, capsys):
+    """One registry's life: two promotions, lineage, rollback, nothing left to roll back, and a
+    candidate whose packaged weights are corrupt stopped by the load check."""
     set_params(project, LENIENT)
     paths = run_chain(project)
     set_params(project, {"train.seed": 7})
     run_chain(project)
     tracking.configure(paths)
-    assert registry.get_champion(NAME).version == "2"
-    assert registry.get_alias(NAME, registry.PREVIOUS).version == "1"
+    assert str(registry.get_champion(NAME).version) == "2"
+    assert str(registry.get_alias(NAME, registry.PREVIOUS).version) == "1"
 
     assert cli.main(["lineage", "2"]) == 0
     out = capsys.readouterr().out
@@ -47,7 +49,7 @@ def test_rollback_restores_the_previous_champion_and_lineage_shows_the_chain(pro
 
     assert cli.main(["rollback"]) == 0
     assert "version 1 is @champion again" in capsys.readouterr().out
-    assert registry.get_champion(NAME).version == "1"
+    assert str(registry.get_champion(NAME).version) == "1"
     assert registry.get_alias(NAME, registry.PREVIOUS) is None  # version 1 replaced nothing
     assert versions()["2"][registry.DECISION] == "rolled_back"
     assert cli.main(["champion"]) == 0
@@ -55,29 +57,22 @@ def test_rollback_restores_the_previous_champion_and_lineage_shows_the_chain(pro
     # Nothing left to roll back to: a clear error, exit 2, the champion untouched.
     assert cli.main(["rollback"]) == 2
     assert "no previous_champion" in capsys.readouterr().err
-    assert registry.get_champion(NAME).version == "1"
+    assert str(registry.get_champion(NAME).version) == "1"
 
-
-@pytest.mark.slow
-def test_load_check_rejects_a_broken_package_and_keeps_the_champion(project):
-    set_params(project, LENIENT)
-    paths = run_chain(project)
-    tracking.configure(paths)
-    champion = registry.get_champion(NAME).version
-    set_params(project, {"train.seed": 7})
+    # A third candidate that passes the gate, but whose packaged weights (what the registry
+    # would serve, not the local copy evaluate used) are corrupt: the load check stops it.
+    set_params(project, {"train.seed": 8})
     cfg = load_config(project / "params.yaml")
     stages.train(cfg, paths)
     stages.evaluate(cfg, paths)
-    # Break the packaged weights the registry would serve (not the local copy evaluate used).
     model_id = json.loads(paths.train_info.read_text())["model_uri"].split("/")[-1]
     location = Path(mlflow.get_logged_model(model_id).artifact_location.removeprefix("file://"))
     (location / "artifacts" / "model.pt").write_bytes(b"not a checkpoint")
-
     decision = stages.promote(cfg, paths)
     assert not decision["promote"]
     assert not decision["load_check"]["passed"]
     assert "failed the load check in a fresh process" in decision["summary"]
-    assert registry.get_champion(NAME).version == champion
+    assert str(registry.get_champion(NAME).version) == "1"
     assert versions()[decision["registered_version"]][registry.DECISION] == "rejected"
 
 
@@ -107,16 +102,16 @@ def test_two_concurrent_promotions_end_with_the_better_model(tmp_path, monkeypat
     store = f"sqlite:///{tmp_path / 'shared.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
     monkeypatch.chdir(tmp_path)  # a store given by URI keeps artifacts under ./mlruns
-    base = SMALL_OVERRIDES | {"gate.slices": {}, "gate.tasks.click.floor": 0.5,
-                              "gate.tasks.add_to_cart.floor": 0.5, "gate.tasks.purchase.floor": 0.5}
-    # The champion: barely trained. Candidates: "weak" (a little better) and "strong".
-    first = _candidate(tmp_path / "first", base | {"train.epochs": 1, "train.learning_rate": 0.00002})
+    # Gated on click alone, the task with enough positives in a 2k-row test split to rank these
+    # models reliably: the champion is all but untrained, "weak" a little better, "strong" much.
+    base = SMALL_OVERRIDES | {"gate.slices": {}, "gate.tasks": {"click": {"max_regression": 0.0}}}
+    first = _candidate(tmp_path / "first", base | {"train.epochs": 1, "train.learning_rate": 0.00001})
     stages.promote(load_config(first / "params.yaml"), Paths.at(first))
-    strong = _candidate(tmp_path / "strong", base | {"train.seed": 7}, data_from=first)
+    strong = _candidate(tmp_path / "strong", base | {"train.epochs": 3, "train.seed": 7}, data_from=first)
     weak = _candidate(tmp_path / "weak", base | {"train.epochs": 1, "train.learning_rate": 0.0002, "train.seed": 8},
                       data_from=first)
     mlflow.set_tracking_uri(store)
-    assert registry.get_champion(NAME).version == "1"
+    assert str(registry.get_champion(NAME).version) == "1"
 
     # Hold the promotion lock while both start, so both judge against version 1 and then queue.
     lock = registry.promotion_lock(NAME, store, registry.lock_dir_for(store))
@@ -135,7 +130,7 @@ def test_two_concurrent_promotions_end_with_the_better_model(tmp_path, monkeypat
 
     decisions = {ws.name: json.loads((ws / "data/06_promotion/decision.json").read_text()) for ws in (weak, strong)}
     assert decisions["strong"]["promote"], decisions["strong"]["summary"]
-    assert registry.get_champion(NAME).version == decisions["strong"]["registered_version"]
+    assert str(registry.get_champion(NAME).version) == decisions["strong"]["registered_version"]
     # Exactly one of them was judged again under the lock, against the other's version.
     rejudged = [n for n, d in decisions.items() if d["rejudged"]]
     assert len(rejudged) == 1, outputs

@@ -66,7 +66,7 @@ def test_chain_tracks_registers_and_gates(project):
     decision = json.loads(paths.decision_file.read_text())
     assert not decision["promote"]
     assert "click" in decision["summary"]
-    assert decision["champion_version"] == champion.version
+    assert decision["champion_version"] == str(champion.version)
     assert decision["comparison"]["click"]["gain_interval"] is not None  # judged on paired resamples
     assert MlflowClient().get_model_version_by_alias("mtl-ecommerce", "champion").version == champion.version
     rejected = MlflowClient().get_model_version("mtl-ecommerce", decision["registered_version"])

@@ -1,4 +1,4 @@
-"""The six pipeline stages: the I/O shell around the pure functions in mtl.data, mtl.training,
+"""The pipeline stages: the I/O shell around the pure functions in mtl.data, mtl.training,
 mtl.evaluation and mtl.promotion. Each reads only what earlier stages wrote (see mtl/paths.py)
 and is run by `mtl <stage>`, which is what dvc.yaml calls.
 """

@@ -1,4 +1,4 @@
-"""The six stages in-process on a small log: MLflow run, registry, gate outcomes."""
+"""The stages in-process on a small log: MLflow run, registry, gate outcomes."""
 
 import json
 

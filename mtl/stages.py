@@ -357,7 +357,12 @@ def promote(cfg: Config, paths: Paths) -> dict:
     champion_version = registry.get_champion(name)
     if champion_version is not None and champion_version.run_id == info["run_id"]:
         payload |= {"promote": False, "summary": f"already champion (version {champion_version.version})",
-                    "tasks": [], "champion_version": champion_version.version}
+                    "tasks": [], "champion_version": str(champion_version.version)}
+        card = {"model_name": name, "version": str(champion_version.version), "run_id": info["run_id"],
+                "metrics": candidate, "comparison": None, "decision": payload, "mtl_gain": evaluation.get("mtl_gain")}
+        paths.promotion_dir.mkdir(parents=True, exist_ok=True)
+        paths.model_card_md.write_text(model_card.markdown(card))
+        paths.model_card_html.write_text(model_card.to_html(card))
         _write_json(paths.decision_file, payload)
         print(f"promotion: {payload['summary']}")
         return payload

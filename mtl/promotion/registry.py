@@ -202,7 +202,9 @@ def lock_dir_for(tracking_uri: str) -> Path:
     if tracking_uri.startswith("sqlite:///"):
         return Path(tracking_uri[len("sqlite:///"):]).resolve().parent
     if tracking_uri.startswith("file:"):
-        return Path(tracking_uri[len("file:"):].lstrip("/") and "/" + tracking_uri[len("file:"):].lstrip("/"))
+        from urllib.parse import urlparse
+
+        return Path(urlparse(tracking_uri).path).resolve()
     return Path.home() / ".cache" / "mtl" / "locks"
 
 

@@ -283,11 +283,10 @@ def evaluate(cfg: Config, paths: Paths) -> dict:
 
         baseline_scores = Scorer.load(paths.transform_file, paths.baseline_model).predict(rows)
         payload["mtl_gain"] = mtl_gain(compare(scores, baseline_scores, rows, cfg), result)
-    for folder, plots in ((paths.plots_dir, roc_plots(scores, rows, cfg)),
-                          (paths.calibration_dir, calibration_plots(scores, rows, cfg))):
+    for folder, prefix, plots in ((paths.plots_dir, "roc", roc_plots(scores, rows, cfg)),
+                                  (paths.calibration_dir, "reliability", calibration_plots(scores, rows, cfg))):
         if folder.exists():
             shutil.rmtree(folder)
-        prefix = "roc" if folder == paths.plots_dir else "reliability"
         for task, points in plots.items():
             _write_json(folder / f"{prefix}_{task}.json", points)  # type: ignore[arg-type]
     scores.to_parquet(paths.predictions_file, index=False)

@@ -19,65 +19,59 @@ from mtl.evaluation.evaluate import _task_rows
 GATE_METRIC = {"binary": ("auc", True), "regression": ("rmse", False)}
 
 
-def _metric_under(task_type: str, y: np.ndarray, s: np.ndarray, weights: np.ndarray | None) -> tuple[float | None, np.ndarray | None]:
-    """The gate metric on all rows, and under each bootstrap resample (None without weights)."""
-    if task_type == "binary":
-        value = metrics.auc(y, s)
-        samples = metrics.weighted_aucs(y, s, weights) if weights is not None and value is not None else None
-    else:
-        value = metrics.rmse(y, s)
-        if weights is not None and value is not None:
-            total = weights.sum(1)
-            samples = np.sqrt((weights @ (y - s) ** 2) / np.where(total > 0, total, np.nan))
-        else:
-            samples = None
-    return value, samples
-
-
-def _paired(task_type: str, y: np.ndarray, cand: np.ndarray, champ: np.ndarray, weights: np.ndarray | None,
-            level: float) -> dict:
-    """One comparison: both values, the gain (positive = candidate better) and its interval."""
-    metric, higher = GATE_METRIC[task_type]
-    c, c_samples = _metric_under(task_type, y, cand, weights)
-    o, o_samples = _metric_under(task_type, y, champ, weights)
-    out: dict = {"metric": metric, "candidate": c, "champion": o, "rows": int(len(y)), "gain": None,
-                 "gain_interval": None}
-    if c is None or o is None:
-        return out
-    sign = 1.0 if higher else -1.0
-    out["gain"] = sign * (c - o)
-    if c_samples is not None and o_samples is not None:
-        out["gain_interval"] = metrics.interval(sign * (c_samples - o_samples), level)
-    return out
-
-
 def compare(candidate: pd.DataFrame, champion: pd.DataFrame, rows: pd.DataFrame, cfg: Config) -> dict:
     """task -> paired comparison on the task's rows, plus ``slices``: column -> value -> comparison.
 
-    ``candidate`` and ``champion`` hold one score column per task for the same ``rows``.
+    ``candidate`` and ``champion`` hold one score column per task for the same ``rows``. Each
+    bootstrap resample is drawn once and judges every task, slice and both models.
     """
     ev = cfg.evaluation
-    weights = metrics.bootstrap_weights(len(rows), ev.bootstrap, ev.seed + 1) if ev.bootstrap else None
     out: dict[str, dict] = {}
+    jobs = []  # (entry to fill, row indices, candidate's metric under weights, champion's)
     for task in (t.model_dump(mode="json") for t in cfg.tasks):
         m = _task_rows(rows, task)
-        y = pd.to_numeric(rows[task["label"]], errors="coerce").to_numpy(dtype="float64")[m]
-        cand = candidate[task["name"]].to_numpy(dtype="float64")[m]
-        champ = champion[task["name"]].to_numpy(dtype="float64")[m]
-        w = weights[:, m] if weights is not None else None
-        entry = _paired(task["type"], y, cand, champ, w, ev.interval)
-        entry["slices"] = {}
+        y = pd.to_numeric(rows[task["label"]], errors="coerce").to_numpy(dtype="float64")
+        cand, champ = (f[task["name"]].to_numpy(dtype="float64") for f in (candidate, champion))
+        groups = [((), m)]
         for col in cfg.slice_columns():
-            if col not in rows:
+            if col in rows:
+                values = rows[col].astype(str).to_numpy()
+                groups += [((col, str(v)), m & (values == v)) for v in sorted(pd.unique(values[m]))]
+        entry: dict = {}
+        for key, mask in groups:
+            if key and mask.sum() < ev.min_slice_rows:
                 continue
-            values = rows[col].astype(str).to_numpy()[m]
-            entry["slices"][col] = {
-                str(v): _paired(task["type"], y[values == v], cand[values == v], champ[values == v],
-                                w[:, values == v] if w is not None else None, ev.interval)
-                for v in sorted(pd.unique(values)) if (values == v).sum() >= ev.min_slice_rows
-            }
+            idx = np.flatnonzero(mask)
+            comp = _paired(task["type"], y[idx], cand[idx], champ[idx])
+            if key:
+                entry["slices"].setdefault(key[0], {})[key[1]] = comp
+            else:
+                entry = comp | {"slices": {col: {} for col in cfg.slice_columns() if col in rows}}
+                comp = entry
+            if ev.bootstrap and comp["gain"] is not None:
+                under = metrics.WeightedAUC if task["type"] == "binary" else metrics.WeightedRMSE
+                jobs.append((comp, idx, under(y[idx], cand[idx]), under(y[idx], champ[idx])))
         out[task["name"]] = entry
+    if jobs:
+        gains: list[list[float]] = [[] for _ in jobs]
+        for w in metrics.Resamples(len(rows), ev.bootstrap, ev.seed + 1):
+            for samples, (comp, idx, c_under, o_under) in zip(gains, jobs):
+                wi = w[idx]
+                samples.append(c_under(wi) - o_under(wi))
+        for samples, (comp, *_rest) in zip(gains, jobs):
+            sign = 1.0 if comp["metric"] == "auc" else -1.0
+            comp["gain_interval"] = metrics.interval(sign * np.asarray(samples), ev.interval)
     return out
+
+
+def _paired(task_type: str, y: np.ndarray, cand: np.ndarray, champ: np.ndarray) -> dict:
+    """One comparison: both values and the gain (positive = candidate better); its interval is
+    filled in by ``compare`` from the resamples."""
+    metric, higher = GATE_METRIC[task_type]
+    value = metrics.auc if task_type == "binary" else metrics.rmse
+    c, o = value(y, cand), value(y, champ)
+    gain = None if c is None or o is None else (c - o if higher else o - c)
+    return {"metric": metric, "candidate": c, "champion": o, "rows": int(len(y)), "gain": gain, "gain_interval": None}
 
 
 def mtl_gain(vs_baseline: dict, result: dict) -> dict:

@@ -32,7 +32,7 @@ def evaluate_scores(scores: pd.DataFrame, rows: pd.DataFrame, cfg: Config) -> di
     """
     ev = cfg.evaluation
     schema = cfg.data.schema
-    weights = metrics.bootstrap_weights(len(rows), ev.bootstrap, ev.seed) if ev.bootstrap else None
+    resamples = metrics.Resamples(len(rows), ev.bootstrap, ev.seed) if ev.bootstrap else None
     slice_values = {col: rows[col].astype(str).to_numpy() for col in cfg.slice_columns() if col in rows}
     result: dict[str, dict] = {}
     by_label = {t.label: t.name for t in cfg.tasks}
@@ -41,8 +41,8 @@ def evaluate_scores(scores: pd.DataFrame, rows: pd.DataFrame, cfg: Config) -> di
         y = pd.to_numeric(rows[task["label"]], errors="coerce").to_numpy(dtype="float64")[m]
         s = scores[task["name"]].to_numpy(dtype="float64")[m]
         entry = {"type": task["type"], **_metrics(task, y, s, cfg)}
-        if task["type"] == "binary" and weights is not None and entry["auc"] is not None:
-            entry["auc_interval"] = metrics.interval(metrics.weighted_aucs(y, s, weights[:, m]), ev.interval)
+        if task["type"] == "binary" and resamples is not None and entry["auc"] is not None:
+            entry["auc_interval"] = metrics.interval(metrics.weighted_aucs(y, s, resamples.where(m)), ev.interval)
         if task["type"] == "binary" and ev.gauc_by and ev.gauc_by in rows:
             entry["gauc"] = metrics.gauc(y, s, rows[ev.gauc_by].astype(str).to_numpy()[m])
         parent = by_label.get(task.get("implies"))

@@ -4,6 +4,8 @@ defined."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from sklearn.metrics import average_precision_score, log_loss, roc_auc_score, roc_curve
 
@@ -84,26 +86,64 @@ def _sorted_auc(y: np.ndarray, p: np.ndarray) -> float:
     return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def bootstrap_weights(n: int, resamples: int, seed: int) -> np.ndarray:
-    """(resamples, n) Poisson(1) row weights: the bootstrap for large n without index arrays.
+@dataclass(frozen=True)
+class Resamples:
+    """Poisson(1) bootstrap row weights over ``n`` rows, drawn one resample at a time.
 
-    One matrix is shared by every metric of an evaluation so that differences between two
-    models scored on the same rows are paired (the same resample judges both)."""
-    return np.random.default_rng(seed).poisson(1.0, size=(resamples, n)).astype(np.float32)
+    Resample ``r`` is the same vector whenever it is drawn (its generator is seeded by
+    (seed, r)), so two models scored on the same rows are judged on the same resamples (a paired
+    comparison), and memory stays one row vector whatever the test split's size. ``where``
+    narrows to a subset of the rows (a task's rows, a slice) without changing the draws.
+    """
+
+    n: int
+    count: int
+    seed: int
+    rows: np.ndarray | None = None  # bool mask over the n rows, None for all of them
+
+    def where(self, mask: np.ndarray) -> "Resamples":
+        if self.rows is None:
+            return Resamples(self.n, self.count, self.seed, np.asarray(mask, bool))
+        rows = self.rows.copy()
+        rows[rows] = mask
+        return Resamples(self.n, self.count, self.seed, rows)
+
+    def __iter__(self):
+        for r in range(self.count):
+            w = np.random.default_rng([self.seed, r]).poisson(1.0, self.n).astype(np.float32)
+            yield w if self.rows is None else w[self.rows]
 
 
-def weighted_aucs(y: np.ndarray, p: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """AUC under each row of ``weights`` (resamples, n); ties count a half, as in roc_auc_score."""
-    _, inverse = np.unique(p, return_inverse=True)
-    pos, neg = (y == 1), (y == 0)
-    out = np.empty(len(weights))
-    for r, w in enumerate(weights):
-        wp = np.bincount(inverse[pos], weights=w[pos], minlength=inverse.max() + 1)
-        wn = np.bincount(inverse[neg], weights=w[neg], minlength=inverse.max() + 1)
-        below = np.cumsum(wn) - wn
+class WeightedAUC:
+    """AUC of fixed labels and scores under any row weights: the scores are ranked once, so each
+    resample costs two bincounts. Ties count a half, as in roc_auc_score."""
+
+    def __init__(self, y: np.ndarray, p: np.ndarray):
+        _, self.inverse = np.unique(p, return_inverse=True)
+        self.pos, self.neg = (y == 1), (y == 0)
+        self.bins = int(self.inverse.max()) + 1 if len(p) else 0
+
+    def __call__(self, w: np.ndarray) -> float:
+        wp = np.bincount(self.inverse[self.pos], weights=w[self.pos], minlength=self.bins)
+        wn = np.bincount(self.inverse[self.neg], weights=w[self.neg], minlength=self.bins)
         denom = wp.sum() * wn.sum()
-        out[r] = float((wp * (below + 0.5 * wn)).sum() / denom) if denom > 0 else np.nan
-    return out
+        return float((wp * (np.cumsum(wn) - 0.5 * wn)).sum() / denom) if denom > 0 else np.nan
+
+
+class WeightedRMSE:
+    def __init__(self, y: np.ndarray, pred: np.ndarray):
+        self.sq = (y - pred) ** 2
+
+    def __call__(self, w: np.ndarray) -> float:
+        total = w.sum()
+        return float(np.sqrt((w @ self.sq) / total)) if total > 0 else np.nan
+
+
+def weighted_aucs(y: np.ndarray, p: np.ndarray, weights) -> np.ndarray:
+    """AUC under each weight vector of ``weights`` (an iterable of (n,) vectors, e.g.
+    :class:`Resamples`)."""
+    auc_under = WeightedAUC(y, p)
+    return np.asarray([auc_under(w) for w in weights])
 
 
 def interval(samples: np.ndarray, level: float) -> tuple[float, float] | None:

@@ -50,7 +50,18 @@ def _log(n=6000, seed=0, users=40):
 def test_weighted_auc_with_unit_weights_is_roc_auc_including_ties():
     rows, p = _log()
     y, s = rows["click"].to_numpy(float), np.round(p, 2)  # rounding makes many ties
-    assert metrics.weighted_aucs(y, s, np.ones((1, len(y))))[0] == pytest.approx(metrics.auc(y, s))
+    assert metrics.weighted_aucs(y, s, [np.ones(len(y))])[0] == pytest.approx(metrics.auc(y, s))
+
+
+def test_resamples_are_reproducible_and_narrow_without_redrawing():
+    res = metrics.Resamples(10, 3, seed=4)
+    full = list(res)
+    assert all((a == b).all() for a, b in zip(full, res))  # drawn again: the same weights
+    mask = np.arange(10) % 2 == 0
+    inner = np.zeros(5, bool)
+    inner[[1, 3]] = True
+    narrowed = list(res.where(mask).where(inner))
+    assert all((n == f[[2, 6]]).all() for n, f in zip(narrowed, full))
 
 
 def test_auc_interval_covers_the_truth_and_narrows_with_rows():
@@ -58,7 +69,7 @@ def test_auc_interval_covers_the_truth_and_narrows_with_rows():
     for n in (2000, 20000):
         rows, p = _log(n)
         y = rows["click"].to_numpy(float)
-        lo, hi = metrics.interval(metrics.weighted_aucs(y, p, metrics.bootstrap_weights(n, 200, 1)), 0.95)
+        lo, hi = metrics.interval(metrics.weighted_aucs(y, p, metrics.Resamples(n, 200, 1)), 0.95)
         assert lo < metrics.auc(y, p) < hi
         widths.append(hi - lo)
     assert widths[1] < widths[0] / 2  # ~1/sqrt(n): 10x the rows, ~3x narrower

@@ -25,6 +25,7 @@ run: setup
 	$(BIN)/mtl run
 
 test: setup
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || MTL_SETUP_BROWSER=1 VENV=$(VENV) bash scripts/setup.sh
 	$(BIN)/python -m pytest
 
 test-fast: setup

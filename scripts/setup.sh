@@ -57,5 +57,19 @@ else
   "${PIP[@]}" install -q -c requirements.lock -e ".[test]"
 fi
 "${PIP[@]}" check
+
+# The Airflow UI test drives a real headless Chromium through Playwright. Playwright's own
+# browser download is not used: the system's Chromium is, installed here from the OS packages
+# when the tests ask for it (MTL_SETUP_BROWSER=1, as `make test` does) and it is missing.
+if [ "${MTL_SETUP_BROWSER:-0}" = 1 ] && ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo -n"
+  if command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing Chromium (for the Airflow UI test) with apt-get"
+    { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null; } \
+      || echo "warning: could not install chromium; the Airflow UI test will fail until it is on PATH" >&2
+  else
+    echo "warning: no chromium on PATH and no apt-get; install Chromium for the Airflow UI test" >&2
+  fi
+fi
 touch "$VENV/.installed"
 echo "==> environment ready: $VENV"

@@ -21,10 +21,17 @@ STAGE_HELP = {
     "evaluation.baselines is false.",
     "train": "Train the multi-task model (model.architecture) with early stopping on validation; log "
     "params, per-epoch metrics and the model to MLflow; write data/04_model.",
-    "evaluate": "Score the test split through the served-model path; per-task and per-scenario metrics "
-    "beside the oracle AUC; write data/05_evaluation (DVC metrics and ROC plots) and log to MLflow.",
-    "promote": "Gate the candidate against the current champion (alias 'champion') with gate.tasks "
-    "thresholds; register it and move the alias only when it passes. Writes data/06_promotion/decision.json.",
+    "score": "Score the raw test rows through the served-model path with the candidate and the single-task "
+    "baseline; write data/05_evaluation/test_predictions.parquet (and baseline_predictions.parquet).",
+    "evaluate-task": "Evaluate one task (DVC stage evaluate_task@N, one mapped Airflow task each): metrics with "
+    "bootstrap intervals, slices, calibration, ROC, and the paired gain over its single-task baseline; "
+    "write data/05_evaluation/tasks/TASK/metrics.json.",
+    "evaluate": "Gather every task's evaluation: metrics.json beside the oracle AUC, the MTL gain (delta_m, "
+    "negative transfer), DVC metrics and plots under data/05_evaluation; log them to MLflow.",
+    "gate": "Judge the candidate against the current champion (alias 'champion') with the gate.tasks and "
+    "gate.slices thresholds; write data/06_promotion/gate.json. A failed gate is an outcome, not an error.",
+    "promote": "Register the candidate as a model version and move the 'champion' alias to it only when the "
+    "gate passed and the packaged model loads in a fresh process. Writes data/06_promotion/decision.json.",
 }
 
 
@@ -38,7 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--params", help="params file (default: <project>/params.yaml)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, text in STAGE_HELP.items():
-        sub.add_parser(name, help=text.split(";")[0].split(". ")[0], description=text)
+        stage = sub.add_parser(name, help=text.split(";")[0].split(". ")[0], description=text)
+        if name == "evaluate-task":
+            stage.add_argument("task", help="the task's name (params.yaml tasks[].name)")
     sub.add_parser("run", help="run the whole pipeline with `dvc repro`, then print the report",
                    description="Run every stage that is out of date (dvc repro), then print the per-task "
                    "table of test AUC beside the oracle AUC and the promotion decision.")
@@ -82,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
             from mtl import registry_cli
 
             print(getattr(registry_cli, args.command)(cfg, paths, *([args.version] if args.command == "lineage" else [])))
+        elif args.command == "evaluate-task":
+            STAGES["evaluate_task"](cfg, paths, args.task)
         else:
             STAGES[args.command](cfg, paths)
         return 0

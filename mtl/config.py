@@ -135,6 +135,9 @@ class DataConfig(_Frozen):
     synthetic: SyntheticConfig = SyntheticConfig()
     schema_: SchemaConfig = Field(alias="schema")
     split: SplitConfig = SplitConfig()
+    # A sliding window: keep only rows in the last N whole days of data.schema.time (the newest
+    # day in the files counts as day 1). null keeps every row. Files are read, never rewritten.
+    window_days: PositiveInt | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -164,6 +167,12 @@ class DataConfig(_Frozen):
     def _path_given(self) -> "DataConfig":
         if self.source in _adapter_names() and self.source != SYNTHETIC and not self.path:
             raise ValueError(f"data.path: source {self.source!r} reads files; set data.path to the file or folder")
+        if self.window_days is not None:
+            if self.is_synthetic:
+                raise ValueError("data.window_days: the synthetic log is generated whole; a window applies to "
+                                 "file sources (set data.source) or set window_days to null")
+            if not self.schema_.time:
+                raise ValueError("data.window_days: needs data.schema.time, the column the window counts days of")
         return self
 
 
@@ -358,6 +367,41 @@ class GateConfig(_Frozen):
     slices: dict[str, SliceGate] = Field(default_factory=dict)
 
 
+class RetrainingConfig(_Frozen):
+    """The `mtl_retraining` DAG: when it runs and on what data (dags/mtl_retraining.py)."""
+
+    # A cron expression or preset (@daily, @weekly); null: only when new files land.
+    schedule: str | None = "@weekly"
+    # Folder (relative to the project, or absolute) where new data files are dropped. The
+    # `mtl_ingest` DAG publishes new files there as an Airflow Asset, which triggers retraining.
+    incoming: str = "data/incoming"
+    # How often `mtl_ingest` looks at the folder (cron or preset).
+    scan_schedule: str = "*/10 * * * *"
+    # The adapter that reads the incoming files (files | ali_ccp | aliexpress | census_income).
+    source: str = "files"
+    # Retrain on the newest N days of data.schema.time across the incoming files.
+    window_days: PositiveInt = 14
+
+
+class AirflowConfig(_Frozen):
+    """How the Airflow DAGs run the pipeline (dags/). Read by the DAG files at parse time."""
+
+    # Stop before promotion until a person approves in the Airflow UI (Required actions).
+    approval: bool = False
+    # Without an answer in this time the candidate is rejected (the champion stays).
+    approval_timeout_hours: Annotated[float, Field(gt=0)] = 24.0
+    # Retries of a failed task (never for validation: bad data does not get better), with
+    # exponential backoff starting from retry_delay_seconds.
+    retries: Annotated[int, Field(ge=0)] = 2
+    retry_delay_seconds: Annotated[float, Field(ge=0)] = 30.0
+    # Pool the training tasks run in when they will use a GPU (size it to the GPUs of a worker);
+    # `make airflow` creates it with one slot.
+    gpu_pool: str = "mtl_gpu"
+    # Celery queue for GPU training work (only the CeleryExecutor routes by queue).
+    gpu_queue: str = "gpu"
+    retraining: RetrainingConfig = RetrainingConfig()
+
+
 class Config(_Frozen):
     data: DataConfig
     tasks: tuple[TaskConfig, ...]
@@ -366,6 +410,7 @@ class Config(_Frozen):
     train: TrainConfig = TrainConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     gate: GateConfig = GateConfig()
+    airflow: AirflowConfig = AirflowConfig()
 
     @model_validator(mode="after")
     def _cross_references(self) -> "Config":

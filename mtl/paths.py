@@ -118,6 +118,19 @@ class Paths:
         return self.root / "data" / "06_promotion"
 
     @property
+    def baseline_predictions_file(self) -> Path:
+        return self.root / "data" / "05_evaluation" / "baseline_predictions.parquet"
+
+    def task_eval_dir(self, task: str) -> Path:
+        """One task's evaluation (the `evaluate_task@N` stage): metrics.json and its plot points."""
+        return self.root / "data" / "05_evaluation" / "tasks" / task
+
+    @property
+    def gate_file(self) -> Path:
+        """The gate's verdict against the champion of the time (the `gate` stage)."""
+        return self.promotion_dir / "gate.json"
+
+    @property
     def decision_file(self) -> Path:
         return self.promotion_dir / "decision.json"
 

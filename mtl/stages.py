@@ -266,37 +266,90 @@ def _serving_requirements() -> list[str]:
     return [f"{p}=={version(p)}" for p in ("mlflow", "torch", "pandas", "numpy", "pyarrow", "pydantic", "PyYAML")]
 
 
-def evaluate(cfg: Config, paths: Paths) -> dict:
-    import mlflow
-
-    from mtl import tracking
-    from mtl.evaluation.evaluate import calibration_plots, evaluate_scores, format_table, roc_plots
+def score(cfg: Config, paths: Paths) -> dict:
+    """Score the raw test rows once, through the served-model path, with the candidate and (when
+    trained) the single-task baseline; every task's evaluation reads these scores."""
     from mtl.scoring import Scorer
 
     info = _read_json(paths.train_info, "train")
     rows = pd.read_parquet(paths.test_raw_file)
-    scores = Scorer.load(paths.transform_file, paths.model_file).predict(rows)
-    result = evaluate_scores(scores, rows, cfg)
-    payload = {"run_id": info["run_id"], "test_rows": len(rows), "tasks": result}
-    if paths.baseline_model.is_file():
-        from mtl.evaluation.compare import compare, mtl_gain
+    paths.predictions_file.parent.mkdir(parents=True, exist_ok=True)
+    Scorer.load(paths.transform_file, paths.model_file).predict(rows).to_parquet(paths.predictions_file, index=False)
+    # Always written (DVC tracks it): without baselines it is an empty table, no task columns.
+    baseline = (Scorer.load(paths.transform_file, paths.baseline_model).predict(rows)
+                if paths.baseline_model.is_file() else pd.DataFrame())
+    baseline.to_parquet(paths.baseline_predictions_file, index=False)
+    print(f"scored {len(rows):,} test rows with the candidate of run {info['run_id']}"
+          + (" and the single-task baseline" if len(baseline.columns) else ""))
+    return {"run_id": info["run_id"], "test_rows": len(rows)}
 
-        baseline_scores = Scorer.load(paths.transform_file, paths.baseline_model).predict(rows)
-        payload["mtl_gain"] = mtl_gain(compare(scores, baseline_scores, rows, cfg), result)
-    for folder, prefix, plots in ((paths.plots_dir, "roc", roc_plots(scores, rows, cfg)),
-                                  (paths.calibration_dir, "reliability", calibration_plots(scores, rows, cfg))):
+
+def evaluate_task(cfg: Config, paths: Paths, task: str | None = None) -> dict:
+    """One task's evaluation (run once per task, the map step): metrics with intervals and
+    slices, the paired gain over its single-task baseline, ROC and reliability points.
+    Without ``task``, every task in turn (an in-process run of the whole chain)."""
+    from mtl.evaluation.evaluate import calibration_plots, evaluate_scores, roc_plots
+
+    if task is None:
+        return {t.name: evaluate_task(cfg, paths, t.name) for t in cfg.tasks}
+    if task not in {t.name for t in cfg.tasks}:
+        from mtl.config import ConfigError
+
+        raise ConfigError(f"evaluate-task: no task named {task!r} in params.yaml (tasks: {[t.name for t in cfg.tasks]})")
+    rows = pd.read_parquet(paths.test_raw_file)
+    scores = pd.read_parquet(paths.predictions_file)
+    payload: dict = {"task": task, "metrics": evaluate_scores(scores, rows, cfg, only=task)[task]}
+    baseline = pd.read_parquet(paths.baseline_predictions_file) if paths.baseline_predictions_file.is_file() else None
+    if baseline is not None and task in baseline.columns:
+        from mtl.evaluation.compare import compare
+
+        payload["vs_baseline"] = compare(scores, baseline, rows, cfg, only=task)[task]
+    payload["roc"] = roc_plots(scores, rows, cfg, only=task).get(task)
+    payload["reliability"] = calibration_plots(scores, rows, cfg, only=task).get(task)
+    out = paths.task_eval_dir(task)
+    if out.exists():
+        shutil.rmtree(out)
+    _write_json(out / "metrics.json", payload)
+    m = payload["metrics"]
+    headline = (f"AUC {m['auc']:.4f}" if m.get("auc") is not None else
+                f"RMSE {m['rmse']:.4f}" if m.get("rmse") is not None else "no defined rows")
+    print(f"{task}: {headline}")
+    return payload
+
+
+def evaluate(cfg: Config, paths: Paths) -> dict:
+    """The reduce step: gather every task's evaluation into metrics.json, the MTL gain over the
+    baselines (Δm, negative transfer), the DVC plots, and the MLflow run."""
+    import mlflow
+
+    from mtl import tracking
+    from mtl.evaluation.compare import mtl_gain
+    from mtl.evaluation.evaluate import format_table
+
+    info = _read_json(paths.train_info, "train")
+    per_task = {t.name: _read_json(paths.task_eval_dir(t.name) / "metrics.json", f"evaluate_task ({t.name})")
+                for t in cfg.tasks}
+    result = {name: e["metrics"] for name, e in per_task.items()}
+    import pyarrow.parquet as pq
+
+    payload = {"run_id": info["run_id"], "test_rows": pq.ParquetFile(paths.predictions_file).metadata.num_rows,
+               "tasks": result}
+    if all("vs_baseline" in e for e in per_task.values()):
+        payload["mtl_gain"] = mtl_gain({name: e["vs_baseline"] for name, e in per_task.items()}, result)
+    for folder, prefix, key in ((paths.plots_dir, "roc", "roc"), (paths.calibration_dir, "reliability", "reliability")):
         if folder.exists():
             shutil.rmtree(folder)
-        for task, points in plots.items():
-            _write_json(folder / f"{prefix}_{task}.json", points)  # type: ignore[arg-type]
-    scores.to_parquet(paths.predictions_file, index=False)
+        for name, e in per_task.items():
+            if e.get(key):
+                _write_json(folder / f"{prefix}_{name}.json", e[key])  # type: ignore[arg-type]
     _write_json(paths.metrics_file, payload)
     tracking.configure(paths)
     with mlflow.start_run(run_id=info["run_id"]):
         mlflow.log_metrics(_flat_test_metrics(result) | _flat_gain_metrics(payload.get("mtl_gain")))
         mlflow.log_artifact(str(paths.metrics_file), "evaluation")
-        mlflow.log_artifacts(str(paths.plots_dir), "evaluation/plots")
-        mlflow.log_artifacts(str(paths.calibration_dir), "evaluation/calibration")
+        for folder, name in ((paths.plots_dir, "plots"), (paths.calibration_dir, "calibration")):
+            if folder.is_dir():
+                mlflow.log_artifacts(str(folder), f"evaluation/{name}")
     print(format_table(result, gain=payload.get("mtl_gain")))
     return payload
 
@@ -331,23 +384,82 @@ def _flat_test_metrics(result: dict) -> dict[str, float]:
     return flat
 
 
+def _judge(cfg: Config, name: str, rows: pd.DataFrame, candidate_scores: pd.DataFrame, candidate: dict, judged: dict):
+    """The gate's decision against ``champion`` (a ModelVersion, or None), on the same rows:
+    returns a function of the champion, recording what it judged against in ``judged``."""
+    import mlflow
+
+    from mtl.evaluation.compare import compare
+    from mtl.promotion.policy import decide
+
+    types = {t.name: t.type for t in cfg.tasks}
+
+    def judge(champion):
+        comparison = None
+        if champion is not None:
+            # The champion scores the very rows the candidate was judged on, through its own
+            # packaged transform; both are compared on the same bootstrap resamples (paired).
+            model = mlflow.pyfunc.load_model(f"models:/{name}/{champion.version}")
+            scores = model.predict(rows[model.metadata.get_input_schema().input_names()])
+            comparison = compare(candidate_scores, scores, rows, cfg)
+        judged.update(champion=str(champion.version) if champion is not None else None, comparison=comparison)
+        return decide(candidate, comparison, types, cfg.gate)
+
+    return judge
+
+
+def gate(cfg: Config, paths: Paths) -> dict:
+    """Judge the candidate against the current champion (or the floors alone, without one) and
+    write the verdict to data/06_promotion/gate.json; promotion runs only on a pass. A failed
+    gate is an outcome, not an error: the stage succeeds and says why."""
+    import mlflow
+
+    from mtl import tracking
+    from mtl.promotion import registry
+
+    info = _read_json(paths.train_info, "train")
+    candidate = _read_json(paths.metrics_file, "evaluate")["tasks"]
+    tracking.configure(paths)
+    name = cfg.gate.model_name
+    champion = registry.get_champion(name)
+    payload: dict = {"model_name": name, "candidate_run_id": info["run_id"]}
+    if champion is not None and champion.run_id == info["run_id"]:
+        payload |= {"promote": False, "already_champion": True, "champion_version": str(champion.version),
+                    "summary": f"already champion (version {champion.version})", "tasks": [], "slices": [],
+                    "improvement": None, "comparison": None}
+    else:
+        judged: dict = {}
+        rows = pd.read_parquet(paths.test_raw_file)
+        judge = _judge(cfg, name, rows, pd.read_parquet(paths.predictions_file), candidate, judged)
+        payload |= judge(champion).to_dict() | {"already_champion": False, "champion_version": judged["champion"],
+                                                "comparison": judged["comparison"]}
+    _write_json(paths.gate_file, payload)
+    with mlflow.start_run(run_id=info["run_id"]):
+        mlflow.log_dict(payload, "promotion/gate.json")
+        mlflow.set_tag("mtl.gate", "passed" if payload["promote"] else "failed")
+    print(f"gate: {'PASSED' if payload['promote'] else 'FAILED'}: {payload['summary']}")
+    return payload
+
+
 def promote(cfg: Config, paths: Paths) -> dict:
-    """Judge the candidate, register it as a version (every candidate), and move ``champion``
-    to it only if the gate passes, the packaged model loads and scores in a fresh process, and
-    the champion it was judged against is still the champion (else it is judged again)."""
+    """Register the candidate as a version (every candidate), and move ``champion`` to it only if
+    the gate passed, the packaged model loads and scores in a fresh process, and the champion the
+    gate judged against is still the champion (else it is judged again, under the lock)."""
     import dataclasses
     import tempfile
 
     import mlflow
 
     from mtl import tracking
-    from mtl.evaluation.compare import compare
     from mtl.promotion import model_card, registry
     from mtl.promotion.load_check import check_in_fresh_process
-    from mtl.promotion.policy import decide
 
     info = _read_json(paths.train_info, "train")
     evaluation = _read_json(paths.metrics_file, "evaluate")
+    verdict = _read_json(paths.gate_file, "gate")
+    if verdict.get("candidate_run_id") != info["run_id"]:
+        raise FileNotFoundError(f"{paths.gate_file} judged run {verdict.get('candidate_run_id')}, not the current "
+                                f"candidate {info['run_id']}: run the gate stage first (dvc repro gate)")
     candidate = evaluation["tasks"]
     tracking.configure(paths)
     name = cfg.gate.model_name
@@ -366,22 +478,13 @@ def promote(cfg: Config, paths: Paths) -> dict:
         print(f"promotion: {payload['summary']}")
         return payload
     rows = pd.read_parquet(paths.test_raw_file)
-    candidate_scores = pd.read_parquet(paths.predictions_file)
-    judged: dict = {}
-
-    def judge(champion):
-        """The gate's decision against ``champion`` (a ModelVersion, or None), on the same rows."""
-        comparison = None
-        if champion is not None:
-            # The champion scores the very rows the candidate was judged on, through its own
-            # packaged transform; both are compared on the same bootstrap resamples (paired).
-            model = mlflow.pyfunc.load_model(f"models:/{name}/{champion.version}")
-            scores = model.predict(rows[model.metadata.get_input_schema().input_names()])
-            comparison = compare(candidate_scores, scores, rows, cfg)
-        judged.update(champion=str(champion.version) if champion is not None else None, comparison=comparison)
-        return decide(candidate, comparison, types, cfg.gate)
-
-    decision = judge(champion_version)
+    judged: dict = {"champion": verdict.get("champion_version"), "comparison": verdict.get("comparison")}
+    judge = _judge(cfg, name, rows, pd.read_parquet(paths.predictions_file), candidate, judged)
+    current = str(champion_version.version) if champion_version is not None else None
+    if current != judged["champion"]:  # the champion moved since the gate ran: judge again
+        decision = judge(champion_version).to_dict()
+    else:
+        decision = {k: verdict[k] for k in ("promote", "summary", "tasks", "slices", "improvement")}
     lineage = tracking.lineage_tags(paths) | {
         "mtl.run_id": info["run_id"],
         "mtl.validation": "passed" if _read_json(paths.validation_result, "validate").get("success") else "failed",
@@ -391,27 +494,28 @@ def promote(cfg: Config, paths: Paths) -> dict:
                    if e.get(k) is not None}
     version = str(registry.register_candidate(name, info["model_uri"], info["run_id"], lineage | metric_tags).version)
     load = None
-    if decision.promote:
+    if decision["promote"]:
         with tempfile.TemporaryDirectory() as tmp:
             sample = Path(tmp) / "rows.parquet"
             rows.head(256).to_parquet(sample, index=False)
             load = check_in_fresh_process(f"models:/{name}/{version}", sample, types, tracking.tracking_uri(paths))
         if not load.passed:
-            decision = dataclasses.replace(decision, promote=False, summary=f"rejected: {load.reason}")
+            decision |= {"promote": False, "summary": f"rejected: {load.reason}"}
     rejudged = False
-    if decision.promote:
+    if decision["promote"]:
         outcome = registry.compare_and_promote(name, version, judged["champion"], judge, registry.lock_for(paths, name))
         rejudged = outcome.rejudged
         if outcome.decision is not None:
-            decision = outcome.decision
+            decision = outcome.decision.to_dict()
         if not outcome.promoted:
-            decision = dataclasses.replace(decision, promote=False)
-    payload |= decision.to_dict()
+            decision["promote"] = False
+    payload |= decision
     payload |= {"registered_version": version, "champion_version": judged["champion"], "rejudged": rejudged,
                 "comparison": judged["comparison"],
                 "load_check": dataclasses.asdict(load) if load is not None else None}
-    registry.tag_version(name, version, {registry.DECISION: "promoted" if decision.promote else "rejected",
-                                         registry.SUMMARY: decision.summary[:4000]})
+    promoted = bool(decision["promote"])
+    registry.tag_version(name, version, {registry.DECISION: "promoted" if promoted else "rejected",
+                                         registry.SUMMARY: decision["summary"][:4000]})
     card = {"model_name": name, "version": version, "run_id": info["run_id"], "lineage": lineage,
             "metrics": candidate, "comparison": judged["comparison"], "decision": payload,
             "mtl_gain": evaluation.get("mtl_gain")}
@@ -424,11 +528,11 @@ def promote(cfg: Config, paths: Paths) -> dict:
         mlflow.log_dict(payload, "promotion/decision.json")
         mlflow.log_artifact(str(paths.model_card_md), "promotion")
         mlflow.log_artifact(str(paths.model_card_html), "promotion")
-        mlflow.set_tag("mtl.promotion", "promoted" if decision.promote else "rejected")
+        mlflow.set_tag("mtl.promotion", "promoted" if promoted else "rejected")
         mlflow.set_tag("mtl.registered_version", version)
     print(card_md)
-    print(f"promotion: {decision.summary} ({name} version {version}"
-          + (" is @champion)" if decision.promote else " registered, champion unchanged)"))
+    print(f"promotion: {decision['summary']} ({name} version {version}"
+          + (" is @champion)" if promoted else " registered, champion unchanged)"))
     return payload
 
 
@@ -450,7 +554,10 @@ STAGES = {
     "preprocess": preprocess,
     "baseline": baseline,
     "train": train,
+    "score": score,
+    "evaluate_task": evaluate_task,
     "evaluate": evaluate,
+    "gate": gate,
     "promote": promote,
 }
 

@@ -40,6 +40,20 @@ SMALL_OVERRIDES = {
 }
 
 
+def chain(tasks: int = 4, start: str = "generate") -> list[str]:
+    """The stages `dvc repro` runs, in order, for a params.yaml with ``tasks`` tasks, from ``start``."""
+    names = ["generate", "validate", "preprocess", "baseline", "train", "score",
+             *(f"evaluate_task@{i}" for i in range(tasks)), "evaluate", "gate", "promote"]
+    return names[names.index(start):]
+
+
+def ran(output: str) -> list[str]:
+    """The stages a DVC log says it ran, in order."""
+    import re
+
+    return re.findall(r"Running stage '([\w@]+)'", output)
+
+
 def set_params(root: Path, overrides: dict) -> None:
     """Apply dotted-key overrides to a project's params.yaml (the same keys users edit)."""
     params_file = root / "params.yaml"

@@ -109,6 +109,7 @@ def ingest(cfg: Config, paths: Paths) -> dict:
     reading = adapter.read(files, cfg)
     keep = [c for c in wanted_columns(cfg) if c in reading.schema.names]
     schema = pa.schema([reading.schema.field(c) for c in keep])
+    window = _window(adapter, files, cfg)
     split_col = cfg.data.split.column
     splits: dict[str, int] = {}
     rows = 0
@@ -120,6 +121,8 @@ def ingest(cfg: Config, paths: Paths) -> dict:
             buffered_rows = 0
             for batch in reading.batches:
                 batch = batch.select(keep)
+                if window is not None:
+                    batch = batch.filter(pa.array(_time_ns(batch, cfg) >= window[0]))
                 if split_col in keep:
                     for item in pc.value_counts(batch.column(split_col)).to_pylist():
                         splits[str(item["values"])] = splits.get(str(item["values"]), 0) + item["counts"]
@@ -147,7 +150,42 @@ def ingest(cfg: Config, paths: Paths) -> dict:
     }
     if splits:
         manifest["splits"] = splits
+    if window is not None:
+        manifest["window"] = {"days": cfg.data.window_days, "from": str(window[0]), "to": str(window[1])}
     return manifest
+
+
+def _time_ns(batch, cfg: Config):
+    from mtl.data.splits import to_naive_ns
+
+    return to_naive_ns(batch.column(cfg.data.schema.time).to_pandas())
+
+
+def _window(adapter, files: list[Path], cfg: Config):
+    """(first kept instant, last day) of the data.window_days sliding window, or None.
+
+    The window is whole days counted back from the newest day in the files, so the same files
+    always give the same window whatever the wall-clock time of the run.
+    """
+    import numpy as np
+    import pandas as pd
+
+    days, time_col = cfg.data.window_days, cfg.data.schema.time
+    if days is None:
+        return None
+    newest = None
+    for batch in adapter.read(files, cfg).batches:
+        if time_col not in batch.schema.names:
+            raise SourceError(f"data.window_days: the files have no {time_col!r} column (data.schema.time) "
+                              f"to count days of; add it or set data.window_days to null")
+        t = _time_ns(batch, cfg)
+        t = t[~np.isnat(t)]
+        if len(t):
+            newest = t.max() if newest is None else max(newest, t.max())
+    if newest is None:
+        raise SourceError(f"data.window_days: column {time_col!r} has no values in {len(files)} file(s)")
+    last_day = np.datetime64(pd.Timestamp(newest).floor("D"), "ns")
+    return last_day - np.timedelta64(days - 1, "D"), last_day
 
 
 def materialise_raw(cfg: Config, paths: Paths) -> dict:

@@ -13,13 +13,14 @@ import pandas as pd
 
 from mtl.config import Config
 from mtl.evaluation import metrics
-from mtl.evaluation.evaluate import _task_rows
+from mtl.evaluation.evaluate import _task_rows, task_dicts
 
 # The metric each task type is gated on, and whether higher is better.
 GATE_METRIC = {"binary": ("auc", True), "regression": ("rmse", False)}
 
 
-def compare(candidate: pd.DataFrame, champion: pd.DataFrame, rows: pd.DataFrame, cfg: Config) -> dict:
+def compare(candidate: pd.DataFrame, champion: pd.DataFrame, rows: pd.DataFrame, cfg: Config,
+            only: str | None = None) -> dict:
     """task -> paired comparison on the task's rows, plus ``slices``: column -> value -> comparison.
 
     ``candidate`` and ``champion`` hold one score column per task for the same ``rows``. Each
@@ -28,7 +29,7 @@ def compare(candidate: pd.DataFrame, champion: pd.DataFrame, rows: pd.DataFrame,
     ev = cfg.evaluation
     out: dict[str, dict] = {}
     jobs = []  # (entry to fill, row indices, candidate's metric under weights, champion's)
-    for task in (t.model_dump(mode="json") for t in cfg.tasks):
+    for task in task_dicts(cfg, only):
         m = _task_rows(rows, task)
         y = pd.to_numeric(rows[task["label"]], errors="coerce").to_numpy(dtype="float64")
         cand, champ = (f[task["name"]].to_numpy(dtype="float64") for f in (candidate, champion))

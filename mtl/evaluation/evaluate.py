@@ -15,13 +15,18 @@ def _task_rows(rows: pd.DataFrame, task: dict) -> np.ndarray:
     return condition_mask(rows, task) & ~np.isnan(y)
 
 
+def task_dicts(cfg: Config, only: str | None = None) -> list[dict]:
+    """The tasks to evaluate: all of them, or just ``only`` (one mapped evaluation of the DAG)."""
+    return [t.model_dump(mode="json") for t in cfg.tasks if only in (None, t.name)]
+
+
 def _metrics(task: dict, y: np.ndarray, s: np.ndarray, cfg: Config) -> dict:
     if task["type"] == "binary":
         return metrics.binary_metrics(y, s, cfg.evaluation.calibration_bins)
     return metrics.regression_metrics(y, s)
 
 
-def evaluate_scores(scores: pd.DataFrame, rows: pd.DataFrame, cfg: Config) -> dict:
+def evaluate_scores(scores: pd.DataFrame, rows: pd.DataFrame, cfg: Config, only: str | None = None) -> dict:
     """Metrics per task on the rows where each task is defined, and per value of each slice column.
 
     ``scores`` has one column per task (as the served model returns); ``rows`` are the raw test
@@ -36,7 +41,7 @@ def evaluate_scores(scores: pd.DataFrame, rows: pd.DataFrame, cfg: Config) -> di
     slice_values = {col: rows[col].astype(str).to_numpy() for col in cfg.slice_columns() if col in rows}
     result: dict[str, dict] = {}
     by_label = {t.label: t.name for t in cfg.tasks}
-    for task in (t.model_dump(mode="json") for t in cfg.tasks):
+    for task in task_dicts(cfg, only):
         m = _task_rows(rows, task)
         y = pd.to_numeric(rows[task["label"]], errors="coerce").to_numpy(dtype="float64")[m]
         s = scores[task["name"]].to_numpy(dtype="float64")[m]
@@ -63,10 +68,11 @@ def evaluate_scores(scores: pd.DataFrame, rows: pd.DataFrame, cfg: Config) -> di
     return result
 
 
-def calibration_plots(scores: pd.DataFrame, rows: pd.DataFrame, cfg: Config) -> dict[str, list[dict]]:
+def calibration_plots(scores: pd.DataFrame, rows: pd.DataFrame, cfg: Config,
+                      only: str | None = None) -> dict[str, list[dict]]:
     """Reliability diagram points per binary task (mean prediction vs observed rate per bin)."""
     out = {}
-    for task in (t.model_dump(mode="json") for t in cfg.tasks):
+    for task in task_dicts(cfg, only):
         if task["type"] == "binary":
             m = _task_rows(rows, task)
             y = rows[task["label"]].to_numpy(dtype="float64")[m]
@@ -90,9 +96,9 @@ def _conditional_auc(task: dict, parent: str, scores: pd.DataFrame, rows: pd.Dat
     return {f"auc_given_{task['implies']}": metrics.auc(y, s / s_parent), f"rows_given_{task['implies']}": int(rows_given.sum())}
 
 
-def roc_plots(scores: pd.DataFrame, rows: pd.DataFrame, cfg: Config) -> dict[str, list[dict]]:
+def roc_plots(scores: pd.DataFrame, rows: pd.DataFrame, cfg: Config, only: str | None = None) -> dict[str, list[dict]]:
     out = {}
-    for task in (t.model_dump(mode="json") for t in cfg.tasks):
+    for task in task_dicts(cfg, only):
         if task["type"] != "binary":
             continue
         m = _task_rows(rows, task)

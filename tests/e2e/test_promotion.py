@@ -63,8 +63,8 @@ def test_rollback_lineage_and_a_broken_package(project, capsys):
     # would serve, not the local copy evaluate used) are corrupt: the load check stops it.
     set_params(project, {"train.seed": 8})
     cfg = load_config(project / "params.yaml")
-    stages.train(cfg, paths)
-    stages.evaluate(cfg, paths)
+    for name in ("train", "score", "evaluate_task", "evaluate", "gate"):
+        stages.STAGES[name](cfg, paths)
     model_id = json.loads(paths.train_info.read_text())["model_uri"].split("/")[-1]
     location = Path(mlflow.get_logged_model(model_id).artifact_location.removeprefix("file://"))
     (location / "artifacts" / "model.pt").write_bytes(b"not a checkpoint")
@@ -87,7 +87,7 @@ def _candidate(root: Path, overrides: dict, data_from: Path | None = None) -> Pa
     if data_from is not None:
         for layer in ("01_raw", "02_validation", "03_features"):
             shutil.copytree(data_from / "data" / layer, root / "data" / layer)
-        names = ["train", "evaluate"]
+        names = ["train", "score", "evaluate_task", "evaluate", "gate"]
     cfg, paths = load_config(root / "params.yaml"), Paths.at(root)
     for name in names:
         stages.STAGES[name](cfg, paths)

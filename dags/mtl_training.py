@@ -1,9 +1,17 @@
-"""The training pipeline as an Airflow DAG: one task per ``dvc.yaml`` stage, in declared order.
+"""`mtl_training`: the pipeline of ``dvc.yaml`` as an Airflow DAG, triggered with a parameter form.
 
-The DAG restates nothing: the stage list is read from ``dvc.yaml`` and each task runs its stage
-through ``mtl.pipeline.run_stage`` (``dvc repro --single-item``), the same DVC path ``mtl run`` takes, so
-``dvc.lock`` and the DVC cache record what Airflow ran. The scheduler parses this file constantly,
-so module level does only a small YAML read; ``mtl`` and everything heavy load inside the task.
+    configure (setup: the form's values over params.yaml, for this run only)
+      -> generate -> validate -> preprocess -> baseline -> train -> score
+      -> evaluate_task (mapped: one per model task) -> evaluate (reduce)
+      -> gate (short-circuit: promotion runs only downstream of a pass)
+      -> [approve: a person's yes, when params.yaml airflow.approval is on] -> promote
+    restore_params (teardown: runs whatever happened, puts params.yaml back)
+
+Every pipeline task runs its stage with ``dvc repro --single-item`` (mtl.pipeline.run_stage), the
+same path `mtl run` takes, so dvc.lock and the DVC cache record what Airflow ran, a rerun of a task
+whose inputs did not change is a no-op, and DVC commands queue on one workspace lock. The scheduler
+parses this file constantly: module level reads two YAML files and imports the name registries;
+everything heavy loads inside the tasks.
 """
 
 from __future__ import annotations
@@ -12,79 +20,147 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
-import yaml
-from airflow.sdk import chain, dag, task
+from airflow.sdk import Param, chain, dag, get_current_context, setup, task, teardown
 
-# The workspace whose dvc.yaml, params.yaml and data/ the tasks run on. Passed to run_stage
-# explicitly so that the worker's current directory never matters.
+from mtl.orchestration import LINKS_XCOM, form, read_params
+
+# The workspace whose dvc.yaml, params.yaml and data/ the tasks run on.
 PROJECT_DIR = Path(os.environ.get("MTL_PROJECT_DIR") or Path(__file__).resolve().parents[1]).resolve()
-
-# Bad data does not get better on a second try: a failed validation fails the run at once.
-NO_RETRY = {"validate"}
-
-
-def _stages(root: Path) -> dict[str, dict]:
-    dvc_yaml = root / "dvc.yaml"
-    if not dvc_yaml.is_file():
-        raise FileNotFoundError(f"{dvc_yaml} not found: set $MTL_PROJECT_DIR to the project workspace")
-    return yaml.safe_load(dvc_yaml.read_text())["stages"]
-
-
-STAGES = _stages(PROJECT_DIR)
-
-
-def _stage_table(stages: dict[str, dict]) -> str:
-    """Markdown rows: each stage, its command, and the paths it writes, as dvc.yaml declares them."""
-    rows = []
-    for name, spec in stages.items():
-        entries = [e for kind in ("outs", "metrics", "plots") for e in spec.get(kind, [])]
-        writes = ", ".join(f"`{e if isinstance(e, str) else next(iter(e))}`" for e in entries)
-        rows.append(f"| {name} | `{spec.get('cmd', '')}` | {writes} |")
-    return "\n".join(rows)
-
+if not (PROJECT_DIR / "dvc.yaml").is_file():
+    raise FileNotFoundError(f"{PROJECT_DIR / 'dvc.yaml'} not found: set $MTL_PROJECT_DIR to the project workspace")
+RAW = read_params(PROJECT_DIR)
+AIRFLOW = RAW.get("airflow") or {}
 
 DOC_MD = f"""
-# Multi-task learning training pipeline
+# Multi-task training
 
-Runs the stages of `dvc.yaml` in `{PROJECT_DIR}`, one task each, in the order declared there:
+Runs the stages of `dvc.yaml` in `{PROJECT_DIR}`. **Trigger** opens a form (architecture, tasks,
+epochs, loss balancing, data source and window, gate strictness) whose values override
+`params.yaml` for this run only; they are recorded on the MLflow run (tag `mtl.overrides`).
 
-| task | command | writes |
-|---|---|---|
-{_stage_table(STAGES)}
+* `configure` checks the run's params (a bad value fails here, naming the key) and applies them;
+  `restore_params` puts `params.yaml` back, also after a failure.
+* `evaluate_task` is mapped: one task instance per model task, then `evaluate` gathers them.
+* `gate` judges the candidate against the current champion; when it fails, promotion is skipped
+  and the champion is untouched. {"`approve` waits for a person (Required actions) before `promote`."
+  if AIRFLOW.get("approval") else "Set `airflow.approval: true` to have a person approve promotions."}
+* Bad data fails the run at `validate` (its GX Data Docs are linked from the task).
 
-Each task runs `dvc repro --single-item <stage>`: a stage whose inputs did not change is skipped,
-and `dvc.lock` records what ran. A failed task stops everything after it; bad data fails the
-run at `validate` (see its Data Docs under `data/02_validation/data_docs`). Configuration lives in
-`params.yaml`. Runs are serialised (`max_active_runs=1`) because they share one DVC workspace.
+Runs are serialised (`max_active_runs=1`): they share one DVC workspace.
 """
 
 
-@task
-def run_dvc_stage(stage: str) -> None:
-    """Run one dvc.yaml stage; its output streams into this task's log. Raises if the stage fails."""
+def _run(stage: str) -> None:
+    """Run one dvc.yaml stage, streaming its output into the task log, then leave the links to
+    what it produced (MLflow run, model version, Data Docs) on the task instance."""
     import logging
 
+    from mtl.orchestration import stage_links
     from mtl.pipeline import run_stage
 
     run_stage(stage, root=PROJECT_DIR, echo=logging.getLogger(f"mtl.{stage}").info)
+    links = stage_links(PROJECT_DIR, stage)
+    if links:
+        get_current_context()["ti"].xcom_push(key=LINKS_XCOM, value=links)
+
+
+@setup
+@task(retries=0)
+def configure(**context) -> list[dict]:
+    """Apply this run's form values over params.yaml (validated first: nothing changes on error).
+    Returns the run's model tasks, which `evaluate_task` maps over."""
+    from mtl.orchestration import apply_overlay, overrides
+
+    dotted = overrides(dict(context["params"]), read_params(PROJECT_DIR))
+    run = {"dag_id": context["dag"].dag_id, "run_id": context["run_id"]}
+    params = apply_overlay(PROJECT_DIR, dotted, run)
+    print(f"params.yaml for this run: {dotted or 'as in the project'}")
+    context["ti"].xcom_push(key="overrides", value=dotted)
+    return [{"index": i, "name": t["name"]} for i, t in enumerate(params["tasks"])]
+
+
+@teardown
+@task
+def restore_params() -> None:
+    from mtl.orchestration import restore
+
+    if restore(PROJECT_DIR):
+        print("params.yaml restored to the project's own")
+
+
+@task
+def run_stage(stage: str) -> None:
+    _run(stage)
+
+
+@task(map_index_template="{{ evaluated_task }}")
+def evaluate_task(item: dict) -> None:
+    """One model task's evaluation (DVC stage evaluate_task@<index in params.yaml tasks>)."""
+    get_current_context()["evaluated_task"] = item["name"]  # shown as the map index in the UI
+    _run(f"evaluate_task@{item['index']}")
+
+
+@task.short_circuit(ignore_downstream_trigger_rules=True)
+def gate() -> bool:
+    """Judge the candidate; a failed gate is a normal outcome: promotion is skipped, not failed."""
+    import json
+
+    _run("gate")
+    verdict = json.loads((PROJECT_DIR / "data" / "06_promotion" / "gate.json").read_text())
+    print(("PASSED: " if verdict["promote"] else "FAILED: ") + verdict["summary"])
+    return bool(verdict["promote"])
+
+
+def _approval():
+    from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+    return ApprovalOperator(
+        task_id="approve",
+        subject="Promote the candidate of {{ dag_run.run_id }} to champion?",
+        body="The gate passed. Its verdict, task by task, is in data/06_promotion/gate.json and on the "
+        "MLflow run of the candidate (see the task's links). Approve to move the champion alias.",
+        response_timeout=timedelta(hours=float(AIRFLOW.get("approval_timeout_hours", 24))),
+        defaults="Reject",  # no answer in time: the champion stays
+        retries=0,
+    )
 
 
 @dag(
     dag_id="mtl_training",
-    schedule=None,  # triggered by hand from the UI or `airflow dags trigger`
+    schedule=None,  # the form in the UI, `airflow dags trigger`, or mtl_retraining
     catchup=False,
-    max_active_runs=1,
+    max_active_runs=1,  # one DVC workspace: runs queue
     tags=["mtl", "training", "dvc"],
     doc_md=DOC_MD,
-    default_args={"owner": "mtl", "retries": 1, "retry_delay": timedelta(minutes=1)},
+    params={name: Param(**spec) for name, spec in form(RAW).items()},
+    default_args={
+        "owner": "mtl",
+        "retries": int(AIRFLOW.get("retries", 2)),
+        "retry_delay": timedelta(seconds=float(AIRFLOW.get("retry_delay_seconds", 30))),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=30),
+    },
 )
 def mtl_training():
-    tasks = []
-    for stage, spec in STAGES.items():
-        overrides = {"retries": 0} if stage in NO_RETRY else {}
-        doc = f"`dvc repro --single-item {stage}` (runs `{spec.get('cmd', '?')}`)"
-        tasks.append(run_dvc_stage.override(task_id=stage, doc_md=doc, **overrides)(stage))
-    chain(*tasks)
+    configured = configure()
+    # Training work runs in the GPU pool (and queue, under Celery) so that a worker's GPUs are
+    # never oversubscribed; bad data does not get better on a retry, so validate never retries.
+    gpu = {"pool": AIRFLOW.get("gpu_pool") or "default_pool"}
+    if AIRFLOW.get("gpu_queue"):
+        gpu["queue"] = AIRFLOW["gpu_queue"]
+    stages = [
+        run_stage.override(task_id=stage, **({"retries": 0} if stage == "validate" else {}),
+                           **(gpu if stage in ("baseline", "train") else {}))(stage)
+        for stage in ("generate", "validate", "preprocess", "baseline", "train", "score")
+    ]
+    evaluated = evaluate_task.expand(item=configured)
+    reduced = run_stage.override(task_id="evaluate")("evaluate")
+    steps = [configured, *stages, evaluated, reduced, gate()]
+    if AIRFLOW.get("approval"):
+        steps.append(_approval())
+    steps.append(run_stage.override(task_id="promote")("promote"))
+    chain(*steps)
+    steps[-1] >> restore_params().as_teardown(setups=configured)
 
 
 mtl_training()

@@ -397,8 +397,8 @@ class AirflowConfig(_Frozen):
     # Pool the training tasks run in when they will use a GPU (size it to the GPUs of a worker);
     # `make airflow` creates it with one slot.
     gpu_pool: str = "mtl_gpu"
-    # Celery queue for GPU training work (only the CeleryExecutor routes by queue).
-    gpu_queue: str = "gpu"
+    # Celery queue for GPU training work (only the CeleryExecutor routes by queue); null: default.
+    gpu_queue: str | None = None
     retraining: RetrainingConfig = RetrainingConfig()
 
 

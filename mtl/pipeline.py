@@ -40,8 +40,25 @@ def project_root(explicit: str | Path | None = None) -> Path:
 
 
 def stage_names(root: Path) -> list[str]:
-    """Stage names in the order dvc.yaml declares them (which is also dependency order)."""
-    return list(yaml.safe_load((root / "dvc.yaml").read_text())["stages"])
+    """Stage names in the order dvc.yaml declares them (which is also dependency order), a
+    ``foreach`` stage expanded as DVC names its items: ``evaluate_task@0``, ``@1``, ... for a
+    list (params.yaml's tasks), ``@key`` for a mapping."""
+    names = []
+    params = None
+    for name, spec in yaml.safe_load((Path(root) / "dvc.yaml").read_text())["stages"].items():
+        if "foreach" not in spec:
+            names.append(name)
+            continue
+        items = spec["foreach"]
+        if isinstance(items, str) and items.startswith("${") and items.endswith("}"):
+            if params is None:
+                params = yaml.safe_load((Path(root) / "params.yaml").read_text()) or {}
+            items = params
+            for part in spec["foreach"][2:-1].split("."):
+                items = items[part]
+        keys = list(items) if isinstance(items, dict) else range(len(items))
+        names += [f"{name}@{k}" for k in keys]
+    return names
 
 
 PIPELINE_RUN_ENV = "MTL_PIPELINE_RUN_ID"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -83,4 +84,10 @@ def lineage_tags(paths: Paths) -> dict[str, str]:
     pipeline_run = os.environ.get("MTL_PIPELINE_RUN_ID") or run_id
     if pipeline_run:
         tags["mtl.pipeline_run_id"] = pipeline_run
+    from mtl.orchestration import active_run
+
+    active = active_run(paths.root)  # an Airflow run's form values, applied over params.yaml
+    if active is not None and active.get("run_id") == run_id:
+        tags["mtl.airflow_dag_id"] = str(active.get("dag_id"))
+        tags["mtl.overrides"] = json.dumps(active.get("overrides", {}), sort_keys=True, default=str)[:5000]
     return tags

@@ -1,0 +1,253 @@
+"""What the Airflow DAGs need from the pipeline, as plain functions: the trigger form, the per-run
+params overlay, and the retraining window's fingerprint.
+
+The DAG files import this module while the scheduler parses them, so at module level it imports
+only the standard library, PyYAML and the name registries (no torch, pandas, MLflow, DVC).
+
+A run's form values override params.yaml for that run only: `apply_overlay` keeps the project's
+own params.yaml aside (.mtl/params.base.yaml) and writes the merged one, so that DVC sees, records
+in dvc.lock and reruns exactly what the run used; `restore` (the DAG's teardown, which Airflow runs
+even when a task failed) puts the project's file back. Runs that share a workspace are serialised
+(max_active_runs=1), so one overlay is active at a time.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mtl.models import ARCHITECTURES
+from mtl.training.weighting import WEIGHTINGS
+
+STATE_DIR = ".mtl"
+BASE_PARAMS = "params.base.yaml"
+RUN_FILE = "run.json"
+OVERRIDES_ENV = "MTL_RUN_OVERRIDES"
+
+# gate strictness offered in the form: how each mode rewrites the gate section for the run
+GATE_MODES = {
+    "as_configured": "the gate section of params.yaml as it is",
+    "strict": "every allowed regression halved, and an improvement over the champion required",
+    "relaxed": "every allowed regression doubled, no improvement required (floors still hold)",
+}
+
+
+def read_params(root: Path) -> dict:
+    """params.yaml as a plain dict (the project's own file: the base, while an overlay is active)."""
+    base = Path(root) / STATE_DIR / BASE_PARAMS
+    path = base if base.is_file() else Path(root) / "params.yaml"
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def form(raw: dict) -> dict[str, dict]:
+    """The trigger form: param name -> keyword arguments of ``airflow.sdk.Param``, with
+    params.yaml's values as defaults. Described as data so the DAG stays a thin shell."""
+    data, train = raw.get("data", {}), raw.get("train", {})
+    task_names = [t["name"] for t in raw.get("tasks", [])]
+    return {
+        "architecture": dict(
+            default=raw.get("model", {}).get("architecture", "mmoe"), type="string", enum=sorted(ARCHITECTURES),
+            title="Architecture", description="model.architecture: the multi-task network to train"),
+        "tasks": dict(
+            default=task_names, type="array", items={"type": "string", "enum": task_names}, minItems=1,
+            title="Tasks", description="Which of params.yaml's tasks to train and gate (default: all)"),
+        "epochs": dict(
+            default=int(train.get("epochs", 4)), type="integer", minimum=1, maximum=1000,
+            title="Epochs", description="train.epochs: most epochs (early stopping may end sooner)"),
+        "weighting": dict(
+            default=train.get("weighting", {}).get("method", "static"), type="string", enum=sorted(WEIGHTINGS),
+            title="Loss balancing", description="train.weighting.method: how the task losses are combined "
+            "(task weights apply to static only and are dropped for the others)"),
+        "data_source": dict(
+            default=data.get("source", "synthetic"), type="string", minLength=1,
+            title="Data source", description="data.source: synthetic, an adapter name (with data.path), or the "
+            "path of your parquet/CSV file or folder"),
+        "window_days": dict(
+            default=data.get("window_days"), type=["null", "integer"], minimum=1,
+            title="Window (days)", description="data.window_days: train on the newest N days of the data "
+            "(file sources; empty: all rows)"),
+        "gate": dict(
+            default="as_configured", type="string", enum=list(GATE_MODES),
+            title="Gate strictness", description="; ".join(f"{k}: {v}" for k, v in GATE_MODES.items())),
+    }
+
+
+def _gate_for(mode: str, gate: dict) -> dict:
+    if mode not in GATE_MODES:
+        raise ValueError(f"gate: unknown strictness {mode!r}; choose one of {list(GATE_MODES)}")
+    if mode == "as_configured":
+        return gate
+    scale = 0.5 if mode == "strict" else 2.0
+    gate = copy.deepcopy(gate)
+    for section in ("tasks", "slices"):
+        for rule in (gate.get(section) or {}).values():
+            if rule and "max_regression" in rule:
+                rule["max_regression"] = rule["max_regression"] * scale
+    gate["require_improvement"] = mode == "strict"
+    return gate
+
+
+def overrides(values: dict[str, Any], raw: dict) -> dict[str, Any]:
+    """Dotted-key overrides of params.yaml for the form ``values`` (only what differs from it).
+
+    Choices that would leave params.yaml inconsistent are carried through: dropping a task drops
+    its gate entry, and a balancing method other than static drops the static task weights.
+    """
+    out: dict[str, Any] = {}
+    simple = {"architecture": "model.architecture", "epochs": "train.epochs",
+              "weighting": "train.weighting.method", "data_source": "data.source", "window_days": "data.window_days"}
+    current = {
+        "model.architecture": raw.get("model", {}).get("architecture"),
+        "train.epochs": raw.get("train", {}).get("epochs"),
+        "train.weighting.method": raw.get("train", {}).get("weighting", {}).get("method"),
+        "data.source": raw.get("data", {}).get("source"),
+        "data.window_days": raw.get("data", {}).get("window_days"),
+    }
+    unknown = set(values) - set(simple) - {"tasks", "gate"}
+    if unknown:
+        raise ValueError(f"unknown form field(s) {sorted(unknown)}; the form has {sorted([*simple, 'tasks', 'gate'])}")
+    for field, key in simple.items():
+        if field in values and values[field] != current[key]:
+            out[key] = values[field]
+    tasks = raw.get("tasks", [])
+    names = [t["name"] for t in tasks]
+    chosen = values.get("tasks") or names
+    missing = [n for n in chosen if n not in names]
+    if missing:
+        raise ValueError(f"tasks: {missing} are not tasks of params.yaml ({names})")
+    method = out.get("train.weighting.method", current["train.weighting.method"])
+    new_tasks = [dict(t) for t in tasks if t["name"] in chosen]
+    if method != "static":
+        for t in new_tasks:
+            t.pop("weight", None)
+    if new_tasks != tasks:
+        out["tasks"] = new_tasks
+    gate = copy.deepcopy(raw.get("gate", {}))
+    if set(chosen) != set(names):
+        gate["tasks"] = {k: v for k, v in (gate.get("tasks") or {}).items() if k in chosen}
+        for rule in (gate.get("slices") or {}).values():
+            if rule and rule.get("tasks"):
+                rule["tasks"] = [n for n in rule["tasks"] if n in chosen]
+    gate = _gate_for(values.get("gate", "as_configured"), gate)
+    if gate != raw.get("gate", {}):
+        out["gate"] = gate
+    return out
+
+
+def merged(raw: dict, dotted: dict[str, Any]) -> dict:
+    out = copy.deepcopy(raw)
+    for key, value in dotted.items():
+        node = out
+        *parents, last = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = value
+    return out
+
+
+def apply_overlay(root: Path, dotted: dict[str, Any], run: dict[str, Any]) -> dict:
+    """Validate the run's params (params.yaml + ``dotted``) and make them the workspace's
+    params.yaml until `restore`. Raises ConfigError naming the bad key; then nothing changed."""
+    from mtl.config import parse_config
+
+    root = Path(root)
+    state = root / STATE_DIR
+    restore(root)  # a previous run that died before its teardown left its overlay: undo it first
+    raw = read_params(root)
+    params = merged(raw, dotted)
+    parse_config(params, source=f"params.yaml with this run's overrides {json.dumps(dotted, default=str)}")
+    state.mkdir(exist_ok=True)
+    (state / "params.tmp").write_text(yaml.safe_dump(params, sort_keys=False))
+    if dotted:
+        shutil.copy2(root / "params.yaml", state / BASE_PARAMS)
+        os.replace(state / "params.tmp", root / "params.yaml")
+    else:
+        (state / "params.tmp").unlink()
+    (state / RUN_FILE).write_text(json.dumps(run | {"overrides": dotted}, indent=2, default=str))
+    return params
+
+
+def restore(root: Path) -> bool:
+    """Put the project's own params.yaml back (True if an overlay was active)."""
+    state = Path(root) / STATE_DIR
+    (state / RUN_FILE).unlink(missing_ok=True)
+    base = state / BASE_PARAMS
+    if not base.is_file():
+        return False
+    os.replace(base, Path(root) / "params.yaml")
+    return True
+
+
+def active_run(root: Path) -> dict | None:
+    path = Path(root) / STATE_DIR / RUN_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+# --- retraining ------------------------------------------------------------------------------
+
+def incoming_dir(root: Path, raw: dict) -> Path:
+    folder = Path(raw.get("airflow", {}).get("retraining", {}).get("incoming", "data/incoming"))
+    return folder if folder.is_absolute() else Path(root) / folder
+
+
+def data_files(folder: Path) -> list[Path]:
+    """The data files in the incoming folder (hidden files and partial uploads left out)."""
+    if not folder.is_dir():
+        return []
+    suffixes = {".parquet", ".pq", ".csv", ".gz", ".tsv"}
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not any(part.startswith(".") for part in
+                  p.relative_to(folder).parts) and p.suffix in suffixes and not p.name.endswith((".tmp", ".part")))
+
+
+def listing(folder: Path) -> dict[str, list]:
+    """relative path -> [size, mtime_ns]: what changed in the folder, cheaply."""
+    return {str(p.relative_to(folder)): [p.stat().st_size, p.stat().st_mtime_ns] for p in data_files(folder)}
+
+
+def content_fingerprint(files: list[Path], base: Path) -> str:
+    """md5 over the files' relative names and bytes (streamed): equal iff the data is equal."""
+    h = hashlib.md5()
+    for f in sorted(files):
+        h.update(str(f.relative_to(base)).encode() + b"\0")
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+# --- links shown on task instances (plugins/mtl_links.py reads them) ---------------------------
+
+LINKS_XCOM = "mtl_links"
+
+
+def stage_links(root: Path, stage: str) -> dict[str, str] | None:
+    """What a finished stage links to: the GX Data Docs page (validate), the MLflow run (train and
+    later), the registered model version (promote). Read from the stage's own outputs."""
+    data = Path(root) / "data"
+
+    def read(rel: str) -> dict:
+        path = data / rel
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    links: dict[str, str] = {}
+    if stage == "validate" and (data / "02_validation" / "data_docs" / "index.html").is_file():
+        links["data_docs"] = "index.html"
+    if stage in ("train", "score", "evaluate", "gate", "promote") or stage.startswith("evaluate_task"):
+        info = read("04_model/train.json")
+        if info.get("run_id"):
+            links["mlflow_run_id"] = str(info["run_id"])
+            links["mlflow_experiment_id"] = str(info.get("experiment_id", ""))
+    if stage == "promote":
+        decision = read("06_promotion/decision.json")
+        version = decision.get("registered_version") or decision.get("champion_version")
+        if version:
+            links["model_name"] = str(decision.get("model_name", ""))
+            links["model_version"] = str(version)
+    return links or None

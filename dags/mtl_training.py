@@ -58,7 +58,16 @@ def _run(stage: str) -> None:
     from mtl.orchestration import stage_links
     from mtl.pipeline import run_stage
 
-    run_stage(stage, root=PROJECT_DIR, echo=logging.getLogger(f"mtl.{stage}").info)
+    force = False
+    if stage == "generate":
+        # New bytes in the same files (a retraining window that moved): DVC tracks data/01_raw,
+        # not the user's files, so it would not rerun generate by itself.
+        from mtl.config import load_config
+        from mtl.data.sources import source_changed
+        from mtl.paths import Paths
+
+        force = source_changed(load_config(PROJECT_DIR / "params.yaml"), Paths.at(PROJECT_DIR))
+    run_stage(stage, root=PROJECT_DIR, echo=logging.getLogger(f"mtl.{stage}").info, force=force)
     links = stage_links(PROJECT_DIR, stage)
     if links:
         get_current_context()["ti"].xcom_push(key=LINKS_XCOM, value=links)

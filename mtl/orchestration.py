@@ -69,6 +69,10 @@ def form(raw: dict) -> dict[str, dict]:
             default=data.get("source", "synthetic"), type="string", minLength=1,
             title="Data source", description="data.source: synthetic, an adapter name (with data.path), or the "
             "path of your parquet/CSV file or folder"),
+        "data_path": dict(
+            default=data.get("path"), type=["null", "string"],
+            title="Data path", description="data.path: the files an adapter source reads (empty for synthetic "
+            "or when the source is itself a path)"),
         "window_days": dict(
             default=data.get("window_days"), type=["null", "integer"], minimum=1,
             title="Window (days)", description="data.window_days: train on the newest N days of the data "
@@ -102,12 +106,14 @@ def overrides(values: dict[str, Any], raw: dict) -> dict[str, Any]:
     """
     out: dict[str, Any] = {}
     simple = {"architecture": "model.architecture", "epochs": "train.epochs",
-              "weighting": "train.weighting.method", "data_source": "data.source", "window_days": "data.window_days"}
+              "weighting": "train.weighting.method", "data_source": "data.source", "data_path": "data.path",
+              "window_days": "data.window_days"}
     current = {
         "model.architecture": raw.get("model", {}).get("architecture"),
         "train.epochs": raw.get("train", {}).get("epochs"),
         "train.weighting.method": raw.get("train", {}).get("weighting", {}).get("method"),
         "data.source": raw.get("data", {}).get("source"),
+        "data.path": raw.get("data", {}).get("path"),
         "data.window_days": raw.get("data", {}).get("window_days"),
     }
     unknown = set(values) - set(simple) - {"tasks", "gate"}

@@ -123,12 +123,13 @@ def dvc(args: list[str], root: Path, echo=None) -> None:
         raise StageFailed(f"`dvc {' '.join(args)}` failed (exit {rc}). Last output:\n" + "\n".join(tail))
 
 
-def run_stage(name: str, root: str | Path | None = None, echo=print) -> None:
-    """Run one stage (its dependencies must be up to date; DVC skips it if nothing changed)."""
+def run_stage(name: str, root: str | Path | None = None, echo=print, force: bool = False) -> None:
+    """Run one stage (its dependencies must be up to date; DVC skips it if nothing changed,
+    unless ``force``)."""
     root = project_root(root)
     if name not in stage_names(root):
         raise ValueError(f"unknown stage {name!r}; dvc.yaml declares {stage_names(root)}")
-    dvc(["repro", "--single-item", name], root, echo)
+    dvc(["repro", "--single-item", *(["--force"] if force else []), name], root, echo)
 
 
 def run_all(root: str | Path | None = None, echo=None) -> None:

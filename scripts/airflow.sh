@@ -19,6 +19,7 @@
 #   AIRFLOW__API__PORT   port of the API server and UI (default 8080)
 #   AIRFLOW__API__HOST   address it listens on (default 127.0.0.1, this machine only)
 #   MTL_PROJECT_DIR      workspace the DAG's tasks run in (default: this project)
+#   MTL_GPU_POOL_SLOTS   slots of the GPU training pool (default 1: one training at a time)
 # Airflow comes from <project>/.venv when it exists, else from `airflow` on PATH.
 set -euo pipefail
 
@@ -82,7 +83,7 @@ announce() {
       cat <<EOF
 
 ==================================================================================
- Airflow is up:  $URL   (DAG: mtl_training)
+ Airflow is up:  $URL   (DAGs: mtl_training, mtl_retraining, mtl_ingest)
  user:           admin
  password:       ${password:-see $PASSWORDS}
                  (kept in $PASSWORDS)
@@ -95,6 +96,16 @@ EOF
     sleep 1
   done
 }
+
+# The metadata DB and the pool the training tasks run in (params.yaml airflow.gpu_pool), made
+# before the scheduler starts: a task in a pool that does not exist would never be scheduled.
+PYTHON="$(dirname "$AIRFLOW")/python"
+[[ -x "$PYTHON" ]] || PYTHON=python3
+POOL="$("$PYTHON" -c 'import sys, yaml; print(((yaml.safe_load(open(sys.argv[1])) or {}).get("airflow") or {}).get("gpu_pool") or "")' "$MTL_PROJECT_DIR/params.yaml")"
+"$AIRFLOW" db migrate >"$AIRFLOW_HOME/db-migrate.log" 2>&1 || { tail -20 "$AIRFLOW_HOME/db-migrate.log" >&2; exit 1; }
+if [[ -n "$POOL" ]]; then
+  "$AIRFLOW" pools set "$POOL" "${MTL_GPU_POOL_SLOTS:-1}" "training tasks that may use a GPU (params.yaml airflow.gpu_pool)" >/dev/null
+fi
 
 echo "Starting Airflow for $PROJECT (AIRFLOW_HOME=$AIRFLOW_HOME, UI on $URL) ..."
 ( announce $$ & )  # detached, so that it is not left a zombie under `airflow standalone`

@@ -201,6 +201,18 @@ def materialise_raw(cfg: Config, paths: Paths) -> dict:
     return manifest
 
 
+def source_changed(cfg: Config, paths: Paths) -> bool:
+    """True when the configured files differ from what data/01_raw was ingested from (same
+    source and path, new bytes): DVC cannot see that, so `generate` must be forced."""
+    if cfg.data.is_synthetic or not paths.raw_manifest.exists():
+        return False
+    manifest = json.loads(paths.raw_manifest.read_text())
+    if (manifest.get("adapter"), manifest.get("path")) != (cfg.data.adapter, cfg.data.source_path):
+        return False  # params changed; DVC reruns generate anyway
+    path, files = source_files(cfg, paths.root)
+    return fingerprint(files, _base(path)) != manifest.get("md5")
+
+
 def check_source_unchanged(cfg: Config, paths: Paths) -> None:
     """Fail if the user's files changed after they were ingested.
 

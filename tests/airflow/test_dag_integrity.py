@@ -13,17 +13,22 @@ from pathlib import Path
 
 import pytest
 
-from mtl.pipeline import stage_names
 from tests.airflow.airflow_env import DAG_ID, airflow_env
 
 REPO = Path(__file__).resolve().parents[2]
-DAG_FILE = REPO / "dags" / "mtl_training.py"
+DAG_FILES = sorted((REPO / "dags").glob("*.py"))
 
 DESCRIBE_DAGS = """
 import json
 from airflow.dag_processing.dagbag import DagBag
 
 bag = DagBag()  # AIRFLOW__CORE__DAGS_FOLDER
+
+
+def params(dag):
+    return {k: dag.params.get_param(k).schema | {"default": dag.params.get_param(k).value} for k in dag.params}
+
+
 print("DAGBAG-JSON " + json.dumps({
     "import_errors": {str(k): str(v) for k, v in bag.import_errors.items()},
     "dags": {
@@ -31,16 +36,24 @@ print("DAGBAG-JSON " + json.dumps({
             "tasks": [t.task_id for t in dag.topological_sort()],
             "upstream": {t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks},
             "retries": {t.task_id: t.retries for t in dag.tasks},
+            "backoff": {t.task_id: bool(t.retry_exponential_backoff) for t in dag.tasks},
+            "pools": {t.task_id: t.pool for t in dag.tasks},
+            "kinds": {t.task_id: type(t).__name__ for t in dag.tasks},
+            "setup": [t.task_id for t in dag.tasks if t.is_setup],
+            "teardown": [t.task_id for t in dag.tasks if t.is_teardown],
+            "mapped": [t.task_id for t in dag.tasks if type(t).__name__.endswith("MappedOperator")],
+            "outlets": {t.task_id: [getattr(o, "name", str(o)) for o in t.outlets] for t in dag.tasks if t.outlets},
             "trigger_rules": {t.task_id: getattr(t.trigger_rule, "value", t.trigger_rule) for t in dag.tasks},
             "tags": sorted(dag.tags),
             "max_active_runs": dag.max_active_runs,
             "catchup": dag.catchup,
-            "schedule": repr(dag.schedule),
+            "schedule": repr(dag.timetable),
+            "params": params(dag),
             "doc_md": dag.doc_md,
         }
         for dag_id, dag in bag.dags.items()
     },
-}))
+}, default=str))
 """
 
 
@@ -65,40 +78,108 @@ def test_no_import_errors(checkout_dags):
     assert DAG_ID in checkout_dags["dags"]
 
 
-def test_one_task_per_stage_in_dvc_order(checkout_dags):
+DAG_IDS = {"mtl_training", "mtl_retraining", "mtl_ingest"}
+PIPELINE = ["generate", "validate", "preprocess", "baseline", "train", "score", "evaluate_task", "evaluate", "gate",
+            "promote"]
+
+
+def test_every_dag_has_tags_retries_and_one_run_at_a_time(checkout_dags):
+    assert set(checkout_dags["dags"]) == DAG_IDS
+    for dag_id, dag in checkout_dags["dags"].items():
+        assert dag["tags"] and "mtl" in dag["tags"], dag_id
+        assert dag["max_active_runs"] == 1, dag_id
+        assert dag["catchup"] is False, dag_id
+        assert dag["doc_md"], dag_id
+
+
+def test_training_dag_shape(checkout_dags):
     dag = checkout_dags["dags"][DAG_ID]
-    stages = stage_names(REPO)
-    assert dag["tasks"] == stages
-    # A plain chain: each stage waits for exactly the one before it, with the default trigger
-    # rule, so a failed stage leaves everything after it unrun (upstream_failed).
-    assert dag["upstream"] == {s: ([stages[i - 1]] if i else []) for i, s in enumerate(stages)}
-    assert set(dag["trigger_rules"].values()) == {"all_success"}
+    assert dag["tasks"][0] == "configure" and dag["tasks"][-1] == "restore_params"
+    assert dag["tasks"][1:-1] == PIPELINE  # approval is off in params.yaml
+    up = dag["upstream"]
+    # a plain chain: each step waits for the one before it
+    for before, after in zip(["configure", *PIPELINE], PIPELINE):
+        # the mapped evaluation also reads the run's task list from configure
+        expected = sorted([before, "configure"]) if after == "evaluate_task" else [before]
+        assert up[after] == expected, (after, up[after])
+    assert dag["setup"] == ["configure"] and dag["teardown"] == ["restore_params"]
+    assert "promote" in up["restore_params"]  # the teardown comes last, whatever happened
+    assert dag["mapped"] == ["evaluate_task"]
+    assert dag["kinds"]["gate"] == "_ShortCircuitDecoratedOperator"
+    assert dag["schedule"].startswith("<airflow") and "NullTimetable" in dag["schedule"]  # triggered only
+    # training tasks in the GPU pool, retries with backoff everywhere but where a retry cannot help
+    assert dag["pools"]["train"] == dag["pools"]["baseline"] == "mtl_gpu"
+    retries = dict(dag["retries"])
+    assert retries.pop("validate") == 0 and retries.pop("configure") == 0
+    assert all(r >= 1 for t, r in retries.items() if t != "restore_params")
+    assert dag["backoff"]["train"] is True
 
 
-def test_dag_settings(checkout_dags):
-    dag = checkout_dags["dags"][DAG_ID]
-    assert dag["max_active_runs"] == 1
-    assert dag["catchup"] is False
-    assert dag["schedule"] == "None"  # manual trigger only
-    assert dag["tags"]
-    assert dag["doc_md"] and all(stage in dag["doc_md"] for stage in dag["tasks"])
-    # Retries by default; bad data fails at once instead of being validated twice.
-    retries = dag["retries"]
-    assert retries.pop("validate") == 0
-    assert all(r >= 1 for r in retries.values())
+def test_training_form_is_typed_with_params_yaml_defaults(checkout_dags):
+    import yaml
+
+    form = checkout_dags["dags"][DAG_ID]["params"]
+    assert set(form) == {"architecture", "tasks", "epochs", "weighting", "data_source", "data_path",
+                         "window_days", "gate"}
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    assert form["epochs"]["type"] == "integer" and form["epochs"]["default"] == params["train"]["epochs"]
+    assert form["architecture"]["default"] == params["model"]["architecture"]
+    assert {"mmoe", "ple", "esmm"} <= set(form["architecture"]["enum"])
+    assert form["tasks"]["default"] == [t["name"] for t in params["tasks"]]
+    assert form["weighting"]["default"] == params["train"]["weighting"]["method"]
+    assert form["gate"]["enum"] == ["as_configured", "strict", "relaxed"]
 
 
-def test_stage_list_and_root_follow_mtl_project_dir(tmp_path):
-    """$MTL_PROJECT_DIR picks the workspace, and the tasks come from its dvc.yaml."""
-    project = tmp_path / "project"
-    (project / "dags").mkdir(parents=True)
-    (project / "dags" / "mtl_training.py").write_text(DAG_FILE.read_text())
-    (project / "dvc.yaml").write_text("stages:\n  first: {cmd: 'true'}\n  second: {cmd: 'true'}\n")
+def test_retraining_dags(checkout_dags):
+    ingest, retraining = checkout_dags["dags"]["mtl_ingest"], checkout_dags["dags"]["mtl_retraining"]
+    assert ingest["outlets"] == {"publish_new_files": ["mtl_incoming"]}
+    # the schedule of params.yaml OR an update of the incoming folder's Asset
+    assert "AssetOrTimeSchedule" in retraining["schedule"] and "mtl_incoming" in retraining["schedule"]
+    assert "0 0 * * 0" in retraining["schedule"]  # @weekly
+    assert retraining["tasks"] == ["data_changed", "retrain", "record"]
+    assert retraining["kinds"]["data_changed"] == "_ShortCircuitDecoratedOperator"
+    assert retraining["kinds"]["retrain"] == "TriggerDagRunOperator"
+
+
+def _project_dags(tmp_path, params_patch: dict) -> dict:
+    """The DAGs as parsed for a project copy whose params.yaml is patched."""
+    from tests.conftest import copy_project, set_params
+
+    project = copy_project(tmp_path / "project")
+    set_params(project, params_patch)
     home = tmp_path / "airflow_home"
     home.mkdir()
-    dag = describe_dags(home, project)["dags"][DAG_ID]
-    assert dag["tasks"] == ["first", "second"] == stage_names(project)
-    assert str(project) in dag["doc_md"]
+    return describe_dags(home, project)
+
+
+def test_approval_and_schedules_follow_params_yaml(tmp_path):
+    parsed = _project_dags(tmp_path, {"airflow.approval": True, "airflow.retraining.schedule": None,
+                                      "airflow.gpu_pool": "gpus", "train.epochs": 7})
+    assert parsed["import_errors"] == {}
+    dag = parsed["dags"][DAG_ID]
+    assert dag["tasks"][1:-1] == [*PIPELINE[:-1], "approve", "promote"]
+    assert dag["upstream"]["approve"] == ["gate"] and dag["upstream"]["promote"] == ["approve"]
+    assert dag["kinds"]["approve"] == "ApprovalOperator"
+    assert dag["pools"]["train"] == "gpus"
+    assert dag["params"]["epochs"]["default"] == 7
+    # no schedule: retraining runs only when new data lands
+    assert "AssetTriggeredTimetable" in parsed["dags"]["mtl_retraining"]["schedule"]
+
+
+def test_dag_files_follow_mtl_project_dir(tmp_path):
+    """$MTL_PROJECT_DIR picks the workspace: its params.yaml feeds the form, its folder the docs."""
+    project = tmp_path / "project"
+    (project / "dags").mkdir(parents=True)
+    for f in DAG_FILES:
+        (project / "dags" / f.name).write_text(f.read_text())
+    (project / "dvc.yaml").write_text((REPO / "dvc.yaml").read_text())
+    (project / "params.yaml").write_text((REPO / "params.yaml").read_text().replace("epochs: 4", "epochs: 9"))
+    home = tmp_path / "airflow_home"
+    home.mkdir()
+    parsed = describe_dags(home, project)
+    assert parsed["import_errors"] == {}
+    assert parsed["dags"][DAG_ID]["params"]["epochs"]["default"] == 9
+    assert str(project) in parsed["dags"][DAG_ID]["doc_md"]
 
 
 IMPORT_PROBE = """
@@ -113,17 +194,18 @@ print("PROBE-JSON " + json.dumps({
     "new_modules": sorted(set(sys.modules) - before),
 }))
 """
-HEAVY = ("torch", "mlflow", "great_expectations", "pandas", "sklearn", "dvc")
+HEAVY = ("torch", "mlflow", "great_expectations", "pandas", "sklearn", "dvc", "numpy")
 
 
-def test_dag_file_imports_fast_and_light(tmp_path):
+@pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.name)
+def test_dag_file_imports_fast_and_light(tmp_path, dag_file):
     proc = subprocess.run(
-        [sys.executable, "-c", IMPORT_PROBE, str(DAG_FILE)], env=airflow_env(tmp_path, None), cwd=tmp_path,
+        [sys.executable, "-c", IMPORT_PROBE, str(dag_file)], env=airflow_env(tmp_path, None), cwd=tmp_path,
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("PROBE-JSON "))
     probe = json.loads(line.removeprefix("PROBE-JSON "))
     heavy = [m for m in probe["new_modules"] if m.split(".")[0] in HEAVY]
-    assert heavy == [], f"importing the DAG file loaded {heavy}; import them inside the task instead"
-    assert probe["seconds"] < 1.0, f"importing the DAG file took {probe['seconds']:.2f}s"
+    assert heavy == [], f"importing {dag_file.name} loaded {heavy}; import them inside the task instead"
+    assert probe["seconds"] < 1.0, f"importing {dag_file.name} took {probe['seconds']:.2f}s"

@@ -1,0 +1,38 @@
+"""A live Airflow shared by the tests of this folder that need the real servers (all of them slow)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.airflow.live import LiveAirflow
+from tests.conftest import SMALL_OVERRIDES, copy_project, set_params
+
+# The small dataset, and fewer bootstrap resamples: a whole run in about a minute.
+LIVE_OVERRIDES = {**SMALL_OVERRIDES, "evaluation.bootstrap": 50}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that uses `live_airflow` is slow, marked or not: `-m "not slow"` never starts Airflow."""
+    for item in items:
+        if "live_airflow" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def live_airflow(tmp_path_factory) -> Iterator[LiveAirflow]:
+    """`airflow standalone` over a small project copy, started once per session, stopped at its end.
+
+    Tests share it, so each should trigger its own runs and look only at those (by run_id); a test
+    that needs other params can write a DAG file or change params.yaml in ``live_airflow.project``.
+    """
+    project = copy_project(tmp_path_factory.mktemp("live_airflow") / "project")
+    set_params(project, LIVE_OVERRIDES)
+    airflow = LiveAirflow(project).start()
+    print(f"\nAirflow up at {airflow.url} in {airflow.startup_seconds:.0f} s (log: {airflow.log_path})")
+    try:
+        yield airflow
+    finally:
+        airflow.stop()

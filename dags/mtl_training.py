@@ -67,6 +67,10 @@ def _run(stage: str) -> None:
         from mtl.paths import Paths
 
         force = source_changed(load_config(PROJECT_DIR / "params.yaml"), Paths.at(PROJECT_DIR))
+    elif stage == "gate":
+        # The champion lives in the registry, outside what DVC tracks: judge against the current
+        # one on every run, so a rerun does not act on a verdict about an older champion.
+        force = True
     run_stage(stage, root=PROJECT_DIR, echo=logging.getLogger(f"mtl.{stage}").info, force=force)
     links = stage_links(PROJECT_DIR, stage)
     if links:

@@ -168,7 +168,11 @@ def apply_overlay(root: Path, dotted: dict[str, Any], run: dict[str, Any]) -> di
     restore(root)  # a previous run that died before its teardown left its overlay: undo it first
     raw = read_params(root)
     params = merged(raw, dotted)
-    parse_config(params, source=f"params.yaml with this run's overrides {json.dumps(dotted, default=str)}")
+    cfg = parse_config(params, source=f"params.yaml with this run's overrides {json.dumps(dotted, default=str)}")
+    if not cfg.data.is_synthetic:  # a path that does not exist fails here, naming the key and the fix
+        from mtl.data.sources import source_files
+
+        source_files(cfg, root)
     state.mkdir(exist_ok=True)
     (state / "params.tmp").write_text(yaml.safe_dump(params, sort_keys=False))
     if dotted:

@@ -50,20 +50,34 @@ def airflow(args: list[str], env: dict[str, str], timeout: float = 600) -> subpr
     )
 
 
-def run_states(home: Path, dag_id: str = DAG_ID) -> tuple[str, dict[str, str | None]]:
-    """The (only) run of ``dag_id`` in the metadata DB: its state and each task's state.
+def _query(env: dict[str, str], sql: str, args: tuple) -> list[tuple]:
+    """Rows from the metadata DB the environment points at (SQLite file or PostgreSQL)."""
+    url = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    if url.startswith("sqlite:///"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+            return db.execute(sql, args).fetchall()
+    import psycopg2
 
-    Read straight from SQLite: the CLI's `-o json` output shares stdout with log lines, and
-    `dag_run` / `task_instance` (dag_id, run_id, task_id, state) are Airflow's oldest tables.
+    with psycopg2.connect(url.replace("postgresql+psycopg2://", "postgresql://")) as db, db.cursor() as cur:
+        cur.execute(sql.replace("?", "%s"), args)
+        return cur.fetchall()
+
+
+def run_states(home: Path | dict, dag_id: str = DAG_ID) -> tuple[str, dict[str, str | None]]:
+    """The latest run of ``dag_id`` in the metadata DB: its state and each task's state (a mapped
+    task as ``task[i]``).
+
+    Read straight from the DB: the CLI's `-o json` output shares stdout with log lines, and
+    `dag_run` / `task_instance` (dag_id, run_id, task_id, map_index, state) are Airflow's oldest tables.
+    ``home`` is an AIRFLOW_HOME with airflow.db, or the environment of the run.
     """
-    with sqlite3.connect(home / "airflow.db") as db:
-        runs = db.execute("SELECT run_id, state FROM dag_run WHERE dag_id = ?", (dag_id,)).fetchall()
-        assert len(runs) == 1, f"expected one run of {dag_id}, found {runs}"
-        run_id, run_state = runs[0]
-        tasks = db.execute(
-            "SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = ?", (dag_id, run_id)
-        ).fetchall()
-    return run_state, dict(tasks)
+    env = home if isinstance(home, dict) else {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}"}
+    runs = _query(env, "SELECT run_id, state FROM dag_run WHERE dag_id = ? ORDER BY id DESC", (dag_id,))
+    assert runs, f"no run of {dag_id}"
+    run_id, run_state = runs[0]
+    rows = _query(env, "SELECT task_id, map_index, state FROM task_instance WHERE dag_id = ? AND run_id = ?",
+                  (dag_id, run_id))
+    return run_state, {(t if i < 0 else f"{t}[{i}]"): state for t, i, state in rows}
 
 
 def tail(output: str, lines: int = 60) -> str:

@@ -1,29 +1,49 @@
-"""The DAG end to end with `airflow dags test` on a small project copy and a SQLite metadata DB.
+"""`mtl_training` end to end with `airflow dags test`, on SQLite and on the local PostgreSQL server.
 
-`airflow dags test` runs one DAG run in-process (no scheduler, no executor), writing task and
-run states to the metadata DB, which is where the tests read them from.
+`airflow dags test` runs one DAG run in-process (no scheduler, no executor), writing task and run
+states to the metadata DB, which is where the tests read them from. The scheduler-driven paths
+(the UI's trigger form, asset-triggered retraining) are in test_ui.py and test_retraining.py.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import yaml
 
-from mtl.pipeline import run_stage, stage_names
+from mtl.pipeline import run_stage
 from tests.airflow.airflow_env import DAG_ID, airflow, airflow_env, run_states, tail
 from tests.conftest import set_params
 
 pytestmark = pytest.mark.slow
+
+# Small and quick: no single-task baselines, few bootstrap resamples; floors a one-epoch model on
+# 30k rows clears (the gate's own behaviour is tested in tests/code/test_policy.py).
+FAST = {"evaluation.baselines": False, "evaluation.bootstrap": 30, "gate.tasks.click.floor": 0.5,
+        "gate.tasks.add_to_cart.floor": 0.5, "gate.tasks.purchase.floor": 0.5}
+MODEL_TASKS = ["click", "add_to_cart", "purchase", "dwell"]
+PIPELINE = ["configure", "generate", "validate", "preprocess", "baseline", "train", "score",
+            *(f"evaluate_task[{i}]" for i in range(len(MODEL_TASKS))), "evaluate", "gate", "promote", "restore_params"]
+POSTGRES = "postgresql://postgres@127.0.0.1:5432"
+
+
+def _migrate(env: dict) -> None:
+    proc = airflow(["db", "migrate"], env, timeout=300)
+    assert proc.returncode == 0, tail(proc.stdout)
+    proc = airflow(["pools", "set", "mtl_gpu", "1", "GPU training"], env)
+    assert proc.returncode == 0, tail(proc.stdout)
 
 
 @pytest.fixture(scope="module")
 def migrated_db(tmp_path_factory) -> Path:
     """An empty, migrated metadata DB, made once per module; each test runs on its own copy."""
     home = tmp_path_factory.mktemp("airflow_template")
-    proc = airflow(["db", "migrate"], airflow_env(home, None), timeout=300)
-    assert proc.returncode == 0, tail(proc.stdout)
+    _migrate(airflow_env(home, None))
     return home / "airflow.db"
 
 
@@ -35,17 +55,18 @@ def airflow_home(tmp_path, migrated_db) -> Path:
     return home
 
 
-def test_dag_runs_every_stage(project, airflow_home):
-    proc = airflow(["dags", "test", DAG_ID], airflow_env(airflow_home, project))
-    assert proc.returncode == 0, tail(proc.stdout)
+def _dags_test(env: dict, conf: dict | None = None):
+    return airflow(["dags", "test", DAG_ID, *(["--conf", json.dumps(conf)] if conf else [])], env)
 
-    run_state, task_states = run_states(airflow_home)
-    assert run_state == "success"
-    assert task_states == {stage: "success" for stage in stage_names(project)}
-    # Stage output (here DVC's own) streams into the task log, which `dags test` prints.
-    assert "Running stage 'promote'" in proc.stdout
-    assert (project / "data" / "05_evaluation" / "metrics.json").is_file()
-    assert (project / "data" / "06_promotion" / "decision.json").is_file()
+
+def _registry(project: Path, uri: str | None = None):
+    """(model versions, champion version) of the project's MLflow store."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri or f"sqlite:///{project / 'mlflow.db'}")
+    versions = client.search_model_versions("name = 'mtl-ecommerce'")
+    champion = client.get_model_version_by_alias("mtl-ecommerce", "champion").version if versions else None
+    return sorted(int(v.version) for v in versions), champion and int(champion)
 
 
 def _log_without_purchases(project: Path, dest: Path) -> Path:
@@ -62,20 +83,108 @@ def _log_without_purchases(project: Path, dest: Path) -> Path:
     return dest
 
 
-def test_invalid_data_fails_at_validate(project, airflow_home, tmp_path):
-    bad_log = _log_without_purchases(project, tmp_path / "no_purchase.parquet")
-    set_params(project, {"data.source": str(bad_log)})
+def test_form_run_rerun_and_bad_data(project, airflow_home, tmp_path):
+    """A run with form values; the same run again (a no-op: no new model version); a run on bad
+    data, which stops at validate, never promotes, and leaves the champion and params.yaml alone."""
+    from mlflow import MlflowClient
 
-    proc = airflow(["dags", "test", DAG_ID], airflow_env(airflow_home, project))
+    set_params(project, FAST)
+    own_params = (project / "params.yaml").read_bytes()
+    env = airflow_env(airflow_home, project)
+    conf = {"epochs": 1, "architecture": "shared_bottom", "tasks": ["click", "purchase", "dwell"], "gate": "relaxed"}
+
+    proc = _dags_test(env, conf)
+    assert proc.returncode == 0, tail(proc.stdout)
+    state, tasks = run_states(airflow_home)
+    assert state == "success", tasks
+    expected = [t for t in PIPELINE if not t.startswith("evaluate_task")] + [f"evaluate_task[{i}]" for i in range(3)]
+    assert tasks == {t: "success" for t in expected}
+    assert (project / "params.yaml").read_bytes() == own_params  # restored after the run
+    # The run used the form's values: DVC recorded them, and so did the MLflow run.
+    lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
+    assert lock["train"]["params"]["params.yaml"]["train"]["epochs"] == 1
+    assert [t["name"] for t in lock["train"]["params"]["params.yaml"]["tasks"]] == ["click", "purchase", "dwell"]
+    run_id = json.loads((project / "data" / "04_model" / "train.json").read_text())["run_id"]
+    run = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}").get_run(run_id)
+    overrides = json.loads(run.data.tags["mtl.overrides"])
+    assert overrides["train.epochs"] == 1 and overrides["model.architecture"] == "shared_bottom"
+    assert "dwell" in overrides["gate"]["tasks"]  # kept: it was chosen
+    assert overrides["gate"]["require_improvement"] is False  # relaxed
+    assert "add_to_cart" not in overrides["gate"]["tasks"]  # dropped with its task
+    assert run.data.params["train.epochs"] == "1" and run.data.params["model.architecture"] == "shared_bottom"
+    assert run.data.tags["mtl.airflow_dag_id"] == DAG_ID
+    assert set(json.loads((project / "data" / "05_evaluation" / "metrics.json").read_text())["tasks"]) == \
+        {"click", "purchase", "dwell"}
+    assert _registry(project) == ([1], 1)
+
+    # The same form again: every stage is up to date, the gate finds the candidate is already
+    # the champion, promotion is skipped, and the registry gets no second version.
+    proc = _dags_test(env, conf)
+    assert proc.returncode == 0, tail(proc.stdout)
+    state, tasks = run_states(airflow_home)
+    assert state == "success"
+    assert tasks["gate"] == "success" and tasks["promote"] == "skipped", tasks
+    assert "Stage 'train' didn't change, skipping" in proc.stdout
+    assert _registry(project) == ([1], 1)
+
+    # Bad data through the form's data source: validation fails the run; nothing after it runs.
+    bad = _log_without_purchases(project, tmp_path / "no_purchase.parquet")
+    proc = _dags_test(env, {"data_source": str(bad)})
     assert proc.returncode != 0, tail(proc.stdout)
-
-    run_state, task_states = run_states(airflow_home)
-    assert run_state == "failed"
-    stages = stage_names(project)
-    after = stages[stages.index("validate") + 1:]
-    assert task_states["generate"] == "success"
-    assert task_states["validate"] == "failed"
-    assert {task_states[s] for s in after} == {"upstream_failed"}
-    # The failure reaches the task log naming the missing column.
+    state, tasks = run_states(airflow_home)
+    assert state == "failed"
+    assert tasks["generate"] == "success" and tasks["validate"] == "failed"
+    after = PIPELINE[PIPELINE.index("preprocess"):PIPELINE.index("evaluate_task[0]")] + ["evaluate_task", "evaluate",
+                                                                                        "gate", "promote"]
+    assert {tasks[t] for t in after} == {"upstream_failed"}, tasks
+    assert tasks["restore_params"] == "success"
     assert any("purchase" in line and "missing" in line for line in proc.stdout.splitlines()), tail(proc.stdout)
-    assert not (project / "data" / "04_model").exists()
+    assert _registry(project) == ([1], 1)  # the champion is untouched
+    assert (project / "params.yaml").read_bytes() == own_params
+    assert bad.is_file()  # the user's file is only read
+
+
+def test_bad_form_value_fails_at_configure_naming_it(project, airflow_home):
+    proc = _dags_test(airflow_env(airflow_home, project), {"data_source": "no/such/folder"})
+    assert proc.returncode != 0
+    state, tasks = run_states(airflow_home)
+    assert tasks["configure"] == "failed" and tasks["generate"] == "upstream_failed"
+    assert "no/such/folder" in proc.stdout, tail(proc.stdout)
+    assert not (project / ".mtl" / "params.base.yaml").exists()
+
+
+@contextmanager
+def _postgres_database(prefix: str):
+    import psycopg2
+
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(f"{POSTGRES}/postgres")
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+        yield f"{POSTGRES}/{name}"
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def test_dag_runs_on_postgresql(project, tmp_path):
+    """The same DAG with Airflow's metadata DB and the MLflow store on the local PostgreSQL server."""
+    set_params(project, FAST)
+    home = tmp_path / "airflow_home"
+    home.mkdir()
+    with _postgres_database("mtl_airflow") as airflow_db, _postgres_database("mtl_mlflow") as mlflow_db:
+        env = airflow_env(home, project) | {
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_db.replace("postgresql://", "postgresql+psycopg2://"),
+            "MLFLOW_TRACKING_URI": mlflow_db,
+        }
+        _migrate(env)
+        proc = _dags_test(env)
+        assert proc.returncode == 0, tail(proc.stdout)
+        state, tasks = run_states(env)
+        assert state == "success"
+        assert tasks == {t: "success" for t in PIPELINE}
+        assert _registry(project, mlflow_db) == ([1], 1)
+        assert not (project / "mlflow.db").exists()  # everything went to PostgreSQL

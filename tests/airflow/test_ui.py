@@ -7,6 +7,7 @@ is read from the REST API, and screenshots land in .test-artifacts/ for a human 
 
 from __future__ import annotations
 
+import json
 import shutil
 import urllib.parse
 from collections.abc import Iterator
@@ -24,8 +25,8 @@ DAG_ID = "mtl_training"
 FORM_VALUES = {"epochs": 1}
 ARTIFACTS = REPO / ".test-artifacts"
 RUN_TIMEOUT = 480
-# A skipped task is fine (a gate may short-circuit what follows it); anything else is not.
-OK_TASK_STATES = {"success", "skipped"}
+# What a failed gate (a short-circuit, a normal outcome) skips; every other task must succeed.
+GATED = {"approve", "promote"}
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -119,8 +120,14 @@ def test_trigger_from_the_ui_runs_the_pipeline(live_airflow: LiveAirflow, page):
     print(f"run {run_id}: {result.state}; tasks {result.tasks}")
     assert result.state == "success", f"tasks: {result.tasks}\n{live_airflow.log_tail()}"
     assert result.tasks, "the run has no task instances"
-    bad = {task: state for task, state in result.tasks.items() if state not in OK_TASK_STATES}
+    skipped = {task for task, state in result.tasks.items() if state == "skipped"}
+    bad = {task: state for task, state in result.tasks.items() if state != "success" and task not in skipped}
     assert not bad, f"tasks neither successful nor skipped: {bad}"
+    if skipped:
+        verdict = json.loads((live_airflow.project / "data" / "06_promotion" / "gate.json").read_text())
+        assert skipped <= GATED and not verdict["promote"], (
+            f"skipped {sorted(skipped)}; only {sorted(GATED)} may be, after a failed gate (verdict: {verdict})"
+        )
 
     page.goto(f"{live_airflow.url}/dags/{DAG_ID}/runs/{urllib.parse.quote(run_id, safe='')}")
     page.get_by_text(run_id).first.wait_for()

@@ -9,8 +9,12 @@ import pytest
 from tests.airflow.live import LiveAirflow
 from tests.conftest import SMALL_OVERRIDES, copy_project, set_params
 
-# The small dataset, and fewer bootstrap resamples: a whole run in about a minute.
-LIVE_OVERRIDES = {**SMALL_OVERRIDES, "evaluation.bootstrap": 50}
+# The small dataset, and fewer bootstrap resamples: a whole run in about a minute. Floors that
+# the small model clears, so the UI's run goes through promotion; retraining on the newest 10 of
+# the log's 14 days, so the window shows.
+LIVE_OVERRIDES = {**SMALL_OVERRIDES, "evaluation.bootstrap": 50, "gate.tasks.click.floor": 0.5,
+                  "gate.tasks.add_to_cart.floor": 0.5, "gate.tasks.purchase.floor": 0.5,
+                  "airflow.retraining.window_days": 10}
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -86,3 +86,42 @@ def test_changed_source_after_ingest_is_detected(tmp_path):
     USER.assign(clicked=1).to_parquet(src)
     with pytest.raises(SourceError, match="changed since it was ingested"):
         check_source_unchanged(cfg, paths)
+
+
+def _dated_config(source: str, window_days):
+    return parse_config({
+        "data": {"source": source, "window_days": window_days,
+                 "schema": {"categorical": ["visitor"], "numeric": [], "labels": ["clicked"], "time": "ts"}},
+        "tasks": [{"name": "ctr", "label": "clicked", "type": "binary"}],
+    })
+
+
+def test_window_keeps_the_newest_whole_days_of_every_file(tmp_path):
+    """data.window_days: the newest N calendar days across the files, whatever the hour."""
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    for day in range(1, 6):  # 2026-03-01 .. 03-05, two rows a day
+        pd.DataFrame({"visitor": [day, day], "clicked": [0, 1],
+                      "ts": pd.to_datetime([f"2026-03-0{day} 00:10", f"2026-03-0{day} 23:50"])}
+                     ).to_parquet(folder / f"day{day}.parquet")
+    before = {p.name: md5(p) for p in folder.iterdir()}
+    paths = Paths.at(tmp_path / "project")
+    manifest = ingest(_dated_config(str(folder), 2), paths)
+    out = pd.read_parquet(paths.raw_file)
+    assert sorted(out["ts"].dt.day.unique()) == [4, 5] and len(out) == 4 and manifest["rows"] == 4
+    assert manifest["window"] == {"days": 2, "from": "2026-03-04T00:00:00.000000000",
+                                  "to": "2026-03-05T00:00:00.000000000"}
+    assert {p.name: md5(p) for p in folder.iterdir()} == before  # read, never rewritten
+    ingest(_dated_config(str(folder), None), paths)  # no window: every row
+    assert len(pd.read_parquet(paths.raw_file)) == 10
+
+
+def test_window_needs_a_time_column_and_files(tmp_path):
+    with pytest.raises(ValueError, match="data.window_days: the synthetic log"):
+        parse_config({"data": {"source": "synthetic", "window_days": 3, "schema": {
+            "categorical": ["visitor"], "numeric": [], "labels": ["clicked"], "time": "ts"}},
+            "tasks": [{"name": "ctr", "label": "clicked", "type": "binary"}]})
+    with pytest.raises(ValueError, match="needs data.schema.time"):
+        parse_config({"data": {"source": "x.parquet", "window_days": 3, "schema": {
+            "categorical": ["visitor"], "numeric": [], "labels": ["clicked"]}},
+            "tasks": [{"name": "ctr", "label": "clicked", "type": "binary"}]})

@@ -1,0 +1,125 @@
+"""The Airflow side of the pipeline as plain functions: the trigger form, the per-run overlay of
+params.yaml, the retraining fingerprint. (The DAGs themselves run in tests/airflow/.)"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from mtl import orchestration as orch
+from mtl.config import ConfigError, load_config
+from mtl.data.sources import SourceError
+from tests.conftest import REPO
+
+
+@pytest.fixture
+def raw() -> dict:
+    return yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def test_form_defaults_are_params_yaml(raw):
+    form = orch.form(raw)
+    assert form["epochs"]["default"] == raw["train"]["epochs"]
+    assert form["architecture"]["default"] == raw["model"]["architecture"]
+    assert form["tasks"]["default"] == [t["name"] for t in raw["tasks"]]
+    # the form's defaults change nothing
+    assert orch.overrides({k: v["default"] for k, v in form.items()}, raw) == {}
+
+
+def test_overrides_only_what_differs(raw):
+    out = orch.overrides({"epochs": 1, "architecture": "ple", "window_days": None}, raw)
+    assert out == {"train.epochs": 1, "model.architecture": "ple"}
+
+
+def test_dropping_a_task_drops_its_gate_entry(raw):
+    out = orch.overrides({"tasks": ["click", "purchase"]}, raw)
+    assert [t["name"] for t in out["tasks"]] == ["click", "purchase"]
+    assert set(out["gate"]["tasks"]) == {"click", "purchase"}
+    load_config(REPO / "params.yaml", out)  # a valid config
+
+
+def test_another_balancing_method_drops_static_weights(raw):
+    assert any("weight" in t for t in raw["tasks"])
+    out = orch.overrides({"weighting": "famo"}, raw)
+    assert out["train.weighting.method"] == "famo"
+    assert not any("weight" in t for t in out["tasks"])
+    assert load_config(REPO / "params.yaml", out).train.weighting.method == "famo"
+
+
+@pytest.mark.parametrize("mode, scale, require", [("strict", 0.5, True), ("relaxed", 2.0, False)])
+def test_gate_strictness(raw, mode, scale, require):
+    gate = orch.overrides({"gate": mode}, raw)["gate"]
+    assert gate["require_improvement"] is require
+    for task, rule in raw["gate"]["tasks"].items():
+        assert gate["tasks"][task]["max_regression"] == pytest.approx(rule["max_regression"] * scale)
+        assert gate["tasks"][task].get("floor") == rule.get("floor")  # floors never move
+    assert gate["slices"]["scenario"]["max_regression"] == pytest.approx(
+        raw["gate"]["slices"]["scenario"]["max_regression"] * scale)
+
+
+def test_unknown_field_or_task_is_refused(raw):
+    with pytest.raises(ValueError, match="unknown form field"):
+        orch.overrides({"epoch": 3}, raw)
+    with pytest.raises(ValueError, match="not tasks of params.yaml"):
+        orch.overrides({"tasks": ["clicks"]}, raw)
+
+
+def test_overlay_applies_records_and_restores(project):
+    own = (project / "params.yaml").read_bytes()
+    params = orch.apply_overlay(project, {"train.epochs": 1}, {"dag_id": "d", "run_id": "r"})
+    assert params["train"]["epochs"] == 1
+    assert load_config(project / "params.yaml").train.epochs == 1
+    assert orch.read_params(project)["train"]["epochs"] != 1  # the project's own, kept aside
+    assert orch.active_run(project) == {"dag_id": "d", "run_id": "r", "overrides": {"train.epochs": 1}}
+    assert orch.restore(project) is True
+    assert (project / "params.yaml").read_bytes() == own
+    assert orch.active_run(project) is None and orch.restore(project) is False
+
+
+def test_overlay_left_by_a_dead_run_is_undone_first(project):
+    own = (project / "params.yaml").read_bytes()
+    orch.apply_overlay(project, {"train.epochs": 1}, {"run_id": "dead"})  # no teardown ran
+    orch.apply_overlay(project, {"train.epochs": 3}, {"run_id": "next"})
+    assert load_config(project / "params.yaml").train.epochs == 3
+    orch.restore(project)
+    assert (project / "params.yaml").read_bytes() == own
+
+
+def test_bad_overlay_changes_nothing_and_names_the_key(project):
+    own = (project / "params.yaml").read_bytes()
+    with pytest.raises(ConfigError, match="train.epochs"):
+        orch.apply_overlay(project, {"train.epochs": 0}, {"run_id": "r"})
+    with pytest.raises(SourceError, match="data.source: 'nowhere' does not exist"):
+        orch.apply_overlay(project, {"data.source": "nowhere"}, {"run_id": "r"})
+    assert (project / "params.yaml").read_bytes() == own
+    assert not (project / ".mtl" / orch.BASE_PARAMS).exists()
+
+
+def test_incoming_files_and_fingerprint(tmp_path):
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    (folder / "a.parquet").write_bytes(b"one")
+    (folder / "b.csv").write_bytes(b"two")
+    (folder / "c.parquet.part").write_bytes(b"half-written")
+    (folder / ".hidden.parquet").write_bytes(b"not yet")
+    assert [p.name for p in orch.data_files(folder)] == ["a.parquet", "b.csv"]
+    before = orch.content_fingerprint(orch.data_files(folder), folder)
+    assert orch.content_fingerprint(orch.data_files(folder), folder) == before
+    (folder / "a.parquet").write_bytes(b"ONE")
+    assert orch.content_fingerprint(orch.data_files(folder), folder) != before
+    assert set(orch.listing(folder)) == {"a.parquet", "b.csv"}
+
+
+def test_stage_links(project):
+    data = project / "data"
+    assert orch.stage_links(project, "train") is None  # nothing produced yet
+    (data / "04_model").mkdir(parents=True)
+    (data / "04_model" / "train.json").write_text(json.dumps({"run_id": "abc", "experiment_id": "1"}))
+    (data / "06_promotion").mkdir(parents=True)
+    (data / "06_promotion" / "decision.json").write_text(
+        json.dumps({"model_name": "m", "registered_version": "3"}))
+    assert orch.stage_links(project, "train") == {"mlflow_run_id": "abc", "mlflow_experiment_id": "1"}
+    assert orch.stage_links(project, "promote") == {"mlflow_run_id": "abc", "mlflow_experiment_id": "1",
+                                                     "model_name": "m", "model_version": "3"}

@@ -10,7 +10,7 @@ help:
 	@echo "make run        set up .venv (first time) and run the whole pipeline on the defaults"
 	@echo "make test       set up .venv (first time) and run the test suite"
 	@echo "make test-fast  the tests without the slow end-to-end runs"
-	@echo "make airflow    start Airflow (standalone) with this project's DAGs"
+	@echo "make airflow    start Airflow (standalone) with this project's DAGs: mtl_training, mtl_retraining, mtl_ingest"
 	@echo "make push       upload the DVC-cached outputs (raw data, features, model) to the DVC remote"
 	@echo "make pull       download the outputs dvc.lock records from the DVC remote"
 	@echo "make clean      remove pipeline outputs and the local MLflow store (keeps .venv)"

@@ -14,31 +14,19 @@ writes the DVC workspace is one `mtl_training` run (max_active_runs=1): two neve
 from __future__ import annotations
 
 import json
-import os
-from datetime import timedelta
-from pathlib import Path
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, chain, dag, task
 
-from mtl.orchestration import incoming_dir, read_params
+from mtl.orchestration import default_args, incoming_dir, project_dir, read_params
 
-PROJECT_DIR = Path(os.environ.get("MTL_PROJECT_DIR") or Path(__file__).resolve().parents[1]).resolve()
-if not (PROJECT_DIR / "dvc.yaml").is_file():
-    raise FileNotFoundError(f"{PROJECT_DIR / 'dvc.yaml'} not found: set $MTL_PROJECT_DIR to the project workspace")
+PROJECT_DIR = project_dir(__file__)
 RAW = read_params(PROJECT_DIR)
 AIRFLOW = RAW.get("airflow") or {}
 RETRAINING = AIRFLOW.get("retraining") or {}
 INCOMING_DIR = incoming_dir(PROJECT_DIR, RAW)
 INCOMING = Asset(name="mtl_incoming", uri=INCOMING_DIR.as_uri(), group="mtl")
 STATE = PROJECT_DIR / ".mtl"
-DEFAULT_ARGS = {
-    "owner": "mtl",
-    "retries": int(AIRFLOW.get("retries", 2)),
-    "retry_delay": timedelta(seconds=float(AIRFLOW.get("retry_delay_seconds", 30))),
-    "retry_exponential_backoff": True,
-    "max_retry_delay": timedelta(minutes=30),
-}
 
 
 def _read_state(name: str) -> dict:
@@ -81,7 +69,7 @@ def publish_new_files(*, outlet_events=None) -> dict:
     tags=["mtl", "ingest", "asset"],
     doc_md=f"Looks for new data files in `{INCOMING_DIR}` and publishes the folder as the Asset "
     f"`mtl_incoming`, which triggers `mtl_retraining`. Runs on `airflow.retraining.scan_schedule`.",
-    default_args=DEFAULT_ARGS,
+    default_args=default_args(RAW),
 )
 def mtl_ingest():
     publish_new_files()
@@ -145,7 +133,7 @@ def _schedule():
     doc_md=f"Retrains on the newest `{RETRAINING.get('window_days', 14)}` days of the files in "
     f"`{INCOMING_DIR}`: on `{RETRAINING.get('schedule')}` and whenever `mtl_ingest` publishes new files. "
     "Unchanged data is a no-op. The training itself is an `mtl_training` run (gated promotion included).",
-    default_args=DEFAULT_ARGS,
+    default_args=default_args(RAW),
 )
 def mtl_retraining():
     retrain = TriggerDagRunOperator(

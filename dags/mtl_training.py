@@ -16,18 +16,14 @@ everything heavy loads inside the tasks.
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
-from pathlib import Path
 
 from airflow.sdk import Param, chain, dag, get_current_context, setup, task, teardown
 
-from mtl.orchestration import LINKS_XCOM, form, read_params
+from mtl.orchestration import LINKS_XCOM, default_args, form, project_dir, read_params
 
 # The workspace whose dvc.yaml, params.yaml and data/ the tasks run on.
-PROJECT_DIR = Path(os.environ.get("MTL_PROJECT_DIR") or Path(__file__).resolve().parents[1]).resolve()
-if not (PROJECT_DIR / "dvc.yaml").is_file():
-    raise FileNotFoundError(f"{PROJECT_DIR / 'dvc.yaml'} not found: set $MTL_PROJECT_DIR to the project workspace")
+PROJECT_DIR = project_dir(__file__)
 RAW = read_params(PROJECT_DIR)
 AIRFLOW = RAW.get("airflow") or {}
 
@@ -146,13 +142,7 @@ def _approval():
     tags=["mtl", "training", "dvc"],
     doc_md=DOC_MD,
     params={name: Param(**spec) for name, spec in form(RAW).items()},
-    default_args={
-        "owner": "mtl",
-        "retries": int(AIRFLOW.get("retries", 2)),
-        "retry_delay": timedelta(seconds=float(AIRFLOW.get("retry_delay_seconds", 30))),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": timedelta(minutes=30),
-    },
+    default_args=default_args(RAW),
 )
 def mtl_training():
     configured = configure()

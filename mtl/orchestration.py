@@ -261,3 +261,27 @@ def stage_links(root: Path, stage: str) -> dict[str, str] | None:
             links["model_name"] = str(decision.get("model_name", ""))
             links["model_version"] = str(version)
     return links or None
+
+
+# --- what every DAG file starts with ---------------------------------------------------------
+
+def project_dir(dag_file: str) -> Path:
+    """The workspace the DAGs run in: $MTL_PROJECT_DIR, else the folder above dags/."""
+    root = Path(os.environ.get("MTL_PROJECT_DIR") or Path(dag_file).resolve().parents[1]).resolve()
+    if not (root / "dvc.yaml").is_file():
+        raise FileNotFoundError(f"{root / 'dvc.yaml'} not found: set $MTL_PROJECT_DIR to the project workspace")
+    return root
+
+
+def default_args(raw: dict) -> dict:
+    """Task defaults of every DAG: retries with exponential backoff (params.yaml airflow)."""
+    from datetime import timedelta
+
+    section = raw.get("airflow") or {}
+    return {
+        "owner": "mtl",
+        "retries": int(section.get("retries", 2)),
+        "retry_delay": timedelta(seconds=float(section.get("retry_delay_seconds", 30))),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=30),
+    }

@@ -79,7 +79,7 @@ def _retraining_conf() -> dict:
     """mtl_training's form values for a retraining run: the incoming files, the newest window."""
     source = RETRAINING.get("source") or "files"
     folder = str(INCOMING_DIR)
-    conf = {"window_days": int(RETRAINING.get("window_days") or 14)}
+    conf = {"window_days": RETRAINING.get("window_days", 14)}
     if source == "files":
         conf |= {"data_source": folder, "data_path": None}
     else:

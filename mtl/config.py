@@ -379,8 +379,9 @@ class RetrainingConfig(_Frozen):
     scan_schedule: str = "*/10 * * * *"
     # The adapter that reads the incoming files (files | ali_ccp | aliexpress | census_income).
     source: str = "files"
-    # Retrain on the newest N days of data.schema.time across the incoming files.
-    window_days: PositiveInt = 14
+    # Retrain on the newest N days of data.schema.time across the incoming files (null: all rows,
+    # e.g. for data without a time column).
+    window_days: PositiveInt | None = 14
 
 
 class AirflowConfig(_Frozen):
@@ -472,6 +473,9 @@ class Config(_Frozen):
                         f"tasks[{i}].weight: only used by train.weighting.method static, not "
                         f"{self.train.weighting.method!r}; remove the weight or use static"
                     )
+        if self.airflow.retraining.window_days is not None and not schema.time:
+            raise ValueError("airflow.retraining.window_days: needs data.schema.time (the column the window counts "
+                             "days of); set it to null to retrain on every incoming row")
         from mtl.models import ARCHITECTURES  # registry lookup, cheap: no torch import
 
         if self.model.architecture not in ARCHITECTURES:

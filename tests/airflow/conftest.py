@@ -21,10 +21,12 @@ LIVE_OVERRIDES = {**SMALL_OVERRIDES, "evaluation.bootstrap": 50, "gate.tasks.cli
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A test that uses `live_airflow` is slow, marked or not: `-m "not slow"` never starts Airflow."""
+    """A test that uses `live_airflow` is slow, marked or not: `-m "not slow"` never starts Airflow.
+    And they all run on one xdist worker, so that one Airflow serves them."""
     for item in items:
         if "live_airflow" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)
+            item.add_marker(pytest.mark.xdist_group("live_airflow"))
 
 
 @pytest.fixture(scope="session")

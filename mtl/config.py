@@ -473,9 +473,6 @@ class Config(_Frozen):
                         f"tasks[{i}].weight: only used by train.weighting.method static, not "
                         f"{self.train.weighting.method!r}; remove the weight or use static"
                     )
-        if self.airflow.retraining.window_days is not None and not schema.time:
-            raise ValueError("airflow.retraining.window_days: needs data.schema.time (the column the window counts "
-                             "days of); set it to null to retrain on every incoming row")
         from mtl.models import ARCHITECTURES  # registry lookup, cheap: no torch import
 
         if self.model.architecture not in ARCHITECTURES:

@@ -10,7 +10,7 @@
 Every pipeline task runs its stage with ``dvc repro --single-item`` (mtl.pipeline.run_stage), the
 same path `mtl run` takes, so dvc.lock and the DVC cache record what Airflow ran, a rerun of a task
 whose inputs did not change is a no-op, and DVC commands queue on one workspace lock. The scheduler
-parses this file constantly: module level reads two YAML files and imports the name registries;
+parses this file constantly: module level reads params.yaml and imports the name registries;
 everything heavy loads inside the tasks.
 """
 

@@ -68,3 +68,9 @@ def test_registry_commands_have_help():
         out = subprocess.run([sys.executable, "-m", "mtl.cli", command, "--help"], capture_output=True, text=True,
                              check=True).stdout
         assert "usage" in out
+
+
+def test_evaluate_task_names_the_tasks_it_knows(project, capsys):
+    assert main(["--project", str(project), "evaluate-task", "clicks"]) == 2
+    err = capsys.readouterr().err
+    assert "no task named 'clicks'" in err and "click" in err and "Traceback" not in err

@@ -56,8 +56,10 @@ def form(raw: dict) -> dict[str, dict]:
             default=raw.get("model", {}).get("architecture", "mmoe"), type="string", enum=sorted(ARCHITECTURES),
             title="Architecture", description="model.architecture: the multi-task network to train"),
         "tasks": dict(
+            # `examples` makes Airflow's form a multi-select; `items.enum` makes the API refuse others
             default=task_names, type="array", items={"type": "string", "enum": task_names}, minItems=1,
-            title="Tasks", description="Which of params.yaml's tasks to train and gate (default: all)"),
+            examples=task_names, title="Tasks",
+            description="Which of params.yaml's tasks to train and gate (default: all)"),
         "epochs": dict(
             default=int(train.get("epochs", 4)), type="integer", minimum=1, maximum=1000,
             title="Epochs", description="train.epochs: most epochs (early stopping may end sooner)"),

@@ -110,14 +110,13 @@ def overrides(values: dict[str, Any], raw: dict) -> dict[str, Any]:
     simple = {"architecture": "model.architecture", "epochs": "train.epochs",
               "weighting": "train.weighting.method", "data_source": "data.source", "data_path": "data.path",
               "window_days": "data.window_days"}
-    current = {
-        "model.architecture": raw.get("model", {}).get("architecture"),
-        "train.epochs": raw.get("train", {}).get("epochs"),
-        "train.weighting.method": raw.get("train", {}).get("weighting", {}).get("method"),
-        "data.source": raw.get("data", {}).get("source"),
-        "data.path": raw.get("data", {}).get("path"),
-        "data.window_days": raw.get("data", {}).get("window_days"),
-    }
+    def get(dotted: str):
+        node = raw
+        for part in dotted.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        return node
+
+    current = {key: get(key) for key in simple.values()}
     unknown = set(values) - set(simple) - {"tasks", "gate"}
     if unknown:
         raise ValueError(f"unknown form field(s) {sorted(unknown)}; the form has {sorted([*simple, 'tasks', 'gate'])}")

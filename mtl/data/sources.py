@@ -219,13 +219,7 @@ def check_source_unchanged(cfg: Config, paths: Paths) -> None:
     DVC tracks data/01_raw, not files outside the project, so a changed source would otherwise
     be silently ignored by `dvc repro`.
     """
-    if cfg.data.is_synthetic or not paths.raw_manifest.exists():
-        return
-    manifest = json.loads(paths.raw_manifest.read_text())
-    if (manifest.get("adapter"), manifest.get("path")) != (cfg.data.adapter, cfg.data.source_path):
-        return  # params changed; DVC reruns generate anyway
-    path, files = source_files(cfg, paths.root)
-    if fingerprint(files, _base(path)) != manifest.get("md5"):
+    if source_changed(cfg, paths):
         raise SourceError(
             f"{_key(cfg)} {cfg.data.source_path!r} changed since it was ingested into {paths.raw_file}. "
             f"Run `dvc repro --force generate` (or `mtl generate`) to ingest the new version."

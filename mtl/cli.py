@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     from mtl.config import ConfigError, load_config
     from mtl.data.sources import SourceError
     from mtl.data.splits import SplitError
-    from mtl.training.guards import LabelLeak
+    from mtl.data.validation import ExpectationsFileError
     from mtl.paths import Paths
     from mtl.pipeline import StageFailed, project_root, run_all
     from mtl.promotion.registry import RegistryError
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             STAGES[args.command](cfg, paths)
         return 0
-    except (ConfigError, SourceError, SplitError, LabelLeak, FileNotFoundError, RegistryError) as err:
+    except (ConfigError, SourceError, SplitError, ExpectationsFileError, FileNotFoundError, RegistryError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except (StageFailed, ValidationFailed) as err:

@@ -44,6 +44,13 @@ class Paths:
     def data_docs_dir(self) -> Path:
         return self.validation_dir / "data_docs"
 
+    @property
+    def validation_passed(self) -> Path:
+        """Written only when validation passes; preprocessing depends on it. Unlike result.json it
+        does not change when only the report does (new drift figures, a new champion), so a
+        re-validated batch is not preprocessed and retrained again."""
+        return self.validation_dir / "passed.json"
+
     # 03 features: fitted transform and training-ready arrays per split
     @property
     def features_dir(self) -> Path:

@@ -50,33 +50,95 @@ def generate(cfg: Config, paths: Paths) -> dict:
     return manifest
 
 
+def _drift_reference(cfg: Config, paths: Paths) -> dict:
+    """The current champion's training statistics (saved in its packaged transform), or why the
+    drift checks are skipped."""
+    import tempfile
+
+    from mtl import tracking
+    from mtl.data.features import Transform
+    from mtl.promotion import registry
+
+    if not cfg.validation.drift.enabled:
+        return {"skipped": "validation.drift.enabled is false"}
+    name = cfg.gate.model_name
+    tracking.configure(paths)
+    with tempfile.TemporaryDirectory() as tmp:
+        found = registry.champion_artifact(name, "transform.json", Path(tmp))
+        if found is None:
+            return {"skipped": f"no champion of model '{name}' yet (the first run)"}
+        version, path = found
+        transform = Transform.load(path)
+    if not transform.stats.get("numeric") and not transform.stats.get("categorical"):
+        return {"skipped": f"the transform of {name} version {version} predates drift statistics"}
+    return {"name": f"{name} version {version}", "model": name, "version": version,
+            "stats": transform.stats, "categorical": transform.categorical}
+
+
+def _quarantine(cfg: Config, paths: Paths, summary: str) -> Path:
+    """Move the failed batch (the ingested copy in data/01_raw; the user's own files are never
+    touched) and a copy of its report to a new folder under validation.quarantine."""
+    import datetime as dt
+
+    base = Path(cfg.validation.quarantine)
+    base = base if base.is_absolute() else paths.root / base
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    dest, n = base / stamp, 1
+    while dest.exists():
+        n += 1
+        dest = base / f"{stamp}-{n}"
+    (dest / "batch").mkdir(parents=True)
+    for f in (paths.raw_file, paths.raw_manifest):
+        if f.is_file():
+            shutil.move(str(f), dest / "batch" / f.name)
+    shutil.copy2(paths.validation_result, dest / "result.json")
+    if paths.data_docs_dir.is_dir():
+        shutil.copytree(paths.data_docs_dir, dest / "data_docs")
+    (dest / "summary.txt").write_text(summary + "\n")
+    return dest
+
+
 def validate(cfg: Config, paths: Paths) -> dict:
     from mtl.data.sources import check_source_unchanged
-    from mtl.data.validation import validate_frame
+    from mtl.data.validation import load_expectations, read_log, validate_frame
 
     check_source_unchanged(cfg, paths)
-    df = read_raw(paths)
+    if not paths.raw_file.is_file():
+        raise FileNotFoundError(f"{paths.raw_file} is missing: run `mtl generate` first")
+    paths.validation_passed.unlink(missing_ok=True)
+    extra = []
+    if cfg.validation.expectations:
+        extra = load_expectations(paths.root / cfg.validation.expectations)
+    reference = _drift_reference(cfg, paths)
+    df = read_log(paths.raw_file, cfg)
     if paths.data_docs_dir.exists():
         shutil.rmtree(paths.data_docs_dir)
-    report = validate_frame(df, cfg, docs_dir=paths.data_docs_dir)
+    report = validate_frame(df, cfg, docs_dir=paths.data_docs_dir, reference=reference, extra=extra)
+    del df
     result = report.to_dict()
     _write_json(paths.validation_result, result)
     print(report.summary())
     print(f"data docs: {paths.data_docs_dir / 'index.html'}")
     if not report.success:
+        where = _quarantine(cfg, paths, report.summary())
         raise ValidationFailed(
             f"validation of {paths.raw_file} failed; nothing downstream ran and no model was registered.\n"
             + report.summary()
+            + f"\nThe batch and its report were moved to {where} (the source files are untouched). "
+            f"Fix the data, then run the pipeline again."
         )
+    _write_json(paths.validation_passed, {"success": True})
     return result
 
 
 def preprocess(cfg: Config, paths: Paths) -> dict:
     from mtl.data.preprocess import build
 
-    result = _read_json(paths.validation_result, "validate")
-    if not result.get("success"):
-        raise ValidationFailed(f"{paths.validation_result} records a failed validation; fix the data first")
+    if not paths.validation_passed.is_file():
+        if not paths.validation_result.is_file():
+            raise FileNotFoundError(f"{paths.validation_result} is missing: run `mtl validate` (or `dvc repro`) first")
+        raise ValidationFailed(f"{paths.raw_file} has not passed validation ({paths.validation_passed} is missing): "
+                               f"run `mtl validate` (or `dvc repro`) and fix what it reports first")
     if not paths.raw_file.is_file():
         raise FileNotFoundError(f"{paths.raw_file} is missing: run `mtl generate` first")
     summary = build(paths.raw_file, cfg, paths.features_dir)
@@ -102,10 +164,6 @@ def train(cfg: Config, paths: Paths) -> dict:
     transform = features.Transform.load(paths.transform_file)
     train_arrays = open_split(paths.split_dir("train"))
     val_arrays = open_split(paths.split_dir("validation")).all()
-    from mtl.training.guards import check_label_leaks
-
-    check_label_leaks(train_arrays.load(0), transform.cat_inputs, transform.num_inputs, transform.tasks,
-                      cfg.train.leak_threshold)
     scenario = cfg.data.schema.scenario
     spec = InputSpec.from_tasks(transform.cardinalities, transform.n_numeric, transform.tasks,
                                 transform.cat_inputs.index(scenario) if scenario in transform.cat_inputs else -1)
@@ -118,13 +176,13 @@ def train(cfg: Config, paths: Paths) -> dict:
     experiment_id = tracking.configure(paths)
     validation = _read_json(paths.validation_result, "validate")
     with mlflow.start_run(experiment_id=experiment_id) as run:
-        mlflow.set_tags(tracking.lineage_tags(paths) | {
-            "mtl.validation": "passed" if validation.get("success") else "failed",
+        mlflow.set_tags(tracking.lineage_tags(paths) | _validation_tags(validation) | {
             "mtl.transform_sha256": transform.fingerprint(),
             "mtl.data_source": cfg.data.source,
         })
         mlflow.log_params(_flat_params(cfg))
         mlflow.log_dict(validation, "validation/result.json")
+        mlflow.log_metrics(_validation_metrics(validation))
 
         def on_epoch(rec: dict) -> None:
             mlflow.log_metrics({k: v for k, v in rec.items() if k != "epoch" and v is not None}, step=rec["epoch"])
@@ -168,6 +226,30 @@ def train(cfg: Config, paths: Paths) -> dict:
         f"{result.samples_per_second:,.0f} samples/s; MLflow run {run.info.run_id}"
     )
     return info
+
+
+def _validation_tags(validation: dict) -> dict[str, str]:
+    """The validation outcome on the MLflow run: passed / passed with warnings, and the warnings."""
+    warned = [c for c in validation.get("checks", []) if not c["success"] and c.get("severity") == "warning"]
+    tags = {"mtl.validation": ("passed" if validation.get("success") else "failed")
+            + (f" with {len(warned)} warning(s)" if warned else "")}
+    if warned:
+        tags["mtl.validation_warnings"] = "\n".join(c["detail"] for c in warned)[:5000]
+    reference = validation.get("drift_reference") or {}
+    tags["mtl.drift_reference"] = reference.get("name") or f"none: {reference.get('skipped', 'not checked')}"
+    return tags
+
+
+def _validation_metrics(validation: dict) -> dict[str, float]:
+    """Every drift measure as a metric (drift_psi_price, drift_label_shift_click/search, ...)."""
+    import re
+
+    out = {"validation_warnings": float(validation.get("warnings", 0))}
+    for c in validation.get("checks", []):
+        if c["expectation"].startswith("drift.") and c.get("value") is not None:
+            name = f"{c['expectation'].replace('.', '_')}_{c['column']}"
+            out[re.sub(r"[^\w\-. :/]", "_", name)] = float(c["value"])
+    return out
 
 
 def baseline(cfg: Config, paths: Paths) -> dict:
@@ -487,7 +569,7 @@ def promote(cfg: Config, paths: Paths) -> dict:
         decision = {k: verdict[k] for k in ("promote", "summary", "tasks", "slices", "improvement")}
     lineage = tracking.lineage_tags(paths) | {
         "mtl.run_id": info["run_id"],
-        "mtl.validation": "passed" if _read_json(paths.validation_result, "validate").get("success") else "failed",
+        "mtl.validation": _validation_tags(_read_json(paths.validation_result, "validate"))["mtl.validation"],
         "mtl.transform_sha256": features_fingerprint(paths),
     }
     metric_tags = {f"test_{k}_{task}": f"{e[k]:.5f}" for task, e in candidate.items() for k in ("auc", "rmse")

@@ -27,6 +27,10 @@ from mtl.config import Config, TaskConfig
 FORMAT_VERSION = 2
 OOV = 0
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+# The reference distributions drift checks compare new data with (mtl/data/drift.py): the
+# training deciles of each numeric column, the most frequent values of each categorical one.
+DRIFT_BINS = 10
+TOP_VALUES = 20
 
 
 @dataclass
@@ -293,7 +297,8 @@ class Fitter:
         self.sample_keys = np.zeros(0, dtype=np.float64)
         self.sample = pd.DataFrame({c: pd.Series(dtype="float64") for c in schema.numeric})
         self.targets = {t["name"]: _Moments() for t in self.tasks if t["type"] == "regression"}
-        self.label_sums: dict[tuple[str, str], list[float]] = {}  # (task, scenario) -> [defined, sum]
+        # (task, scenario) -> [labelled rows, sum, sum of squares]
+        self.label_sums: dict[tuple[str, str], list[float]] = {}
         self.rows = 0
 
     def update(self, chunk: pd.DataFrame, row_ids: np.ndarray) -> None:
@@ -336,20 +341,22 @@ class Fitter:
             m = condition_mask(chunk, t) & ~np.isnan(y)
             if t["name"] in self.targets:
                 self.targets[t["name"]].add(y[m])
-            self._label_rate(t["name"], "__all__", int(m.sum()), float(y[m].sum()))
+            self._label_rate(t["name"], "__all__", int(m.sum()), float(y[m].sum()), float(np.square(y[m]).sum()))
             if scenario is not None:
                 c = codes[m]
                 seen = c >= 0
                 n = np.bincount(c[seen], minlength=len(names))
                 total = np.bincount(c[seen], weights=y[m][seen], minlength=len(names))
-                for name, k, s in zip(names, n, total):
+                squares = np.bincount(c[seen], weights=np.square(y[m][seen]), minlength=len(names))
+                for name, k, s, ss in zip(names, n, total, squares):
                     if k:
-                        self._label_rate(t["name"], name, int(k), float(s))
+                        self._label_rate(t["name"], name, int(k), float(s), float(ss))
 
-    def _label_rate(self, task: str, scenario: str, rows: int, total: float) -> None:
-        acc = self.label_sums.setdefault((task, scenario), [0, 0.0])
+    def _label_rate(self, task: str, scenario: str, rows: int, total: float, squares: float) -> None:
+        acc = self.label_sums.setdefault((task, scenario), [0, 0.0, 0.0])
         acc[0] += rows
         acc[1] += total
+        acc[2] += squares
 
     def finish(self, split_info: dict) -> Transform:
         categorical, cat_stats = {}, {}
@@ -374,7 +381,7 @@ class Fitter:
             cat_stats[col] = {
                 "distinct": int(len(values)), "vocabulary": len(vocab), "nulls": self.nulls[col],
                 "coverage": round(float(freq[keep].sum()) / non_null, 6) if non_null else 0.0,
-                "top": [[v, int(f)] for v, f in zip(values[:10].tolist(), freq[:10])],
+                "top": [[v, int(f)] for v, f in zip(values[:TOP_VALUES].tolist(), freq[:TOP_VALUES])],
             }
         numeric, num_stats = {}, {}
         for col, spec in self.num_spec.items():
@@ -402,13 +409,33 @@ class Fitter:
                 "max": float(observed.max()) if len(observed) else None,
                 "quantiles": dict(zip(map(str, QUANTILES), np.quantile(observed, QUANTILES).tolist()))
                 if len(observed) else {},
+                "histogram": _histogram(sample),
             }
         targets = {name: {"mean": m.mean, "std": m.std} for name, m in self.targets.items()}
         labels: dict[str, dict] = {}
-        for (task, scenario), (n, s) in sorted(self.label_sums.items()):
-            labels.setdefault(task, {})[scenario] = {"rows": int(n), "mean": s / n if n else None}
+        for (task, scenario), (n, s, ss) in sorted(self.label_sums.items()):
+            mean = s / n if n else None
+            std = float(np.sqrt(max(ss / n - mean**2, 0.0))) if n else None
+            labels.setdefault(task, {})[scenario] = {"rows": int(n), "mean": mean, "std": std}
         stats = {"rows": self.rows, "categorical": cat_stats, "numeric": num_stats, "labels": labels}
         return Transform(categorical, numeric, targets, self.tasks, split_info, stats)
+
+
+def _histogram(sample: np.ndarray) -> dict:
+    """Decile bins of the sampled training values and the share of the sample in each, plus the
+    share missing: the reference a new batch's numeric distribution is compared with.
+
+    Edges are the distinct deciles, so a column of few values (a position, a count) gets one bin
+    per value instead of empty bins; values equal to an edge fall in the bin above it.
+    """
+    finite = np.isfinite(sample)
+    observed = sample[finite]
+    if not len(observed):
+        return {"edges": [], "fractions": [], "missing": 1.0}
+    edges = np.unique(np.quantile(observed, np.arange(1, DRIFT_BINS) / DRIFT_BINS))
+    counts = np.bincount(np.searchsorted(edges, observed, side="right"), minlength=len(edges) + 1)
+    return {"edges": edges.tolist(), "fractions": (counts / len(sample)).tolist(),
+            "missing": float((~finite).mean())}
 
 
 def _task_dict(t: TaskConfig) -> dict:

@@ -162,7 +162,10 @@ def generate_chunk(cfg: SyntheticConfig, world: World, chunk: int, rows: int) ->
     log_dwell = 3.0 + 0.45 * _affinity(world, "dwell", users, items) + 0.3 * cart + rng.normal(0.0, 0.5, rows)
     dwell = np.where(click, np.exp(log_dwell).round(1), np.nan)
 
-    ts = START + pd.to_timedelta(day * 86_400 + seconds, unit="s")
+    # Microseconds from a stream of their own (the other columns stay what they were): whole
+    # seconds would make (user, item, scenario, ts) repeat by chance, and it is the log's key.
+    micros = np.random.default_rng([cfg.seed, chunk, 1]).integers(0, 1_000_000, rows)
+    ts = START + pd.to_timedelta((day * 86_400 + seconds) * 1_000_000 + micros, unit="us")
     return pd.DataFrame(
         {
             "ts": ts,

@@ -1,18 +1,31 @@
-"""Validation of the raw impression log with a Great Expectations suite derived from the schema.
+"""Validation of the raw impression log: the data contract, enforced before anything is fitted.
 
-The suite is not written by hand: :func:`build_suite` derives it from ``data.schema`` and
-``tasks`` in params.yaml, so a user who brings their own log with other column names gets the
-matching checks for free. Nothing here names a particular label.
+Three parts, one report (:class:`ValidationReport`, written as the validate stage's DVC metric):
 
-What is checked, and why:
+1. A Great Expectations suite, not written by hand: :func:`build_suite` derives it from
+   ``data.schema``, ``tasks`` and ``validation`` in params.yaml, plus the user's own
+   expectations file (``validation.expectations``), so a user who brings their own log with other
+   column names gets the matching checks for free. Nothing here names a particular label.
+2. The leakage check (mtl/data/leakage.py): a feature that alone predicts a label is an error.
+3. Drift and skew against the current champion's training data (mtl/data/drift.py), with warning
+   and failure levels; skipped, and said so, when there is no champion yet.
 
-- the table has rows and every column the schema declares exists (a missing column is one
-  failing check that names it; the checks of the columns that do exist still run);
+What the suite checks, and why:
+
+- the table has at least ``validation.min_rows`` rows and every column the schema declares
+  exists (a missing column is one failing check that names it; the checks of the columns that
+  do exist still run);
 - numeric features are numbers, the time column is a datetime, labels are numbers or booleans;
-- no feature column is null on every row (it would carry no signal);
-- binary labels are never null and only 0 or 1; the scenario and time columns are never null;
-- a regression label is set wherever its task's ``condition`` holds (dwell time on clicks);
-- funnel rules (``implies``): a label may only be 1 where the label it implies is 1.
+- the null policy: a feature may have nulls (they are imputed) but not on every row, unless
+  ``validation.columns.<col>.max_null_fraction`` sets a limit; binary labels, the scenario and
+  the time column are never null; a regression label is set wherever its task's ``condition``
+  holds (dwell time on clicks);
+- label domains: binary labels are 0 or 1; ranges (``min``/``max``) and cardinality bounds per
+  column from ``validation.columns``;
+- funnel rules (``implies``): a label may only be 1 where the label it implies is 1;
+- duplicate impressions: no two rows share ``validation.keys`` (or, without keys, all columns);
+- the time window: no timestamp later than now plus ``validation.max_future_minutes`` (a clock
+  or timezone bug upstream), none older than ``validation.max_age_days``.
 
 Great Expectations is imported inside the functions: it takes seconds to import, and Airflow
 imports ``mtl`` every time it parses a DAG file.
@@ -20,7 +33,8 @@ imports ``mtl`` every time it parses a DAG file.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import datetime as dt
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -46,13 +60,20 @@ BINARY_TYPES = NUMERIC_TYPES + ("bool", "BooleanDtype")
 DATETIME_TYPES = ("datetime64[ns]", "datetime64[us]", "datetime64[ms]", "datetime64[s]")
 
 
+class ExpectationsFileError(ValueError):
+    """The user's expectations file cannot be read or names an unknown or malformed expectation."""
+
+
 @dataclass(frozen=True)
 class CheckResult:
-    expectation: str  # e.g. "expect_column_to_exist"
-    column: str | None  # column, "A>=B" for a pair check, None for a table-level check
+    expectation: str  # e.g. "expect_column_to_exist", "leakage", "drift.psi"
+    column: str | None  # column, "A>=B" for a pair check, "a,b" for a key, None for a table-level check
     success: bool
     unexpected_count: int | None  # bad rows, where the check counts rows
     detail: str  # one sentence: what is wrong and how to fix it (or what was confirmed)
+    # "error": a failure fails validation; "warning": it is reported (log, MLflow run) and the run goes on
+    severity: str = "error"
+    value: float | None = None  # the measured value, for drift measures
 
 
 @dataclass(frozen=True)
@@ -60,9 +81,14 @@ class ValidationReport:
     success: bool
     rows: int
     checks: tuple[CheckResult, ...]
+    # what drift was measured against: {"name": ..., "version": ...}, or {"skipped": why}
+    reference: dict = field(default_factory=dict)
 
     def failures(self) -> tuple[CheckResult, ...]:
-        return tuple(c for c in self.checks if not c.success)
+        return tuple(c for c in self.checks if not c.success and c.severity == "error")
+
+    def warnings(self) -> tuple[CheckResult, ...]:
+        return tuple(c for c in self.checks if not c.success and c.severity != "error")
 
     def to_dict(self) -> dict:
         """JSON-serialisable form, written as the validation metric file."""
@@ -71,16 +97,25 @@ class ValidationReport:
             "rows": self.rows,
             "checks_total": len(self.checks),
             "checks_failed": len(self.failures()),
+            "warnings": len(self.warnings()),
+            "drift_reference": self.reference,
             "checks": [asdict(c) for c in self.checks],
         }
 
     def summary(self) -> str:
-        """One line when the data is valid; otherwise one line per failed check."""
-        failed = self.failures()
+        """One line when the data is valid; otherwise one line per failed check, then warnings."""
+        failed, warned = self.failures(), self.warnings()
         if not failed:
-            return f"Data validation passed: {len(self.checks)} checks on {self.rows:,} rows."
-        lines = [f"Data validation failed: {len(failed)} of {len(self.checks)} checks on {self.rows:,} rows."]
-        lines += [f"  - {c.detail}" for c in failed]
+            head = f"Data validation passed: {len(self.checks)} checks on {self.rows:,} rows"
+            lines = [head + (f", {len(warned)} warning(s):" if warned else ".")]
+        else:
+            lines = [f"Data validation failed: {len(failed)} of {len(self.checks)} checks on {self.rows:,} rows."]
+            lines += [f"  - {c.detail}" for c in failed]
+            if warned:
+                lines.append(f"and {len(warned)} warning(s):")
+        lines += [f"  - WARNING: {c.detail}" for c in warned]
+        if self.reference.get("skipped"):
+            lines.append(f"  (drift not checked: {self.reference['skipped']})")
         return "\n".join(lines)
 
 
@@ -100,7 +135,7 @@ def _roles(schema: SchemaConfig) -> dict[str, str]:
     return roles
 
 
-def _checks(cfg: Config, present: set[str], has_rows: bool) -> Iterable[tuple[str, dict, dict]]:
+def _checks(cfg: Config, present: set[str], has_rows: bool, now: dt.datetime) -> Iterable[tuple[str, dict, dict]]:
     """(expectation class name, its arguments, what our messages need) for every check.
 
     Checks on a column outside ``present`` are left out: GX would only fail them with an
@@ -108,12 +143,14 @@ def _checks(cfg: Config, present: set[str], has_rows: bool) -> Iterable[tuple[st
     Without rows only the table, the columns and their types are checked: every value check
     would fail or pass vacuously, burying the one message that matters.
     """
-    schema = cfg.data.schema
+    schema, contract = cfg.data.schema, cfg.validation
     roles = _roles(schema)
     binary = [t for t in cfg.tasks if t.type == "binary" and t.label in present]
     regression = [t for t in cfg.tasks if t.type == "regression" and t.label in present]
+    rules = {c: r for c, r in contract.columns.items() if c in present}
 
-    yield "ExpectTableRowCountToBeBetween", {"min_value": 1}, {"kind": "rows"}
+    yield "ExpectTableRowCountToBeBetween", {"min_value": max(contract.min_rows, 1) if has_rows else 1}, {
+        "kind": "rows", "min_rows": contract.min_rows}
     for col in schema.required_columns():
         yield "ExpectColumnToExist", {"column": col}, {"kind": "exists", "role": roles[col]}
 
@@ -132,13 +169,19 @@ def _checks(cfg: Config, present: set[str], has_rows: bool) -> Iterable[tuple[st
     if not has_rows:
         return
 
-    # values
+    # the null policy
     for col in (c for c in schema.features if c in present):
-        # strictly above 0: a feature that is null on every row carries no signal.
-        yield "ExpectColumnProportionOfNonNullValuesToBeBetween", {
-            "column": col, "min_value": 0.0, "strict_min": True}, {"kind": "not_all_null", "role": roles[col]}
+        limit = rules[col].max_null_fraction if col in rules else None
+        if limit is None:
+            # strictly above 0: a feature that is null on every row carries no signal.
+            yield "ExpectColumnProportionOfNonNullValuesToBeBetween", {
+                "column": col, "min_value": 0.0, "strict_min": True}, {"kind": "not_all_null", "role": roles[col]}
+        elif limit < 1.0:
+            yield "ExpectColumnValuesToNotBeNull", {"column": col, "mostly": 1.0 - limit}, {
+                "kind": "null_fraction", "limit": limit}
     for col in dict.fromkeys(c for c in (schema.scenario, schema.time) if c in present):
         yield "ExpectColumnValuesToNotBeNull", {"column": col}, {"kind": "not_null", "role": roles[col]}
+    # labels and funnels
     for task in binary:
         yield "ExpectColumnValuesToNotBeNull", {"column": task.label}, {"kind": "label_not_null", "task": task.name}
         yield "ExpectColumnValuesToBeInSet", {"column": task.label, "value_set": [0, 1]}, {
@@ -157,45 +200,152 @@ def _checks(cfg: Config, present: set[str], has_rows: bool) -> Iterable[tuple[st
         elif cond.column in present:
             yield "ExpectColumnValuesToNotBeNull", {"column": task.label, "row_condition": cond}, {
                 "kind": "conditional_not_null", "task": task.name, "condition": f"{cond.column} == {cond.equals!r}"}
+    # ranges and cardinality
+    for col, rule in rules.items():
+        if rule.min is not None or rule.max is not None:
+            yield "ExpectColumnValuesToBeBetween", {"column": col, "min_value": rule.min, "max_value": rule.max}, {
+                "kind": "range", "min": rule.min, "max": rule.max}
+        if rule.cardinality is not None:
+            lo, hi = rule.cardinality
+            yield "ExpectColumnUniqueValueCountToBeBetween", {"column": col, "min_value": lo, "max_value": hi}, {
+                "kind": "cardinality", "min": lo, "max": hi}
+    # duplicate impressions
+    if contract.keys is None or contract.keys:
+        keys = [c for c in (contract.keys or schema.required_columns()) if c in present]
+        if len(keys) == len(contract.keys or keys):
+            kind = "duplicate_keys" if contract.keys else "duplicate_rows"
+            yield "ExpectCompoundColumnsToBeUnique", {"column_list": keys}, {"kind": kind, "keys": keys}
+    # the time window, against the wall clock of this validation (naive UTC, as the data)
+    if schema.time in present:
+        if contract.max_future_minutes is not None:
+            latest = now + dt.timedelta(minutes=contract.max_future_minutes)
+            yield "ExpectColumnMaxToBeBetween", {"column": schema.time, "max_value": latest.isoformat()}, {
+                "kind": "future", "limit": latest.isoformat(sep=" ", timespec="minutes")}
+        if contract.max_age_days is not None:
+            earliest = now - dt.timedelta(days=contract.max_age_days)
+            yield "ExpectColumnMinToBeBetween", {"column": schema.time, "min_value": earliest.isoformat()}, {
+                "kind": "too_old", "limit": earliest.isoformat(sep=" ", timespec="minutes")}
 
 
 def _note(kind: str, column: str | None, info: dict) -> str:
     """What a check expects, in words (shown in Data Docs and on success)."""
-    return {
-        "rows": "the log has at least one row",
-        "exists": f"column '{column}' exists (declared in {info.get('role')})",
-        "numeric_type": f"'{column}' is a numeric (int or float) column",
-        "datetime_type": f"time column '{column}' is a datetime column",
-        "binary_type": f"binary label '{column}' is an integer, boolean or float column",
-        "regression_type": f"regression label '{column}' is a numeric column",
-        "not_all_null": f"feature '{column}' is not null on every row",
-        "not_null": f"'{column}' is never null",
-        "label_not_null": f"label '{column}' is never null",
-        "binary_domain": f"binary label '{column}' is 0 or 1",
-        "conditional_not_null": f"'{column}' is set wherever {info.get('condition')}",
-        "funnel": f"'{info.get('label')}' is 1 only where '{info.get('implies')}' is 1 (funnel rule)",
-    }[kind]
+    notes = {
+        "rows": lambda: f"the log has at least {info.get('min_rows', 1):,} row(s)",
+        "exists": lambda: f"column '{column}' exists (declared in {info.get('role')})",
+        "numeric_type": lambda: f"'{column}' is a numeric (int or float) column",
+        "datetime_type": lambda: f"time column '{column}' is a datetime column",
+        "binary_type": lambda: f"binary label '{column}' is an integer, boolean or float column",
+        "regression_type": lambda: f"regression label '{column}' is a numeric column",
+        "not_all_null": lambda: f"feature '{column}' is not null on every row",
+        "not_null": lambda: f"'{column}' is never null",
+        "label_not_null": lambda: f"label '{column}' is never null",
+        "binary_domain": lambda: f"binary label '{column}' is 0 or 1",
+        "conditional_not_null": lambda: f"'{column}' is set wherever {info.get('condition')}",
+        "funnel": lambda: f"'{info.get('label')}' is 1 only where '{info.get('implies')}' is 1 (funnel rule)",
+        "null_fraction": lambda: f"'{column}' is null on at most {info.get('limit', 0):.1%} of rows",
+        "range": lambda: f"'{column}' is within [{_bound(info.get('min'), '-inf')}, {_bound(info.get('max'), 'inf')}]",
+        "cardinality": lambda: f"'{column}' has between {_bound(info.get('min'), '-inf')} and {_bound(info.get('max'), 'inf')} distinct values",
+        "duplicate_keys": lambda: f"no two rows share the key ({column})",
+        "duplicate_rows": lambda: "no row appears twice",
+        "future": lambda: f"time column '{column}' is not later than {info.get('limit')} UTC",
+        "too_old": lambda: f"time column '{column}' is not earlier than {info.get('limit')} UTC",
+        "user": lambda: f"{info.get('type')} on {column or 'the table'} ({info.get('source')})",
+    }
+    return notes[kind]()
 
 
-def build_suite(cfg: Config, columns: Iterable[str] | None = None, has_rows: bool = True) -> "gx.ExpectationSuite":
-    """The GX suite for the schema and tasks of ``cfg``.
+def _bound(value: Any, unset: str = "any") -> str:
+    return unset if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
+
+
+def _expectation_classes() -> dict[str, type]:
+    """GX expectation classes by their snake_case type ("expect_column_values_to_be_between")."""
+    import great_expectations as gx
+    from great_expectations.expectations.expectation import Expectation
+
+    classes = {}
+    for name in dir(gx.expectations):
+        obj = getattr(gx.expectations, name)
+        if isinstance(obj, type) and issubclass(obj, Expectation) and obj is not Expectation:
+            classes[obj.expectation_type] = obj
+    return classes
+
+
+def load_expectations(path: Path) -> list[dict]:
+    """The user's extra expectations: a YAML list in the form of a GX 1.x suite's ``expectations``
+    (``type``, ``kwargs``, optional ``notes`` and ``severity`` warning|critical), checked here so
+    a typo stops the run naming the entry instead of failing deep inside GX."""
+    import yaml
+
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise ExpectationsFileError(f"validation.expectations: {path} does not exist; create it or set "
+                                    f"validation.expectations to null") from None
+    except yaml.YAMLError as err:
+        raise ExpectationsFileError(f"{path} is not valid YAML: {err}") from None
+    if raw is None:
+        return []
+    if isinstance(raw, dict) and "expectations" in raw:  # a whole GX suite file
+        raw = raw["expectations"]
+    if not isinstance(raw, list):
+        raise ExpectationsFileError(f"{path}: expected a list of expectations (- type: ..., kwargs: {{...}})")
+    classes = _expectation_classes()
+    entries = []
+    for i, entry in enumerate(raw, 1):
+        where = f"{path}, expectation {i}"
+        if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
+            raise ExpectationsFileError(f"{where}: needs `type` (e.g. expect_column_values_to_be_between) and `kwargs`")
+        unknown = set(entry) - {"type", "kwargs", "notes", "severity", "meta"}
+        if unknown:
+            raise ExpectationsFileError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: type, kwargs, notes, severity")
+        if entry["type"] not in classes:
+            import difflib
+
+            near = difflib.get_close_matches(entry["type"], list(classes), n=1)
+            hint = f"; did you mean {near[0]}?" if near else ""
+            raise ExpectationsFileError(f"{where}: unknown expectation type {entry['type']!r}{hint}")
+        severity = entry.get("severity", "critical")
+        if severity not in ("critical", "warning"):
+            raise ExpectationsFileError(f"{where}: severity must be critical or warning, not {severity!r}")
+        kwargs = entry.get("kwargs") or {}
+        try:
+            classes[entry["type"]](**kwargs)
+        except Exception as err:  # pydantic's message names the argument
+            raise ExpectationsFileError(f"{where} ({entry['type']}): invalid kwargs: {err}") from None
+        entries.append({"type": entry["type"], "kwargs": kwargs, "notes": entry.get("notes"),
+                        "severity": severity, "source": f"{Path(path).name} #{i}"})
+    return entries
+
+
+def build_suite(cfg: Config, columns: Iterable[str] | None = None, has_rows: bool = True,
+                extra: Iterable[dict] = (), now: dt.datetime | None = None) -> "gx.ExpectationSuite":
+    """The GX suite for the schema, tasks and data contract of ``cfg``, plus ``extra``
+    expectations (from :func:`load_expectations`).
 
     ``columns``: the columns the data actually has. Checks on other columns are left out (each
     missing column still fails its own existence check). None: every declared column.
     ``has_rows=False`` (an empty table) keeps only the table, column and type checks.
+    ``now`` (naive UTC) is the clock the time window is checked against.
     """
     import great_expectations as gx
     from great_expectations.expectations.row_conditions import Column
 
     present = set(cfg.data.schema.required_columns() if columns is None else columns)
     expectations = []
-    for order, (class_name, kwargs, info) in enumerate(_checks(cfg, present, has_rows)):
+    for order, (class_name, kwargs, info) in enumerate(_checks(cfg, present, has_rows, now or _utcnow())):
         cond = kwargs.pop("row_condition", None)
         if cond is not None:
             kwargs["row_condition"] = Column(cond.column) == cond.equals
         column = kwargs.get("column")
         if "column_A" in kwargs:
             column = f"{kwargs['column_A']}>={kwargs['column_B']}"
+        if "column_list" in kwargs:
+            column = ",".join(kwargs["column_list"])
         expectation_cls = getattr(gx.expectations, class_name)
         expectations.append(
             expectation_cls(
@@ -204,6 +354,16 @@ def build_suite(cfg: Config, columns: Iterable[str] | None = None, has_rows: boo
                 meta={"mtl": {**info, "column": column, "order": order}},
             )
         )
+    if has_rows:
+        classes = _expectation_classes()
+        for order, entry in enumerate(extra, start=len(expectations)):
+            kwargs = dict(entry["kwargs"])
+            column = kwargs.get("column") or (",".join(kwargs["column_list"]) if "column_list" in kwargs else None)
+            info = {"kind": "user", "type": entry["type"], "source": entry["source"], "column": column,
+                    "order": order, "severity": entry["severity"]}
+            expectations.append(classes[entry["type"]](
+                **kwargs, notes=entry.get("notes") or _note("user", column, info), meta={"mtl": info},
+                severity=entry["severity"]))
     # Passed to the constructor: suite.add_expectation() would look for an active data context.
     return gx.ExpectationSuite(name=SUITE_NAME, expectations=expectations)
 
@@ -217,7 +377,7 @@ def _failure_detail(kind: str, column: str | None, info: dict, n: int | None, ob
     task = info.get("task")
     # A type check on a pandas dtype reports the dtype; on an object column it checks each value.
     found = f"dtype {observed}" if observed is not None else f"{rows} values of another type"
-    if kind == "rows":
+    if kind == "rows" and observed in (None, "0"):
         return "the log has no rows: check data.source (or data.synthetic.rows) and re-run the generate stage"
     if kind == "exists":
         return (f"missing column '{column}': it is declared in {info['role']}; add it to the data or remove it "
@@ -244,6 +404,33 @@ def _failure_detail(kind: str, column: str | None, info: dict, n: int | None, ob
     if kind == "conditional_not_null":
         return (f"'{column}': {rows} rows are null where {info['condition']}: task '{task}' needs a value on every "
                 f"such row; fill them, drop those rows or change the task's condition")
+    if kind == "rows":
+        return (f"the log has {int(float(observed)):,} rows, fewer than validation.min_rows ({info['min_rows']:,}): a batch this "
+                f"small is usually a broken or partial export; check the source, or lower validation.min_rows")
+    if kind == "null_fraction":
+        return (f"'{column}': {rows} rows are null, more than validation.columns.{column}.max_null_fraction "
+                f"({info['limit']:.1%}) allows; fill them or raise the limit")
+    if kind == "range":
+        return (f"'{column}': {rows} rows are outside [{_bound(info['min'], '-inf')}, {_bound(info['max'], 'inf')}] "
+                f"(validation.columns.{column}); fix or drop them, or widen the range if they are valid")
+    if kind == "cardinality":
+        return (f"'{column}' has {observed} distinct values, outside [{_bound(info['min'], '-inf')}, {_bound(info['max'], 'inf')}] "
+                f"(validation.columns.{column}.cardinality): check that the column holds what data.schema says")
+    if kind in ("duplicate_keys", "duplicate_rows"):
+        what = f"the same key ({column}, validation.keys)" if kind == "duplicate_keys" else "an identical row"
+        return (f"{rows} rows share {what} with another row: impressions were logged or exported twice; "
+                f"drop the duplicates" + (" (or correct validation.keys)" if kind == "duplicate_keys" else ""))
+    if kind == "future":
+        return (f"time column '{column}' reaches {observed}, later than {info['limit']} UTC (now + "
+                f"validation.max_future_minutes): timestamps in the future mean a clock or timezone bug "
+                f"upstream; fix the timestamps (store them in UTC)")
+    if kind == "too_old":
+        return (f"time column '{column}' goes back to {observed}, before {info['limit']} UTC "
+                f"(validation.max_age_days): drop the old rows or raise validation.max_age_days")
+    if kind == "user":
+        got = f"{rows} unexpected rows" if n is not None else f"observed {observed}"
+        return (f"{info['source']}: {info['type']} on {column or 'the table'} failed ({got}); fix the data or the "
+                f"expectation in validation.expectations")
     if kind == "funnel":
         label, implies = info["label"], info["implies"]
         return (f"{label}: {rows} rows with {label}=1 but {implies}!=1: the funnel requires {implies} before "
@@ -270,20 +457,21 @@ def _check_result(result: Any, rows: int) -> CheckResult:
     config = result.expectation_config
     info = config.meta["mtl"]
     kind, column = info["kind"], info["column"]
+    severity = "warning" if info.get("severity") == "warning" else "error"
     error = _exception_message(result.exception_info)
     if error is not None:
         detail = f"could not check that {_note(kind, column, info)} ({error}): check the column's values and type"
-        return CheckResult(config.type, column, False, None, detail)
+        return CheckResult(config.type, column, False, None, detail, severity)
     res = result.result or {}
     n = res.get("unexpected_count")
     if kind == "not_all_null":  # a proportion, not a count: when it fails, every row is null
         n = None if result.success else rows
     unexpected = None if n is None else int(n)
     if result.success:
-        return CheckResult(config.type, column, True, unexpected, f"ok: {_note(kind, column, info)}")
+        return CheckResult(config.type, column, True, unexpected, f"ok: {_note(kind, column, info)}", severity)
     observed = res.get("observed_value")
     detail = _failure_detail(kind, column, info, unexpected, None if observed is None else str(observed))
-    return CheckResult(config.type, column, False, unexpected, detail)
+    return CheckResult(config.type, column, False, unexpected, detail, severity)
 
 
 # --------------------------------------------------------------------------- running it
@@ -330,15 +518,26 @@ def _without_timezone(df: "pd.DataFrame", time: str | None) -> "pd.DataFrame":
     return df.assign(**{time: df[time].dt.tz_convert(None)})
 
 
-def validate_frame(df: "pd.DataFrame", cfg: Config, docs_dir: Path | None = None) -> ValidationReport:
-    """Run the schema's suite on ``df`` through a GX Checkpoint; never modifies ``df``.
+def read_log(path: Path, cfg: Config) -> "pd.DataFrame":
+    """The columns of the raw log that validation looks at, compactly: text columns stay
+    dictionary-encoded (pandas categoricals) and Arrow buffers are released as they convert, so
+    10M rows fit in a few GB."""
+    import pyarrow.parquet as pq
 
-    With ``docs_dir``, the Checkpoint also builds GX Data Docs there (``docs_dir/index.html``).
-    """
+    wanted = set(cfg.data.schema.required_columns()) | set(cfg.validation.keys or ())
+    schema = pq.read_schema(path)
+    columns = [n for n in schema.names if n in wanted]
+    text = [n for n in columns if str(schema.field(n).type) in ("string", "large_string")]
+    table = pq.read_table(path, columns=columns, read_dictionary=text)
+    return table.to_pandas(self_destruct=True, split_blocks=True)
+
+
+def _run_suite(frame: "pd.DataFrame", cfg: Config, docs_dir: Path | None, extra: Iterable[dict],
+               now: dt.datetime | None) -> tuple[CheckResult, ...]:
+    """The GX suite through a Checkpoint (which also builds Data Docs into ``docs_dir``)."""
     import great_expectations as gx
 
-    frame = _without_timezone(df, cfg.data.schema.time)
-    suite = build_suite(cfg, columns=[str(c) for c in frame.columns], has_rows=len(frame) > 0)
+    suite = build_suite(cfg, columns=[str(c) for c in frame.columns], has_rows=len(frame) > 0, extra=extra, now=now)
     context = _context(docs_dir)
     suite = context.suites.add(suite)
     batch = (
@@ -362,7 +561,57 @@ def validate_frame(df: "pd.DataFrame", cfg: Config, docs_dir: Path | None = None
     )
     outcome = checkpoint.run(batch_parameters={"dataframe": frame})
     (validation,) = outcome.run_results.values()
-    rows = len(frame)
     ordered = sorted(validation.results, key=lambda r: r.expectation_config.meta["mtl"]["order"])
-    checks = tuple(_check_result(r, rows) for r in ordered)
-    return ValidationReport(success=all(c.success for c in checks), rows=rows, checks=checks)
+    return tuple(_check_result(r, len(frame)) for r in ordered)
+
+
+def _leak_checks(frame: "pd.DataFrame", cfg: Config) -> tuple[CheckResult, ...]:
+    from mtl.data.leakage import find_label_leaks
+
+    threshold = cfg.validation.leak_threshold
+    leaks = find_label_leaks(frame, cfg)
+    if not leaks:
+        return (CheckResult("leakage", None, True, None,
+                            f"ok: no feature alone predicts a label at or above {threshold}"),)
+    return tuple(CheckResult("leakage", f"{lk.feature}->{lk.task}", False, None, lk.describe(threshold),
+                             value=lk.score) for lk in leaks)
+
+
+def _drift_checks(frame: "pd.DataFrame", cfg: Config, reference: dict) -> tuple[CheckResult, ...]:
+    from mtl.data.drift import compare
+
+    out = []
+    for m in compare(frame, reference, cfg):
+        ok = m.level == "ok"
+        out.append(CheckResult(f"drift.{m.check}", m.column, ok, None, m.detail if not ok else f"ok: {m.detail}",
+                               "warning" if m.level == "warning" else "error", m.value))
+    return tuple(out)
+
+
+def validate_frame(df: "pd.DataFrame", cfg: Config, docs_dir: Path | None = None, reference: dict | None = None,
+                   extra: Iterable[dict] = (), now: dt.datetime | None = None) -> ValidationReport:
+    """The whole data contract on ``df``; never modifies ``df``.
+
+    The GX suite runs through a Checkpoint; with ``docs_dir`` it also builds GX Data Docs there
+    (``docs_dir/index.html``). ``reference``: the champion's transform statistics for the drift
+    checks ({"name", "stats", "categorical"}), or {"skipped": why}; None: not checked.
+    ``extra``: the user's expectations (:func:`load_expectations`). ``now``: the clock (naive
+    UTC) the time window is checked against; default the current time.
+    """
+    frame = _without_timezone(df, cfg.data.schema.time)
+    checks = _run_suite(frame, cfg, docs_dir, extra, now)
+    # Leakage and drift need the columns and types the suite has just confirmed; on a log that
+    # broke those, their numbers would mean nothing and bury the messages that do.
+    structural = ("expect_column_to_exist", "expect_column_values_to_be_in_type_list",
+                  "expect_table_row_count_to_be_between")
+    sound = not any(c.expectation in structural for c in checks if not c.success)
+    reference = reference or {}
+    if sound:
+        checks += _leak_checks(frame, cfg)
+        if reference.get("stats") is not None:
+            checks += _drift_checks(frame, cfg, reference)
+    elif reference.get("stats") is not None:
+        reference = {"skipped": "the log failed the structural checks", "name": reference.get("name")}
+    summary = {k: v for k, v in reference.items() if k not in ("stats", "categorical")}
+    success = not any(not c.success and c.severity == "error" for c in checks)
+    return ValidationReport(success=success, rows=len(frame), checks=checks, reference=summary)

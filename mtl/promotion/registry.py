@@ -56,6 +56,18 @@ def get_champion(name: str):
     return get_alias(name, CHAMPION)
 
 
+def champion_artifact(name: str, artifact: str, dst: Path) -> tuple[str, Path] | None:
+    """(version, local path) of one file packaged with the champion model (e.g. the transform),
+    downloaded into ``dst``; None when there is no champion."""
+    import mlflow
+
+    champion = get_champion(name)
+    if champion is None:
+        return None
+    uri = f"models:/{name}/{champion.version}/artifacts/{artifact}"
+    return str(champion.version), Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst)))
+
+
 def register_candidate(name: str, model_uri: str, run_id: str, tags: dict[str, str]):
     """The candidate's model version: every candidate gets one, promoted or not, and only one
     (judging the same run again, say after `dvc repro --force promote`, reuses its version)."""

@@ -112,9 +112,14 @@ def test_statistics_record_counts_quantiles_and_label_rates_per_scenario():
     num = t.stats["numeric"]["price"]
     assert num["count"] == 9 and num["missing"] == 1 and num["quantiles"]["0.5"] == pytest.approx(6.0)
     ctr = t.stats["labels"]["ctr"]
-    assert ctr["__all__"] == {"rows": 10, "mean": 0.5}
-    assert ctr["a"] == {"rows": 3, "mean": 1.0}  # surface a: rows 0, 2, 4, all clicked
+    assert ctr["__all__"] == {"rows": 10, "mean": 0.5, "std": 0.5}
+    assert ctr["a"] == {"rows": 3, "mean": 1.0, "std": 0.0}  # surface a: rows 0, 2, 4, all clicked
     assert t.stats["labels"]["dwell"]["__all__"]["rows"] == 5
+    # the drift reference: decile bins of price (9 values, 1 missing) whose shares add up to 1
+    hist = num["histogram"]
+    assert hist["missing"] == pytest.approx(0.1)
+    assert sum(hist["fractions"]) + hist["missing"] == pytest.approx(1.0)
+    assert hist["edges"] == sorted(set(hist["edges"])) and len(hist["fractions"]) == len(hist["edges"]) + 1
 
 
 def test_fit_is_independent_of_chunking():

@@ -23,6 +23,7 @@ SMALL = {"rows": 5_000, "users": 500, "items": 300, "categories": 20, "brands": 
 def _raw_params() -> dict:
     raw = yaml.safe_load(PARAMS.read_text())
     raw["data"]["synthetic"].update(SMALL)
+    raw["validation"]["min_rows"] = 1_000
     return raw
 
 
@@ -202,6 +203,7 @@ def test_suite_follows_the_schema_not_fixed_column_names(log):
             task["implies"] = names[task["implies"]]
         if "condition" in task:
             task["condition"]["column"] = names[task["condition"]["column"]]
+    raw["validation"]["columns"] = {names.get(c, c): r for c, r in raw["validation"]["columns"].items()}
     cfg = parse_config(raw)
     renamed = log.rename(columns=names)
     renamed.loc[renamed.index[renamed["my_click"] == 0][:11], "my_purchase"] = 1

@@ -127,15 +127,42 @@ def csv_files(path: Path) -> list[Path]:
     return sorted(p for p in path.rglob("*") if p.is_file() and is_csv(p))
 
 
+def check_not_empty(path: Path, label: str) -> None:
+    """An empty file (an export that wrote nothing) is named as such, not as a parse error."""
+    if path.stat().st_size == 0:
+        raise SourceError(f"{label}: {path} is empty (0 bytes): the export that wrote it produced nothing; "
+                          f"re-export it or remove it from the folder")
+
+
+# Separators a CSV written by a spreadsheet or another locale often uses instead of commas.
+OTHER_DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
+
+
+def check_delimiter(header: list[str], path: Path, label: str) -> None:
+    """A header that parsed as one column holding another separator: the file is not comma-separated."""
+    if len(header) != 1:
+        return
+    for sep, name in OTHER_DELIMITERS.items():
+        if header[0].count(sep) >= 1:
+            raise SourceError(
+                f"{label}: {path} is not comma-separated: its header is one column, {header[0][:80]!r}, "
+                f"split by {name}s ({sep!r}). Save it with commas as the "
+                f"delimiter (e.g. pandas: pd.read_csv(path, sep={sep!r}).to_csv(new_path, index=False)), or as parquet"
+            )
+
+
 def csv_header(path: Path, label: str) -> list[str]:
     """Column names of a CSV file (compressed ones too); SourceError if it cannot be parsed."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
+    check_not_empty(path, label)
     try:
-        return list(pacsv.open_csv(str(path)).schema.names)
+        header = list(pacsv.open_csv(str(path)).schema.names)
     except (pa.ArrowInvalid, OSError) as err:
         raise SourceError(f"{label}: could not read the header of {path}: {err}") from None
+    check_delimiter(header, path, label)
+    return header
 
 
 def short_list(names: Iterable[str], limit: int = 12) -> str:

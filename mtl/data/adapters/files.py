@@ -11,6 +11,8 @@ from mtl.data.adapters.base import (
     Adapter,
     Reading,
     SourceError,
+    check_delimiter,
+    check_not_empty,
     conform,
     is_csv,
     iter_csv,
@@ -91,12 +93,16 @@ class Files(Adapter):
         import pyarrow.csv as pacsv
         import pyarrow.parquet as pq
 
+        check_not_empty(path, "files")
         try:
-            return pq.read_schema(path) if fmt == "parquet" else pacsv.open_csv(str(path)).schema
+            schema = pq.read_schema(path) if fmt == "parquet" else pacsv.open_csv(str(path)).schema
         except (pa.ArrowInvalid, OSError) as err:
             raise SourceError(
                 f"could not read {fmt} data from {path}: {err}. Check that the file is complete and in that format."
             ) from None
+        if fmt == "csv":
+            check_delimiter(schema.names, path, "files")
+        return schema
 
     def _batches(self, files, fmt, headers, types_by_file, schema, derived, split_col) -> Iterator["pa.RecordBatch"]:
         import pyarrow as pa

@@ -388,7 +388,7 @@ class ValidationConfig(_Frozen):
     # A feature that alone predicts a label this well (AUC, or |correlation| for regression) is
     # a leak: validation fails (mtl/data/leakage.py). Scored on a sample of rows.
     leak_threshold: Annotated[float, Field(gt=0.5, le=1.0)] = 0.99
-    leak_sample_rows: PositiveInt = 200_000
+    leak_sample_rows: PositiveInt = 100_000
     drift: DriftConfig = DriftConfig()
     # Where a failed batch (the ingested copy) and its report are moved (relative to the root).
     quarantine: str = "data/quarantine"

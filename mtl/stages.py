@@ -100,21 +100,18 @@ def _quarantine(cfg: Config, paths: Paths, summary: str) -> Path:
 
 def validate(cfg: Config, paths: Paths) -> dict:
     from mtl.data.sources import check_source_unchanged
-    from mtl.data.validation import load_expectations, read_log, validate_frame
+    from mtl.data.validation import validate_file
 
     check_source_unchanged(cfg, paths)
     if not paths.raw_file.is_file():
         raise FileNotFoundError(f"{paths.raw_file} is missing: run `mtl generate` first")
     paths.validation_passed.unlink(missing_ok=True)
-    extra = []
-    if cfg.validation.expectations:
-        extra = load_expectations(paths.root / cfg.validation.expectations)
     reference = _drift_reference(cfg, paths)
-    df = read_log(paths.raw_file, cfg)
     if paths.data_docs_dir.exists():
         shutil.rmtree(paths.data_docs_dir)
-    report = validate_frame(df, cfg, docs_dir=paths.data_docs_dir, reference=reference, extra=extra)
-    del df
+    expectations = paths.root / cfg.validation.expectations if cfg.validation.expectations else None
+    report = validate_file(paths.raw_file, cfg, docs_dir=paths.data_docs_dir, reference=reference,
+                           expectations=expectations)
     result = report.to_dict()
     _write_json(paths.validation_result, result)
     print(report.summary())

@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 
 from mtl.data.features import condition_mask
-from mtl.evaluation.metrics import auc
 
 if TYPE_CHECKING:
     from mtl.config import Config
@@ -54,6 +53,23 @@ def _target_encoding_score(codes: np.ndarray, y: np.ndarray) -> np.ndarray:
         means = (total + prior) / (count + 1)  # one pseudo-row of the prior: unseen codes get it
         out[score] = means[codes[score]]
     return out
+
+
+def auc(y: np.ndarray, x: np.ndarray) -> float | None:
+    """ROC AUC of scores ``x`` for 0/1 labels ``y`` by the rank-sum formula, ties at their mean
+    rank; None with a single class. One sort, none of sklearn's input checks: the check scores
+    every feature against every task."""
+    positives = float(y.sum())
+    negatives = len(y) - positives
+    if positives == 0 or negatives == 0:
+        return None
+    order = np.argsort(x, kind="stable")
+    xs = x[order]
+    first = np.r_[True, xs[1:] != xs[:-1]]
+    starts = np.flatnonzero(first)
+    ends = np.r_[starts[1:], len(xs)]
+    ranks = ((starts + ends + 1) / 2.0)[np.cumsum(first) - 1]  # 1-based mean rank of each tie group
+    return float((ranks[y[order] == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
 def score(feature: np.ndarray, categorical: bool, y: np.ndarray, binary: bool) -> float | None:
@@ -104,7 +120,7 @@ def find_label_leaks(frame: pd.DataFrame, cfg: "Config", threshold: float | None
         y = pd.to_numeric(rows[task.label], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         binary = task.type == "binary"
         # rows with a label outside its domain are the suite's business, not a score's
-        m = condition_mask(rows, task.model_dump(mode="json")) & (np.isin(y, (0.0, 1.0)) if binary else np.isfinite(y))
+        m = condition_mask(rows, task.model_dump(mode="json")) & (((y == 0) | (y == 1)) if binary else np.isfinite(y))
         for col, cat in features:
             s = score(encoded[col][m], cat, y[m], binary)
             if s is not None and s >= threshold:

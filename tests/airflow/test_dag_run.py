@@ -142,6 +142,9 @@ def test_form_run_rerun_and_bad_data(project, airflow_home, tmp_path):
     assert _registry(project) == ([1], 1)  # the champion is untouched
     assert (project / "params.yaml").read_bytes() == own_params
     assert bad.is_file()  # the user's file is only read
+    # the ingested batch and its report moved to quarantine
+    (quarantined,) = (project / "data" / "quarantine").iterdir()
+    assert (quarantined / "batch" / "impressions.parquet").is_file() and (quarantined / "summary.txt").is_file()
 
 
 def test_bad_form_value_fails_at_configure_naming_it(project, airflow_home):

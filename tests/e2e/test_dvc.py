@@ -83,6 +83,9 @@ def test_bad_data_stops_at_validate_and_keeps_the_champion(project, tmp_path):
     cases = [
         ("no_purchase_column", lambda df: df.drop(columns=["purchase"]), ["missing column 'purchase'"]),
         ("purchase_without_click", flip_purchases, ["purchase", "click", "37 rows"]),
+        # drift against the champion's training statistics, read from the registry
+        ("price_in_cents", lambda df: df.assign(price=df["price"] * 100),
+         ["'price' drifted: PSI", f"mtl-ecommerce version {champion.version}'s training data"]),
     ]
     for name, mutate, expected in cases:
         source = _write_bad(tmp_path, name, mutate)
@@ -97,7 +100,32 @@ def test_bad_data_stops_at_validate_and_keeps_the_champion(project, tmp_path):
         pd.testing.assert_frame_equal(pd.read_parquet(source), before)  # raw data untouched
         result = json.loads(paths.validation_result.read_text())
         assert result["success"] is False
+        assert not paths.raw_file.exists() and not paths.validation_passed.exists()
     assert client.get_model_version_by_alias("mtl-ecommerce", "champion").version == champion.version
+
+    # Each failed batch moved to quarantine with its report; the source files stay where they were.
+    quarantined = sorted((project / "data" / "quarantine").iterdir())
+    assert len(quarantined) == len(cases)
+    last = quarantined[-1]
+    assert len(pd.read_parquet(last / "batch" / "impressions.parquet")) == 20_000
+    assert json.loads((last / "result.json").read_text())["drift_reference"]["version"] == str(champion.version)
+    assert "'price' drifted" in (last / "summary.txt").read_text()
+    assert (last / "data_docs" / "index.html").is_file()
+
+    # A mildly drifted batch passes; the warning reaches the log and the MLflow run of training.
+    def shift_device(df):
+        android = df.index[df["device"] == "android"]
+        df.loc[android[::2], "device"] = "ios"
+        return df
+
+    set_params(project, {"data.source": _write_bad(tmp_path, "more_ios", shift_device)})
+    proc = repro(project, "train")
+    assert "WARNING: 'device' drifted" in proc.stdout
+    run = client.get_run(json.loads(paths.train_info.read_text())["run_id"])
+    assert run.data.tags["mtl.validation"].startswith("passed with")
+    assert "'device' drifted" in run.data.tags["mtl.validation_warnings"]
+    assert 0.1 <= run.data.metrics["drift_psi_device"] < 0.25
+    assert run.data.tags["mtl.drift_reference"] == f"mtl-ecommerce version {champion.version}"
     assert len(client.search_model_versions("name='mtl-ecommerce'")) == 1
 
 

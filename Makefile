@@ -4,7 +4,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup run test test-fast airflow push pull clean help bench-env bench
+.PHONY: setup run test test-fast airflow push pull clean help bench-env bench bench-validation
 
 help:
 	@echo "make run        set up .venv (first time) and run the whole pipeline on the defaults"
@@ -15,6 +15,7 @@ help:
 	@echo "make pull       download the outputs dvc.lock records from the DVC remote"
 	@echo "make clean      remove pipeline outputs and the local MLflow store (keeps .venv)"
 	@echo "make bench      this project's MMoE vs torch-rechub's on the same data (own env: .bench-venv)"
+	@echo "make bench-validation  the full validation of a 10M-row log: seconds and peak memory"
 
 setup: $(VENV)/.installed
 
@@ -53,3 +54,6 @@ bench-env:
 
 bench: bench-env
 	$(CURDIR)/$(BENCH_VENV)/bin/python scripts/bench_train.py
+
+bench-validation: setup
+	$(BIN)/python scripts/bench_validation.py

@@ -10,9 +10,12 @@ STAGE_HELP = {
     "generate": "Produce data/01_raw: generate the synthetic impression log (data.source: synthetic) or "
     "ingest the schema's columns through a dataset adapter (files, ali_ccp, aliexpress, census_income) "
     "from data.path (your files are only read).",
-    "validate": "Check data/01_raw against a Great Expectations suite derived from data.schema and tasks "
-    "(columns, types, nulls, label domains, funnel rules, non-empty). Writes "
-    "data/02_validation/result.json and Data Docs HTML; exits non-zero on failure, stopping the chain.",
+    "validate": "Check data/01_raw against the data contract: a Great Expectations suite derived from "
+    "data.schema, tasks and validation (columns, types, null policy, label domains, ranges, cardinality, "
+    "funnel rules, duplicate keys, time window, row floor) plus validation.expectations; the label-leakage "
+    "guard; drift against the current champion's training statistics (warn/fail levels). Writes "
+    "data/02_validation/result.json and Data Docs HTML; on failure moves the batch and its report to "
+    "validation.quarantine and exits non-zero, stopping the chain.",
     "preprocess": "Split train/validation/test (the data's split column, else whole days of data.schema.time, "
     "else seeded random), fit the feature transform (params `features`) on the training split, and stream "
     "memory-mapped shards of every split to data/03_features.",

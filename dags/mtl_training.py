@@ -40,7 +40,9 @@ epochs, loss balancing, data source and window, gate strictness) whose values ov
 * `gate` judges the candidate against the current champion; when it fails, promotion is skipped
   and the champion is untouched. {"`approve` waits for a person (Required actions) before `promote`."
   if AIRFLOW.get("approval") else "Set `airflow.approval: true` to have a person approve promotions."}
-* Bad data fails the run at `validate` (its GX Data Docs are linked from the task).
+* Bad data fails the run at `validate` (its GX Data Docs are linked from the task): the task log
+  names each broken check; the batch and its report move to `data/quarantine/`. Drift warnings
+  against the champion's training data appear in the same log and on the training run in MLflow.
 
 Runs are serialised (`max_active_runs=1`): they share one DVC workspace.
 """

@@ -62,6 +62,10 @@ def _drift_reference(cfg: Config, paths: Paths) -> dict:
     if not cfg.validation.drift.enabled:
         return {"skipped": "validation.drift.enabled is false"}
     name = cfg.gate.model_name
+    if tracking.tracking_uri(paths) == f"sqlite:///{paths.mlflow_db}" and not paths.mlflow_db.is_file():
+        # The project's own store does not exist yet, so neither does a champion: no need to pay
+        # for importing MLflow (seconds) to learn that.
+        return {"skipped": f"no champion of model '{name}' yet (the first run)"}
     tracking.configure(paths)
     with tempfile.TemporaryDirectory() as tmp:
         found = registry.champion_artifact(name, "transform.json", Path(tmp))
@@ -647,4 +651,12 @@ def report(paths: Paths) -> str:
 
     metrics = _read_json(paths.metrics_file, "evaluate")
     decision = json.loads(paths.decision_file.read_text()) if paths.decision_file.is_file() else None
-    return format_table(metrics["tasks"], decision, metrics.get("mtl_gain"))
+    table = format_table(metrics["tasks"], decision, metrics.get("mtl_gain"))
+    if not paths.validation_result.is_file():
+        return table
+    v = json.loads(paths.validation_result.read_text())
+    ref = v.get("drift_reference") or {}
+    drift = f"drift against {ref['name']}" if ref.get("name") else f"drift not checked: {ref.get('skipped', 'off')}"
+    line = (f"data validation: {'passed' if v['success'] else 'FAILED'}, {v['checks_total']} checks on "
+            f"{v['rows']:,} rows, {v.get('warnings', 0)} warning(s); {drift}")
+    return line + "\n\n" + table

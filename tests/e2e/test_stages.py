@@ -40,7 +40,9 @@ def test_chain_tracks_registers_and_gates(project):
         assert run.data.metrics[f"test_oracle_auc_{task}"] >= run.data.metrics[f"test_auc_{task}"] - 0.05
     assert "test_rmse_dwell" in run.data.metrics
     assert run.data.tags["mtl.validation"] == "passed"
+    assert run.data.tags["mtl.drift_reference"] == "none: no champion of model 'mtl-ecommerce' yet (the first run)"
     assert run.data.tags["mtl.git_commit"]
+    assert stages.report(paths).startswith("data validation: passed, ")
     history = MlflowClient().get_metric_history(info["run_id"], "val_auc_click")
     assert [h.step for h in history] == list(range(1, len(history) + 1))
 

@@ -33,12 +33,6 @@ def _read_json(path: Path, produced_by: str) -> dict:
     return json.loads(path.read_text())
 
 
-def read_raw(paths: Paths) -> pd.DataFrame:
-    if not paths.raw_file.is_file():
-        raise FileNotFoundError(f"{paths.raw_file} is missing: run `mtl generate` first")
-    return pd.read_parquet(paths.raw_file)
-
-
 # ---------------------------------------------------------------------------------------------
 
 

@@ -149,7 +149,7 @@ def _checks(cfg: Config, present: set[str], has_rows: bool, now: dt.datetime) ->
     regression = [t for t in cfg.tasks if t.type == "regression" and t.label in present]
     rules = {c: r for c, r in contract.columns.items() if c in present}
 
-    yield "ExpectTableRowCountToBeBetween", {"min_value": max(contract.min_rows, 1) if has_rows else 1}, {
+    yield "ExpectTableRowCountToBeBetween", {"min_value": contract.min_rows if has_rows else 1}, {
         "kind": "rows", "min_rows": contract.min_rows}
     for col in schema.required_columns():
         yield "ExpectColumnToExist", {"column": col}, {"kind": "exists", "role": roles[col]}
@@ -529,7 +529,7 @@ def read_log(path: Path, cfg: Config) -> "pd.DataFrame":
     10M rows fit in a few GB."""
     import pyarrow.parquet as pq
 
-    wanted = set(cfg.data.schema.required_columns()) | set(cfg.validation.keys or ())
+    wanted = set(cfg.data.schema.required_columns())  # validation.keys are among them (config checks it)
     schema = pq.read_schema(path)
     columns = [n for n in schema.names if n in wanted]
     text = [n for n in columns if str(schema.field(n).type) in ("string", "large_string")]

@@ -219,3 +219,36 @@ def test_suite_follows_the_schema_not_fixed_column_names(log):
 def test_importing_the_module_does_not_import_great_expectations():
     code = "import sys, mtl.data.validation; assert 'great_expectations' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=PARAMS.parent)
+
+
+@pytest.mark.parametrize("content,message", [
+    ("- type: expect_column_values_to_be_inset\n  kwargs: {column: device, value_set: [ios]}\n",
+     "expectation 1: unknown expectation type 'expect_column_values_to_be_inset'; did you mean "
+     "expect_column_values_to_be_in_set?"),
+    ("- type: expect_column_values_to_be_between\n  kwargs: {column: price, min_value: 0}\n"
+     "- type: expect_column_values_to_be_in_set\n  kwargs: {column: device}\n",
+     "expectation 2 (expect_column_values_to_be_in_set): invalid kwargs"),
+    ("- type: expect_column_values_to_be_between\n  kwargs: {column: price}\n  severity: fatal\n",
+     "severity must be critical or warning"),
+])
+def test_a_mistake_in_the_expectations_file_names_the_entry(tmp_path, content, message):
+    from mtl.data.validation import ExpectationsFileError, load_expectations
+
+    path = tmp_path / "expectations.yaml"
+    path.write_text(content)
+    with pytest.raises(ExpectationsFileError) as err:
+        load_expectations(path)
+    assert message in str(err.value)
+
+
+def test_a_warning_severity_expectation_reports_without_failing(log, cfg, tmp_path):
+    from mtl.data.validation import load_expectations
+
+    path = tmp_path / "expectations.yaml"
+    path.write_text("- type: expect_column_values_to_be_in_set\n  kwargs: {column: device, value_set: [ios]}\n"
+                    "  severity: warning\n")
+    report = validate_frame(log, cfg, extra=load_expectations(path))
+
+    assert report.success, report.summary()
+    (warning,) = report.warnings()
+    assert warning.expectation == "expect_column_values_to_be_in_set" and warning.column == "device"

@@ -24,8 +24,12 @@ STAGE_HELP = {
     "evaluation.baselines is false.",
     "train": "Train the multi-task model (model.architecture) with early stopping on validation; log "
     "params, per-epoch metrics and the model to MLflow; write data/04_model.",
-    "score": "Score the raw test rows through the served-model path with the candidate and the single-task "
-    "baseline; write data/05_evaluation/test_predictions.parquet (and baseline_predictions.parquet).",
+    "score": "With --input and --output: batch-score a parquet or CSV file (or folder) with a registered "
+    "model, the champion of gate.model_name unless --model or scoring.model names another; rows are read, "
+    "scored and written in chunks (scoring.chunk_rows), the output is one score column per task after the "
+    "scoring.keep columns, and OUTPUT.json records the model version. Without them: the pipeline stage, "
+    "scoring the raw test rows through the served-model path with the candidate and the single-task "
+    "baseline into data/05_evaluation/test_predictions.parquet (and baseline_predictions.parquet).",
     "evaluate-task": "Evaluate one task (DVC stage evaluate_task@N, one mapped Airflow task each): metrics with "
     "bootstrap intervals, slices, calibration, ROC, and the paired gain over its single-task baseline; "
     "write data/05_evaluation/tasks/TASK/metrics.json.",
@@ -51,6 +55,14 @@ def _parser() -> argparse.ArgumentParser:
         stage = sub.add_parser(name, help=text.split(";")[0].split(". ")[0], description=text)
         if name == "evaluate-task":
             stage.add_argument("task", help="the task's name (params.yaml tasks[].name)")
+        if name == "score":
+            stage.add_argument("--input", metavar="PATH", help="rows to score: a .parquet/.csv file or a folder of them")
+            stage.add_argument("--output", metavar="PATH", help="where the scores go (.parquet or .csv)")
+            stage.add_argument("--model", metavar="URI", help="models:/NAME/VERSION, models:/NAME@ALIAS or runs:/...; "
+                               "default: scoring.model, else models:/<gate.model_name>@champion")
+            stage.add_argument("--chunk-rows", type=int, metavar="N", help="rows per chunk (default scoring.chunk_rows)")
+            stage.add_argument("--keep", metavar="COLS", help="comma-separated input columns copied beside the "
+                               "scores (default scoring.keep; '' for none)")
     sub.add_parser("run", help="run the whole pipeline with `dvc repro`, then print the report",
                    description="Run every stage that is out of date (dvc repro), then print the per-task "
                    "table of test AUC beside the oracle AUC and the promotion decision.")
@@ -77,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     from mtl.paths import Paths
     from mtl.pipeline import StageFailed, project_root, run_all
     from mtl.promotion.registry import RegistryError
+    from mtl.scoring import SchemaMismatch
+    from mtl.serving.batch import ScoringError
     from mtl.stages import STAGES, ValidationFailed, report
 
     try:
@@ -94,12 +108,21 @@ def main(argv: list[str] | None = None) -> int:
             from mtl import registry_cli
 
             print(getattr(registry_cli, args.command)(cfg, paths, *([args.version] if args.command == "lineage" else [])))
+        elif args.command == "score" and (args.input or args.output):
+            if not (args.input and args.output):
+                raise ScoringError("batch scoring needs both --input and --output")
+            from mtl.serving.batch import score
+
+            keep = None if args.keep is None else [c.strip() for c in args.keep.split(",") if c.strip()]
+            print(score(cfg, paths, args.input, args.output, model=args.model, chunk_rows=args.chunk_rows,
+                        keep=keep).describe())
         elif args.command == "evaluate-task":
             STAGES["evaluate_task"](cfg, paths, args.task)
         else:
             STAGES[args.command](cfg, paths)
         return 0
-    except (ConfigError, SourceError, SplitError, ExpectationsFileError, FileNotFoundError, RegistryError) as err:
+    except (ConfigError, SourceError, SplitError, ExpectationsFileError, FileNotFoundError, RegistryError,
+            ScoringError, SchemaMismatch) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except (StageFailed, ValidationFailed) as err:

@@ -462,6 +462,38 @@ class RetrainingConfig(_Frozen):
     window_days: PositiveInt | None = 14
 
 
+class ScoringConfig(_Frozen):
+    """Batch scoring with a registered model (`mtl score`, the `mtl_scoring` DAG; mtl/serving/)."""
+
+    # A model URI (models:/name/3, models:/name@alias, runs:/...); null: the champion of gate.model_name.
+    model: str | None = None
+    # Rows read, scored and written at once: bounds memory whatever the input size.
+    chunk_rows: PositiveInt = 200_000
+    # Input columns copied beside the scores (keys to join them back); each must be in the input.
+    keep: tuple[str, ...] = ()
+
+
+class DailyScoringConfig(_Frozen):
+    """The `mtl_scoring` DAG (dags/mtl_scoring.py): each day's rows scored with the champion."""
+
+    # A cron expression or preset; null: only when triggered (with a day in the form).
+    schedule: str | None = "@daily"
+    # The day's input and output, relative to the project or absolute; {day} is YYYY-MM-DD (the
+    # day the run's data interval covers). The input is a parquet/CSV file or a folder of them;
+    # without a suffix, {day}.parquet, {day}.csv and the folder {day} are looked for.
+    input: Annotated[str, Field(min_length=1)] = "data/to_score/{day}"
+    output: Annotated[str, Field(min_length=1)] = "data/07_scores/{day}.parquet"
+    # How long a run waits for its day's input to appear before failing.
+    wait_hours: Annotated[float, Field(ge=0)] = 6.0
+
+    @field_validator("input", "output")
+    @classmethod
+    def _has_day(cls, value: str) -> str:
+        if "{day}" not in value:
+            raise ValueError(f"{value!r} has no {{day}}: each day needs its own file")
+        return value
+
+
 class AirflowConfig(_Frozen):
     """How the Airflow DAGs run the pipeline (dags/). Read by the DAG files at parse time."""
 
@@ -479,6 +511,7 @@ class AirflowConfig(_Frozen):
     # Celery queue for GPU training work (only the CeleryExecutor routes by queue); null: default.
     gpu_queue: str | None = None
     retraining: RetrainingConfig = RetrainingConfig()
+    scoring: DailyScoringConfig = DailyScoringConfig()
 
 
 class Config(_Frozen):
@@ -490,6 +523,7 @@ class Config(_Frozen):
     validation: ValidationConfig = ValidationConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     gate: GateConfig = GateConfig()
+    scoring: ScoringConfig = ScoringConfig()
     airflow: AirflowConfig = AirflowConfig()
 
     @model_validator(mode="after")

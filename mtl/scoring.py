@@ -1,7 +1,17 @@
-"""Raw rows in, one score per task out: the path shared by evaluation and the served model."""
+"""Raw rows in, one score per task out: the path shared by evaluation, the served model and batch
+scoring (mtl/serving/).
+
+The input is checked before anything is computed: a column the model reads that is absent (or
+renamed: the message says which input column probably is it) or a numeric column holding text
+stops scoring with a message naming the columns. Values the transform knows how to take are not
+errors: ids never seen in training go to the out-of-vocabulary slot (or their hash bucket), null
+categories to the out-of-vocabulary slot, missing numerics to the imputed value, exactly as in
+training.
+"""
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 import numpy as np
@@ -12,19 +22,58 @@ from mtl.data.features import Transform
 
 
 class SchemaMismatch(ValueError):
-    """Input rows lack columns the model needs."""
+    """Input rows lack columns the model needs, or hold values of the wrong type."""
 
 
 def scores_from_raw(raw: np.ndarray, transform: Transform) -> pd.DataFrame:
     """Model outputs to user-facing scores: probabilities for binary tasks, label units for regression."""
     out = {}
     for j, task in enumerate(transform.tasks):
+        x = raw[:, j].astype(np.float64)
         if task["type"] == "binary":
-            out[task["name"]] = 1.0 / (1.0 + np.exp(-raw[:, j].astype(np.float64)))
+            out[task["name"]] = 1.0 / (1.0 + np.exp(-x))
         else:
             scale = transform.targets[task["name"]]
-            out[task["name"]] = raw[:, j] * scale["std"] + scale["mean"]
+            out[task["name"]] = x * scale["std"] + scale["mean"]
     return pd.DataFrame(out)
+
+
+def check_columns(present: list[str], needed: list[str], where: str = "the input") -> None:
+    """SchemaMismatch naming each needed column that ``present`` lacks, and the likely rename."""
+    missing = [c for c in needed if c not in present]
+    if not missing:
+        return
+    unused = [c for c in present if c not in needed]
+    renames = []
+    for col in missing:
+        close = difflib.get_close_matches(col, unused, n=1, cutoff=0.5)
+        if not close and len(missing) == 1 and len(unused) == 1:
+            close = unused  # one column gone, one unknown column there: most likely the same one
+        if close:
+            renames.append(f"{close[0]!r} -> {col!r}")
+            unused.remove(close[0])
+    message = f"{where} is missing column(s) {missing} that the model reads"
+    if renames:
+        message += f"; renamed? rename {', '.join(renames)}"
+    raise SchemaMismatch(f"{message}. The model reads {needed}; {where} has {list(present)}.")
+
+
+def check_numeric(rows: pd.DataFrame, columns: list[str]) -> None:
+    """SchemaMismatch naming numeric columns that hold values which are not numbers (nulls are fine:
+    they are imputed)."""
+    bad = {}
+    for col in columns:
+        series = rows[col]
+        if pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
+            continue
+        as_number = pd.to_numeric(series, errors="coerce")
+        wrong = as_number.isna() & series.notna()
+        if wrong.any():
+            bad[col] = (int(wrong.sum()), series[wrong].astype(str).unique()[:3].tolist())
+    if bad:
+        detail = "; ".join(f"{c!r}: {n} value(s) such as {examples}" for c, (n, examples) in bad.items())
+        raise SchemaMismatch(f"numeric column(s) {list(bad)} hold values that are not numbers ({detail}). "
+                             "Send numbers, or null for a missing value (it is imputed as in training).")
 
 
 class Scorer:
@@ -42,14 +91,29 @@ class Scorer:
     def input_columns(self) -> list[str]:
         return [*self.transform.categorical, *self.transform.numeric]
 
+    @property
+    def tasks(self) -> list[str]:
+        return [t["name"] for t in self.transform.tasks]
+
     def predict(self, rows: pd.DataFrame) -> pd.DataFrame:
-        missing = [c for c in self.input_columns if c not in rows.columns]
-        if missing:
-            raise SchemaMismatch(
-                f"input is missing column(s) {missing}; the model needs {self.input_columns} "
-                f"(got {list(rows.columns)})"
-            )
+        """One score column per task (named by task), one row per input row, in input order."""
+        check_columns(list(rows.columns), self.input_columns)
+        check_numeric(rows, list(self.transform.numeric))
         from mtl.training.loop import predict_raw
 
         arrays = features.apply(rows, self.transform, with_labels=False)
         return scores_from_raw(predict_raw(self.model, arrays), self.transform)
+
+    def signature(self):
+        """The MLflow signature: the raw input columns by name, one double score per task.
+
+        Input columns are typed "any": MLflow's strict typing would reject what the transform
+        takes (a null id, an integer price, an id sent as text), and predict() checks the
+        columns and types itself with messages that name them."""
+        from mlflow.models import ModelSignature
+        from mlflow.types.schema import AnyType, ColSpec, Schema
+
+        return ModelSignature(
+            inputs=Schema([ColSpec(AnyType(), c) for c in self.input_columns]),
+            outputs=Schema([ColSpec("double", t) for t in self.tasks]),
+        )

@@ -314,24 +314,19 @@ def _log_pyfunc(paths: Paths, cfg: Config):
     import warnings
 
     import mlflow
-    from mlflow.models import infer_signature
 
     from mtl.scoring import Scorer
 
-    example = pd.read_parquet(paths.test_raw_file).head(5)
     scorer = Scorer.load(paths.transform_file, paths.model_file)
-    example = example[scorer.input_columns]
-    signature = infer_signature(example, scorer.predict(example))
-    # MLflow warns about integer id columns and predict() type hints; both are deliberate here
-    # (ids are categorical, and the schema check lives in Scorer.predict).
-    warnings.filterwarnings("ignore", message=r".*Inferred schema contains integer column")
+    example = pd.read_parquet(paths.test_raw_file, columns=scorer.input_columns).head(5)
+    # MLflow asks for predict() type hints; the explicit signature below says more than they could.
     warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method")
     return mlflow.pyfunc.log_model(
         name="model",
         python_model=str(Path(__file__).parent / "serving" / "pyfunc_model.py"),
         artifacts={"transform": str(paths.transform_file), "model": str(paths.model_file)},
         code_paths=[str(Path(__file__).parent)],
-        signature=signature,
+        signature=scorer.signature(),
         input_example=example,
         pip_requirements=_serving_requirements(),
     )

@@ -203,6 +203,28 @@ class LiveAirflow:
             if not page["task_instances"] or offset >= page["total_entries"]:
                 return states
 
+    def explain(self, dag_id: str, result: RunResult, lines: int = 40) -> str:
+        """The states of ``result`` and the log tail of each task instance that did not succeed, so a
+        failed run in CI says why without a second run."""
+        parts = [f"run {result.run_id}: {result.state}; tasks: {result.tasks}"]
+        for key, state in result.tasks.items():
+            if state != "failed":
+                continue
+            task, _, index = key.partition("[")
+            map_index = int(index.rstrip("]")) if index else -1
+            try:
+                ti = self.api("GET", f"/dags/{dag_id}/dagRuns/{result.run_id}"
+                              f"/taskInstances/{task}" + (f"/{map_index}" if map_index >= 0 else ""))
+                log = self.api("GET", f"/dags/{dag_id}/dagRuns/{result.run_id}"
+                               f"/taskInstances/{task}/logs/{max(ti.get('try_number') or 1, 1)}"
+                               f"?map_index={map_index}&full_content=true")
+                events = log.get("content") or []
+                text = [e.get("event", "") if isinstance(e, dict) else str(e) for e in events]
+                parts.append(f"--- {key} ({state}), last {lines} log lines:\n" + "\n".join(text[-lines:]))
+            except (AirflowAPIError, OSError, KeyError) as e:
+                parts.append(f"--- {key} ({state}): no log ({e})")
+        return "\n".join(parts)
+
     # -- internals -------------------------------------------------------------------------------
 
     def _request(self, method: str, path: str, body: Any = None, token: str = "") -> Any:

@@ -78,7 +78,7 @@ def test_no_import_errors(checkout_dags):
     assert DAG_ID in checkout_dags["dags"]
 
 
-DAG_IDS = {"mtl_training", "mtl_retraining", "mtl_ingest"}
+DAG_IDS = {"mtl_training", "mtl_retraining", "mtl_ingest", "mtl_scoring"}
 PIPELINE = ["generate", "validate", "preprocess", "baseline", "train", "score", "evaluate_task", "evaluate", "gate",
             "promote"]
 
@@ -87,7 +87,9 @@ def test_every_dag_has_tags_retries_and_one_run_at_a_time(checkout_dags):
     assert set(checkout_dags["dags"]) == DAG_IDS
     for dag_id, dag in checkout_dags["dags"].items():
         assert dag["tags"] and "mtl" in dag["tags"], dag_id
-        assert dag["max_active_runs"] == 1, dag_id
+        # One DVC workspace: training runs queue. Scoring only reads the registry and writes its
+        # own day's file, so days may score side by side.
+        assert dag["max_active_runs"] == (4 if dag_id == "mtl_scoring" else 1), dag_id
         assert dag["catchup"] is False, dag_id
         assert dag["doc_md"], dag_id
 
@@ -141,6 +143,16 @@ def test_retraining_dags(checkout_dags):
     assert retraining["kinds"]["retrain"] == "TriggerDagRunOperator"
 
 
+def test_scoring_dag(checkout_dags):
+    dag = checkout_dags["dags"]["mtl_scoring"]
+    assert dag["tasks"] == ["wait_for_input", "score"]
+    assert dag["upstream"]["score"] == ["wait_for_input"]
+    assert dag["kinds"]["wait_for_input"] == "DecoratedSensorOperator"
+    # @daily over data intervals: the run at midnight scores the day that just ended
+    assert "CronDataIntervalTimetable" in dag["schedule"] and "0 0 * * *" in dag["schedule"]
+    assert dag["params"]["day"]["default"] is None and dag["params"]["day"]["format"] == "date"
+
+
 def _project_dags(tmp_path, params_patch: dict) -> dict:
     """The DAGs as parsed for a project copy whose params.yaml is patched."""
     from tests.conftest import copy_project, set_params
@@ -154,6 +166,7 @@ def _project_dags(tmp_path, params_patch: dict) -> dict:
 
 def test_approval_and_schedules_follow_params_yaml(tmp_path):
     parsed = _project_dags(tmp_path, {"airflow.approval": True, "airflow.retraining.schedule": None,
+                                      "airflow.scoring.schedule": None,
                                       "airflow.gpu_pool": "gpus", "train.epochs": 7})
     assert parsed["import_errors"] == {}
     dag = parsed["dags"][DAG_ID]
@@ -164,6 +177,7 @@ def test_approval_and_schedules_follow_params_yaml(tmp_path):
     assert dag["params"]["epochs"]["default"] == 7
     # no schedule: retraining runs only when new data lands
     assert "AssetTriggeredTimetable" in parsed["dags"]["mtl_retraining"]["schedule"]
+    assert "NullTimetable" in parsed["dags"]["mtl_scoring"]["schedule"]
 
 
 def test_dag_files_follow_mtl_project_dir(tmp_path):

@@ -13,6 +13,7 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -116,6 +117,19 @@ def test_form_run_rerun_and_bad_data(project, airflow_home, tmp_path):
     assert set(json.loads((project / "data" / "05_evaluation" / "metrics.json").read_text())["tasks"]) == \
         {"click", "purchase", "dwell"}
     assert _registry(project) == ([1], 1)
+
+    # mtl_scoring scores the day its data interval covers with the champion just promoted.
+    day_rows = pd.read_parquet(project / "data" / "03_features" / "test_raw.parquet").head(700)
+    (project / "data" / "to_score").mkdir(parents=True)
+    day_rows.to_csv(project / "data" / "to_score" / "2026-11-29.csv", index=False)
+    proc = airflow(["dags", "test", "mtl_scoring", "2026-11-29"], env)
+    assert proc.returncode == 0, tail(proc.stdout)
+    assert run_states(airflow_home, "mtl_scoring") == ("success", {"wait_for_input": "success", "score": "success"})
+    scores = pd.read_parquet(project / "data" / "07_scores" / "2026-11-29.parquet")
+    assert len(scores) == 700 and scores["user_id"].tolist() == day_rows["user_id"].tolist()
+    assert scores[["click", "purchase"]].apply(lambda s: s.between(0, 1).all()).all()
+    manifest = json.loads((project / "data" / "07_scores" / "2026-11-29.parquet.json").read_text())
+    assert manifest["model_uri"] == "models:/mtl-ecommerce/1" and manifest["rows"] == 700
 
     # The same form again: every stage is up to date, the gate finds the candidate is already
     # the champion, promotion is skipped, and the registry gets no second version.

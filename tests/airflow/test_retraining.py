@@ -64,7 +64,10 @@ def test_new_files_trigger_retraining_on_the_window_and_same_data_is_a_no_op(liv
     retraining = _wait_new_run(live, "mtl_retraining", seen_retraining)
     assert retraining["run_type"] == "asset_triggered", retraining
     result = live.wait_run("mtl_retraining", retraining["dag_run_id"], timeout=600)
-    assert result.state == "success", result
+    if result.state != "success":  # say why: the failed task is in the mtl_training run it started
+        training_id = f"retraining__{retraining['dag_run_id']}"
+        training = live.wait_run("mtl_training", training_id, timeout=60)
+        raise AssertionError(live.explain("mtl_retraining", result) + "\n" + live.explain("mtl_training", training))
     assert result.tasks == {"data_changed": "success", "retrain": "success", "record": "success"}
 
     # ... which trained through mtl_training, on the incoming files' newest window_days.

@@ -118,7 +118,7 @@ def test_trigger_from_the_ui_runs_the_pipeline(live_airflow: LiveAirflow, page):
 
     result = live_airflow.wait_run(DAG_ID, run_id, timeout=RUN_TIMEOUT)
     print(f"run {run_id}: {result.state}; tasks {result.tasks}")
-    assert result.state == "success", f"tasks: {result.tasks}\n{live_airflow.log_tail()}"
+    assert result.state == "success", live_airflow.explain(DAG_ID, result) + "\n" + live_airflow.log_tail()
     assert result.tasks, "the run has no task instances"
     skipped = {task for task, state in result.tasks.items() if state == "skipped"}
     bad = {task: state for task, state in result.tasks.items() if state != "success" and task not in skipped}

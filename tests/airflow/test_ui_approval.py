@@ -57,7 +57,7 @@ def test_promotion_waits_for_approval_and_tasks_link_out(live_airflow: LiveAirfl
         live.api("PATCH", f"/dags/{DAG}/dagRuns/{run_id}/taskInstances/approve/-1/hitlDetails",
                  {"chosen_options": ["Approve"]})
         result = live.wait_run(DAG, run_id, timeout=300)
-        assert result.state == "success", result
+        assert result.state == "success", live.explain(DAG, result)
         assert result.tasks["approve"] == result.tasks["promote"] == "success", result.tasks
 
         # The plugin's links: GX Data Docs on validate, the MLflow run on train, the version on promote.

@@ -118,11 +118,12 @@ def test_form_run_rerun_and_bad_data(project, airflow_home, tmp_path):
         {"click", "purchase", "dwell"}
     assert _registry(project) == ([1], 1)
 
-    # mtl_scoring scores the day its data interval covers with the champion just promoted.
+    # mtl_scoring scores a day (the form's; a scheduled run takes its data interval's) with the
+    # champion just promoted.
     day_rows = pd.read_parquet(project / "data" / "03_features" / "test_raw.parquet").head(700)
     (project / "data" / "to_score").mkdir(parents=True)
     day_rows.to_csv(project / "data" / "to_score" / "2026-11-29.csv", index=False)
-    proc = airflow(["dags", "test", "mtl_scoring", "2026-11-29"], env)
+    proc = airflow(["dags", "test", "mtl_scoring", "--conf", json.dumps({"day": "2026-11-29"})], env)
     assert proc.returncode == 0, tail(proc.stdout)
     assert run_states(airflow_home, "mtl_scoring") == ("success", {"wait_for_input": "success", "score": "success"})
     scores = pd.read_parquet(project / "data" / "07_scores" / "2026-11-29.parquet")

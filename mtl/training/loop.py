@@ -108,9 +108,15 @@ class _Batches:
 
 
 @torch.no_grad()
-def predict_raw(model: torch.nn.Module, a: Arrays, runtime: Runtime | None = None, batch_size: int = 65536) -> np.ndarray:
+def predict_raw(model: torch.nn.Module, a: Arrays, runtime: Runtime | None = None,
+                batch_size: int | None = None) -> np.ndarray:
     """Model outputs (logits / standardised values), shape (rows, tasks)."""
     runtime = runtime or Runtime(torch.device("cpu"), None)
+    if batch_size is None:
+        # On CPU a batch whose activations stay in cache is over twice as fast as a large one
+        # (MMoE, 200k rows on 2 cores: 0.44 s at 4-8k rows per batch, 1.14 s at 65k); a GPU
+        # wants large batches to fill it.
+        batch_size = 65536 if runtime.device.type == "cuda" else 8192
     model.eval()
     outs = []
     for start in range(0, len(a), batch_size):

@@ -4,7 +4,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup run test test-fast airflow push pull clean help bench-env bench bench-validation
+.PHONY: setup run test test-fast airflow push pull clean help bench-env bench bench-validation bench-scoring
 
 help:
 	@echo "make run        set up .venv (first time) and run the whole pipeline on the defaults"
@@ -16,6 +16,7 @@ help:
 	@echo "make clean      remove pipeline outputs and the local MLflow store (keeps .venv)"
 	@echo "make bench      this project's MMoE vs torch-rechub's on the same data (own env: .bench-venv)"
 	@echo "make bench-validation  the full validation of a 10M-row log: seconds and peak memory"
+	@echo "make bench-scoring     batch scoring of a 1M-row log with a registered champion: rows/s"
 
 setup: $(VENV)/.installed
 
@@ -57,3 +58,6 @@ bench: bench-env
 
 bench-validation: setup
 	$(BIN)/python scripts/bench_validation.py
+
+bench-scoring: setup
+	$(BIN)/python scripts/bench_scoring.py

@@ -180,14 +180,15 @@ def _prefetch(chunks: Iterator[pd.DataFrame], depth: int = 2) -> Iterator[pd.Dat
 
 
 class _Writer:
-    """Parquet or CSV by the output's suffix, to a temporary file renamed on close()."""
+    """Parquet or CSV by the output's suffix, to a temporary file renamed on close(). Arrow writes
+    both (pandas' to_csv takes several times longer)."""
 
     def __init__(self, path: Path):
         self.path = path
         self.format = _format(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        self._writer = None
+        self._sink = None  # a ParquetWriter, or the open CSV file
         self._schema = None
         self._rows = 0
 
@@ -197,24 +198,37 @@ class _Writer:
         import pyarrow.parquet as pq
 
         table = pa.Table.from_pandas(frame, preserve_index=False)
-        if self._writer is None:
-            # Arrow's writers for both formats: pandas' to_csv takes several times longer.
-            self._writer = (pq.ParquetWriter(self.tmp, table.schema) if self.format == "parquet"
-                            else pacsv.CSVWriter(self.tmp, table.schema))
-            self._schema = table.schema
-        self._writer.write_table(table.cast(self._schema))
+        if self.format == "csv":
+            # Chunk by chunk, each with its own types: CSV input is typed per chunk (a kept id
+            # column may read as numbers in one chunk and as text in the next) and CSV output
+            # has no schema to hold them to.
+            if self._sink is None:
+                self._sink = open(self.tmp, "wb")
+            pacsv.write_csv(table, self._sink, pacsv.WriteOptions(include_header=self._rows == 0))
+        else:
+            if self._sink is None:
+                self._sink, self._schema = pq.ParquetWriter(self.tmp, table.schema), table.schema
+            try:
+                table = table.cast(self._schema)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                changed = [f.name for f in table.schema if f.type != self._schema.field(f.name).type]
+                raise ScoringError(
+                    f"column(s) {changed} change type between chunks of the input ({self._schema} then "
+                    f"{table.schema}); write parquet input with one type per column, or score to CSV"
+                ) from None
+            self._sink.write_table(table)
         self._rows += len(frame)
 
     def close(self, columns: list[str]) -> None:
-        if self._writer is None:  # no rows: still a valid file with the columns
+        if self._sink is None:  # no rows: still a valid file with the columns
             self.write(pd.DataFrame({c: pd.Series([], dtype="float64") for c in columns}))
-        self._writer.close()
+        self._sink.close()
         os.replace(self.tmp, self.path)
 
     def abort(self) -> None:
-        if self._writer is not None:
+        if self._sink is not None:
             try:
-                self._writer.close()
+                self._sink.close()
             except Exception:  # noqa: BLE001 - the file is being thrown away
                 pass
         self.tmp.unlink(missing_ok=True)

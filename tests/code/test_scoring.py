@@ -141,3 +141,15 @@ def test_the_days_input_and_output(tmp_path):
     assert day_input(tmp_path, pattern, "2026-11-30") == tmp_path / "to_score" / "2026-11-30"
     assert day_output(tmp_path, "out/{day}.parquet", "2026-11-30") == tmp_path / "out" / "2026-11-30.parquet"
     assert day_output(tmp_path, "/abs/{day}.csv", "2026-11-30").as_posix() == "/abs/2026-11-30.csv"
+
+
+def test_a_kept_column_that_changes_type_between_csv_chunks(scorer, tmp_path):
+    rows = _rows(600).astype({"request": object})
+    rows.loc[450:, "request"] = [f"r-{i}" for i in range(150)]  # numbers for two chunks, then text
+    rows.to_csv(tmp_path / "in.csv", index=False)
+    score_file(scorer, tmp_path / "in.csv", tmp_path / "out.csv", chunk_rows=200, keep=["request"])
+    out = pd.read_csv(tmp_path / "out.csv", dtype={"request": str})
+    assert out["request"].tolist() == [str(r) for r in rows["request"]] and len(out) == 600
+    with pytest.raises(ScoringError, match=r"\['request'\] change type between chunks"):
+        score_file(scorer, tmp_path / "in.csv", tmp_path / "out.parquet", chunk_rows=200, keep=["request"])
+    assert not (tmp_path / "out.parquet").exists()

@@ -39,6 +39,22 @@ def _wait_state(live: LiveAirflow, run_id: str, task: str, states: set[str], tim
     raise AssertionError(f"{task} never reached {states}: {live.task_states(DAG, run_id)}\n{live.log_tail()}")
 
 
+def _wait_pause_processed(live: LiveAirflow, run_id: str, timeout: float = 60) -> None:
+    """Until the scheduler has handled the end of the workload that paused `approve`.
+
+    Airflow 3.3.2 races when the answer comes within one scheduler loop of the pause (a quarter
+    of a second here, never a person): the scheduler requeues the task for the answer, then takes
+    the paused workload's "success" event for the requeued one and fails it ("finished with state
+    success, but the task instance's state attribute is queued"). Answer as a person would: after
+    the scheduler logged that workload as finished."""
+    marker = f"TaskInstance Finished: dag_id={DAG}, task_id=approve, run_id={run_id},"
+    deadline = time.monotonic() + timeout
+    while marker not in live.log_path.read_text(errors="replace"):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the scheduler never logged the paused approve workload\n{live.log_tail()}")
+        time.sleep(1)
+
+
 def test_promotion_waits_for_approval_and_tasks_link_out(live_airflow: LiveAirflow):
     live = live_airflow
     live.wait_for_dag(DAG)
@@ -52,6 +68,7 @@ def test_promotion_waits_for_approval_and_tasks_link_out(live_airflow: LiveAirfl
         # The gate passed: the run now waits for a person, and has not promoted.
         assert _wait_state(live, run_id, "approve", {"awaiting_input"}) == "awaiting_input"
         assert live.task_states(DAG, run_id)["promote"] in (None, "none")
+        _wait_pause_processed(live, run_id)
         detail = live.api("GET", f"/dags/{DAG}/dagRuns/{run_id}/taskInstances/approve/-1/hitlDetails")
         assert detail["options"] == ["Approve", "Reject"] and detail["response_received"] is False
         live.api("PATCH", f"/dags/{DAG}/dagRuns/{run_id}/taskInstances/approve/-1/hitlDetails",

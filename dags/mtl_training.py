@@ -20,12 +20,13 @@ from datetime import timedelta
 
 from airflow.sdk import Param, chain, dag, get_current_context, setup, task, teardown
 
-from mtl.orchestration import LINKS_XCOM, default_args, form, project_dir, read_params
+from mtl.orchestration import LINKS_XCOM, default_args, deployment, form, gpu_task_args, project_dir, read_params
 
 # The workspace whose dvc.yaml, params.yaml and data/ the tasks run on.
 PROJECT_DIR = project_dir(__file__)
 RAW = read_params(PROJECT_DIR)
 AIRFLOW = RAW.get("airflow") or {}
+DVC_REMOTE = deployment(RAW)["dvc_remote"]
 
 DOC_MD = f"""
 # Multi-task training
@@ -40,6 +41,8 @@ epochs, loss balancing, data source and window, gate strictness) whose values ov
 * `gate` judges the candidate against the current champion; when it fails, promotion is skipped
   and the champion is untouched. {"`approve` waits for a person (Required actions) before `promote`."
   if AIRFLOW.get("approval") else "Set `airflow.approval: true` to have a person approve promotions."}
+* {f"`push` uploads the run's DVC outputs to the remote `{DVC_REMOTE}` once they are evaluated."
+  if DVC_REMOTE else "Set `airflow.dvc_remote` (or $MTL_DVC_REMOTE) to push each run's outputs to a DVC remote."}
 * Bad data fails the run at `validate` (its GX Data Docs are linked from the task): the task log
   names each broken check; the batch and its report move to `data/quarantine/`. Drift warnings
   against the champion's training data appear in the same log and on the training run in MLflow.
@@ -111,6 +114,17 @@ def evaluate_task(item: dict) -> None:
     _run(f"evaluate_task@{item['index']}")
 
 
+@task
+def push(remote: str) -> None:
+    """Upload what dvc.lock records (raw data, features, model) to a DVC remote, so another clone
+    or machine can `dvc pull` exactly what this run trained and evaluated."""
+    import logging
+
+    from mtl.pipeline import dvc
+
+    dvc(["push", "--remote", remote], PROJECT_DIR, echo=logging.getLogger("mtl.push").info)
+
+
 @task.short_circuit(ignore_downstream_trigger_rules=True)
 def gate() -> bool:
     """Judge the candidate; a failed gate is a normal outcome: promotion is skipped, not failed."""
@@ -150,9 +164,7 @@ def mtl_training():
     configured = configure()
     # Training work runs in the GPU pool (and queue, under Celery) so that a worker's GPUs are
     # never oversubscribed; bad data does not get better on a retry, so validate never retries.
-    gpu = {"pool": AIRFLOW.get("gpu_pool") or "default_pool"}
-    if AIRFLOW.get("gpu_queue"):
-        gpu["queue"] = AIRFLOW["gpu_queue"]
+    gpu = gpu_task_args(RAW)
     stages = [
         run_stage.override(task_id=stage, **({"retries": 0} if stage == "validate" else {}),
                            **(gpu if stage in ("baseline", "train") else {}))(stage)
@@ -165,7 +177,12 @@ def mtl_training():
         steps.append(_approval())
     steps.append(run_stage.override(task_id="promote")("promote"))
     chain(*steps)
-    steps[-1] >> restore_params().as_teardown(setups=configured)
+    ends = [steps[-1]]
+    if DVC_REMOTE:
+        # Beside the gate, not after it: a rejected candidate's data and model are worth sharing too.
+        ends.append(push(DVC_REMOTE))
+        reduced >> ends[-1]
+    ends >> restore_params().as_teardown(setups=configured)
 
 
 mtl_training()

@@ -509,7 +509,12 @@ class AirflowConfig(_Frozen):
     # `make airflow` creates it with one slot.
     gpu_pool: str = "mtl_gpu"
     # Celery queue for GPU training work (only the CeleryExecutor routes by queue); null: default.
+    # A deployment may override it with $MTL_GPU_QUEUE (docker-compose.yaml sets it from .env).
     gpu_queue: str | None = None
+    # DVC remote that mtl_training pushes the run's outputs to once they are evaluated (raw data,
+    # features, model: what dvc.lock records), so other clones and machines can `dvc pull` them;
+    # null: no push. $MTL_DVC_REMOTE overrides it (the compose stack: its MinIO bucket).
+    dvc_remote: str | None = None
     retraining: RetrainingConfig = RetrainingConfig()
     scoring: DailyScoringConfig = DailyScoringConfig()
 

@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -272,6 +273,29 @@ def project_dir(dag_file: str) -> Path:
     if not (root / "dvc.yaml").is_file():
         raise FileNotFoundError(f"{root / 'dvc.yaml'} not found: set $MTL_PROJECT_DIR to the project workspace")
     return root
+
+
+# Deployment settings that override params.yaml `airflow` keys: the same project runs on a laptop
+# and in a team's stack, whose queues and remotes are facts of the stack, not of the project.
+DEPLOYMENT_ENV = {"gpu_queue": "MTL_GPU_QUEUE", "dvc_remote": "MTL_DVC_REMOTE"}
+
+
+def deployment(raw: dict, env: Mapping[str, str] | None = None) -> dict[str, str | None]:
+    """`airflow.gpu_queue` and `airflow.dvc_remote`, each overridden by its environment variable
+    when that is set and not empty."""
+    env = os.environ if env is None else env
+    section = raw.get("airflow") or {}
+    return {key: env.get(var) or section.get(key) or None for key, var in DEPLOYMENT_ENV.items()}
+
+
+def gpu_task_args(raw: dict, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Pool (and Celery queue, when one is set) of the tasks that may use a GPU: baseline, train."""
+    section = raw.get("airflow") or {}
+    args = {"pool": section.get("gpu_pool") or "default_pool"}
+    queue = deployment(raw, env)["gpu_queue"]
+    if queue:
+        args["queue"] = queue
+    return args
 
 
 def default_args(raw: dict) -> dict:

@@ -5,10 +5,18 @@
 # build even on machines without a GPU. Without an NVIDIA GPU we install the CPU build
 # (torch==2.13.0+cpu, from any configured index/wheel folder, else the PyTorch CPU index);
 # with one, the default CUDA build from PyPI. Re-running is cheap: it skips what is installed.
+#
+# Environment:
+#   VENV        where the environment goes (default .venv)
+#   MTL_TORCH   auto (default: CUDA build if nvidia-smi sees a GPU), cpu or cuda; an image build
+#               sees no GPU, so the Dockerfile says which it wants
+#   MTL_EXTRAS  the project's extras to install (default test; the Dockerfile: s3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=${VENV:-.venv}
+MTL_TORCH=${MTL_TORCH:-auto}
+MTL_EXTRAS=${MTL_EXTRAS:-test}
 PYTHON=${PYTHON:-}
 if [ -z "$PYTHON" ]; then
   for candidate in python3.11 python3 python; do
@@ -32,13 +40,19 @@ export PIP_PROGRESS_BAR=off
 TORCH_VERSION=2.13.0
 UV_VERSION=0.13.9
 if ! "$VENV/bin/python" -c "import torch, sys; sys.exit(not torch.__version__.startswith('$TORCH_VERSION'))" 2>/dev/null; then
-  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
-    echo "==> NVIDIA GPU found: installing torch $TORCH_VERSION (CUDA build)"
+  if [ "$MTL_TORCH" = auto ]; then
+    if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then MTL_TORCH=cuda; else MTL_TORCH=cpu; fi
+  fi
+  if [ "$MTL_TORCH" = cuda ]; then
+    echo "==> installing torch $TORCH_VERSION (CUDA build)"
     "${PIP[@]}" install -q "torch==$TORCH_VERSION"
-  else
-    echo "==> no NVIDIA GPU: installing torch $TORCH_VERSION (CPU build)"
+  elif [ "$MTL_TORCH" = cpu ]; then
+    echo "==> installing torch $TORCH_VERSION (CPU build)"
     "${PIP[@]}" install -q "torch==$TORCH_VERSION+cpu" 2>/dev/null \
       || "${PIP[@]}" install -q "torch==$TORCH_VERSION+cpu" --extra-index-url "${TORCH_CPU_INDEX:-https://download.pytorch.org/whl/cpu}"
+  else
+    echo "error: MTL_TORCH=$MTL_TORCH: use auto, cpu or cuda" >&2
+    exit 1
   fi
 fi
 
@@ -50,11 +64,11 @@ echo "==> installing the project and its pinned dependencies (requirements.lock)
 # PYTHONDONTWRITEBYTECODE is set (CI images) it does so every time: each `mtl` stage, DVC
 # command and the promotion load check then starts 5-7 s slower.
 if "${PIP[@]}" install -q "uv==$UV_VERSION" && "$VENV/bin/uv" pip install --python "$VENV/bin/python" -q \
-    --compile-bytecode -c requirements.lock -e ".[test]"; then
+    --compile-bytecode -c requirements.lock -e ".[$MTL_EXTRAS]"; then
   :
 else
   echo "==> uv unavailable, installing with pip (slower)"
-  "${PIP[@]}" install -q -c requirements.lock -e ".[test]"
+  "${PIP[@]}" install -q -c requirements.lock -e ".[$MTL_EXTRAS]"
 fi
 "${PIP[@]}" check
 

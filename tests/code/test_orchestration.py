@@ -123,3 +123,15 @@ def test_stage_links(project):
     assert orch.stage_links(project, "train") == {"mlflow_run_id": "abc", "mlflow_experiment_id": "1"}
     assert orch.stage_links(project, "promote") == {"mlflow_run_id": "abc", "mlflow_experiment_id": "1",
                                                      "model_name": "m", "model_version": "3"}
+
+
+def test_deployment_settings_override_params_yaml(raw):
+    """A stack's queue and remote (environment) win over params.yaml; empty means not set."""
+    section = {**raw, "airflow": {**raw["airflow"], "gpu_queue": "gpus", "dvc_remote": None}}
+    assert orch.deployment(section, env={}) == {"gpu_queue": "gpus", "dvc_remote": None}
+    env = {"MTL_GPU_QUEUE": "gpu", "MTL_DVC_REMOTE": "minio"}
+    assert orch.deployment(section, env=env) == {"gpu_queue": "gpu", "dvc_remote": "minio"}
+    assert orch.deployment(section, env={"MTL_GPU_QUEUE": ""})["gpu_queue"] == "gpus"
+    assert orch.gpu_task_args(section, env=env) == {"pool": raw["airflow"]["gpu_pool"], "queue": "gpu"}
+    # no queue anywhere: the executor's default queue (LocalExecutor ignores queues anyway)
+    assert orch.gpu_task_args(raw, env={}) == {"pool": raw["airflow"]["gpu_pool"]}

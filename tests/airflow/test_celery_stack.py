@@ -1,0 +1,91 @@
+"""The team stack of docker-compose.yaml, run natively (tests/airflow/stack.py): Airflow's API
+server, scheduler, DAG processor, triggerer and two Celery workers (the default queue and the
+GPU queue) on PostgreSQL and Redis, an MLflow server on a PostgreSQL backend store. One
+`mtl_training` run goes through all of it; its run and model must land in MLflow's PostgreSQL
+store, its artifacts behind the server, its outputs in the DVC remote."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import psycopg2
+import pytest
+
+from tests.airflow.conftest import LIVE_OVERRIDES
+from tests.airflow.stack import COMPONENTS, PG_ADMIN, CeleryStack
+from tests.conftest import copy_project, set_params
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
+
+GPU_TASKS = {"baseline", "train"}  # gpu_task_args: what runs in the GPU pool and queue
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    root = tmp_path_factory.mktemp("stack")
+    project = copy_project(root / "project")
+    set_params(project, LIVE_OVERRIDES)
+    # The DVC remote the run pushes to ($MTL_DVC_REMOTE): in the stack the MinIO bucket, here a folder.
+    subprocess.run([sys.executable, "-m", "dvc", "remote", "add", "--local", "team", str(root / "minio" / "dvc")],
+                   cwd=project, check=True, capture_output=True)
+    stack = CeleryStack(project, gpu_queue="gpu", dvc_remote="team").start()
+    print(f"\nCelery stack up in {stack.startup_seconds:.0f} s (logs: {stack.home})")
+    try:
+        yield stack
+    finally:
+        stack.stop()
+        with psycopg2.connect(PG_ADMIN) as db, db.cursor() as cur:
+            cur.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (stack.name + "%",))
+            assert cur.fetchall() == [], "the stack's databases outlived it"
+
+
+def test_compose_health_checks_pass_natively(stack: CeleryStack):
+    """Each health check the compose file declares, run against the native processes."""
+    for service in ("mlflow", *COMPONENTS[:-1]):  # the GPU worker's is the worker's, by its node name
+        result = stack.healthcheck(service)
+        assert result.returncode == 0, f"{service} health check failed:\n{result.stdout}\n{result.stderr}"
+
+
+def test_training_runs_through_celery_workers_into_mlflow_on_postgres(stack: CeleryStack):
+    stack.wait_for_dag("mtl_training")
+    result = stack.wait_run("mtl_training", stack.trigger("mtl_training"), timeout=900)
+    assert result.state == "success", stack.explain("mtl_training", result) + "\n" + stack.log_tail()
+    assert result.tasks["promote"] == "success" and result.tasks["push"] == "success", result.tasks
+
+    # Routed by queue: training work only on the GPU worker, the rest on the default one.
+    page = stack.api("GET", f"/dags/mtl_training/dagRuns/{result.run_id}/taskInstances?limit=100")
+    queues = {ti["task_id"]: ti["queue"] for ti in page["task_instances"]}
+    assert {t for t, q in queues.items() if q == "gpu"} == GPU_TASKS, queues
+    assert {q for t, q in queues.items() if t not in GPU_TASKS} == {"default"}, queues
+    # ...and each worker ran its share (a retried task runs twice)
+    ran = {w: len(re.findall(r"Task execute_workload\[[\w-]+\] succeeded", stack.component_log(w, 10**6)))
+           for w in ("airflow-worker-gpu", "airflow-worker")}
+    assert ran["airflow-worker-gpu"] >= len(GPU_TASKS) and ran["airflow-worker"] >= len(queues) - len(GPU_TASKS), ran
+
+    # The run and the model are in the MLflow server's PostgreSQL store...
+    with psycopg2.connect(stack.pg_url(stack.mlflow_db, "postgresql")) as db, db.cursor() as cur:
+        cur.execute("SELECT r.run_uuid FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
+                    "WHERE r.status = 'FINISHED' AND t.key = 'mtl.airflow_run_id' AND t.value = %s", (result.run_id,))
+        runs = [r for (r,) in cur.fetchall()]
+        cur.execute("SELECT name, version FROM model_versions")
+        versions = cur.fetchall()
+        cur.execute("SELECT name, alias, version FROM registered_model_aliases")
+        aliases = cur.fetchall()
+    assert runs, f"no finished MLflow run tagged with the Airflow run {result.run_id}"
+    assert versions == [("mtl-ecommerce", 1)], versions
+    assert ("mtl-ecommerce", "champion", 1) in aliases, aliases
+
+    # ...its artifacts in the server's artifact destination (the bucket), reachable through it.
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=stack.mlflow_url, registry_uri=stack.mlflow_url)
+    champion = client.get_model_version_by_alias("mtl-ecommerce", "champion")
+    assert champion.run_id in runs
+    assert list(stack.artifacts.rglob("MLmodel")), f"no model under {stack.artifacts}"
+    assert "mlflow-artifacts:" in champion.source or champion.source.startswith("models:/"), champion.source
+
+    # The run's outputs went to the DVC remote.
+    pushed = list((stack.project.parent / "minio" / "dvc").rglob("*"))
+    assert sum(p.is_file() for p in pushed) >= 3, pushed

@@ -27,6 +27,8 @@ PROJECT_DIR = project_dir(__file__)
 RAW = read_params(PROJECT_DIR)
 AIRFLOW = RAW.get("airflow") or {}
 DVC_REMOTE = deployment(RAW)["dvc_remote"]
+# Machines of a multi-node training: `train` is one, a `train_peer` task runs on each other.
+NODES = int(((RAW.get("train") or {}).get("distributed") or {}).get("nnodes") or 1)
 
 DOC_MD = f"""
 # Multi-task training
@@ -114,6 +116,25 @@ def evaluate_task(item: dict) -> None:
     _run(f"evaluate_task@{item['index']}")
 
 
+@task(map_index_template="node {{ node }}")
+def train_peer(node: int) -> None:
+    """One more machine of a multi-node training (train.distributed.nnodes): `mtl train` on this
+    worker, beside the `train` task, launches torchrun into the same rendezvous. Rank 0 (on
+    whichever machine) writes the model into the shared workspace, where `train`'s DVC stage finds it."""
+    import logging
+    import subprocess
+    import sys
+
+    get_current_context()["node"] = node
+    log = logging.getLogger("mtl.train_peer")
+    proc = subprocess.Popen([sys.executable, "-m", "mtl.cli", "--project", str(PROJECT_DIR), "train"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout:
+        log.info(line.rstrip("\n"))
+    if proc.wait() != 0:
+        raise RuntimeError(f"`mtl train` on node {node} exited with {proc.returncode}")
+
+
 @task
 def push(remote: str) -> None:
     """Upload what dvc.lock records (raw data, features, model) to a DVC remote, so another clone
@@ -165,11 +186,16 @@ def mtl_training():
     # Training work runs in the GPU pool (and queue, under Celery) so that a worker's GPUs are
     # never oversubscribed; bad data does not get better on a retry, so validate never retries.
     gpu = gpu_task_args(RAW)
+    names = ("generate", "validate", "preprocess", "baseline", "train", "score")
     stages = [
         run_stage.override(task_id=stage, **({"retries": 0} if stage == "validate" else {}),
                            **(gpu if stage in ("baseline", "train") else {}))(stage)
-        for stage in ("generate", "validate", "preprocess", "baseline", "train", "score")
+        for stage in names
     ]
+    if NODES > 1:
+        # each peer needs the GPU pool slot and queue too: size the pool to the machines
+        by_name = dict(zip(names, stages))
+        by_name["baseline"] >> train_peer.override(**gpu).expand(node=list(range(1, NODES))) >> by_name["score"]
     evaluated = evaluate_task.expand(item=configured)
     reduced = run_stage.override(task_id="evaluate")("evaluate")
     steps = [configured, *stages, evaluated, reduced, gate()]

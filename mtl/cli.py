@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 import time
 
@@ -80,6 +82,20 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _torchrun(cfg, root, args) -> list[str] | None:
+    """The torchrun command for `mtl train` when train.distributed asks for several processes."""
+    from mtl.training.distributed import launch_command
+
+    cuda = 0
+    if cfg.train.distributed.nproc_per_node == "auto" and cfg.train.device != "cpu":
+        import torch  # only to count GPUs: the other stages never pay for it here
+
+        cuda = torch.cuda.device_count()
+    argv = ["--project", str(root), *(["--params", args.params] if args.params else []), "train"]
+    run_id = os.environ.get("MTL_PIPELINE_RUN_ID") or os.environ.get("AIRFLOW_CTX_DAG_RUN_ID")
+    return launch_command(cfg, argv, cuda, run_id)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from mtl.config import ConfigError, load_config
@@ -116,6 +132,11 @@ def main(argv: list[str] | None = None) -> int:
             keep = None if args.keep is None else [c.strip() for c in args.keep.split(",") if c.strip()]
             print(score(cfg, paths, args.input, args.output, model=args.model, chunk_rows=args.chunk_rows,
                         keep=keep).describe())
+        elif args.command == "train" and (launch := _torchrun(cfg, root, args)):
+            print("training with torchrun: " + " ".join(launch[1:]), flush=True)
+            rc = subprocess.run(launch).returncode
+            if rc != 0:
+                raise StageFailed(f"torchrun exited with {rc}; each rank's error is above")
         elif args.command == "evaluate-task":
             STAGES["evaluate_task"](cfg, paths, args.task)
         else:

@@ -7,6 +7,7 @@ silently falls back to a default.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -292,6 +293,27 @@ class WeightingConfig(_Frozen):
         return v
 
 
+class DistributedConfig(_Frozen):
+    """Data-parallel training through torchrun, which `mtl train` launches itself when more than
+    one process is asked for: so `dvc repro`, `mtl run` and the Airflow training task all get it."""
+
+    # Training processes on each machine: a number, or "auto" for one per visible CUDA GPU (a
+    # single process on a machine without one). Several CPU processes (gloo) also work.
+    nproc_per_node: PositiveInt | Literal["auto"] = 1
+    # Machines taking part. Above 1 every machine runs `mtl train` on the same workspace (shared
+    # storage) and params; they meet at rdzv_endpoint (torchrun's c10d rendezvous).
+    nnodes: PositiveInt = 1
+    rdzv_endpoint: str | None = None  # host:port of one of the machines, reachable from all
+
+    @model_validator(mode="after")
+    def _rendezvous(self) -> "DistributedConfig":
+        if self.nnodes > 1 and not self.rdzv_endpoint:
+            raise ValueError(f"nnodes is {self.nnodes}: set rdzv_endpoint (host:port of one of the machines)")
+        if self.rdzv_endpoint and not re.fullmatch(r"[\w.\-\[\]:]+:\d+", self.rdzv_endpoint):
+            raise ValueError(f"rdzv_endpoint {self.rdzv_endpoint!r} is not host:port")
+        return self
+
+
 class TrainConfig(_Frozen):
     epochs: PositiveInt = 4
     batch_size: PositiveInt = 2048
@@ -311,6 +333,7 @@ class TrainConfig(_Frozen):
     num_threads: Annotated[int, Field(ge=0)] = 0
     progress: bool = True
     weighting: WeightingConfig = WeightingConfig()
+    distributed: DistributedConfig = DistributedConfig()
 
 
 class ColumnRule(_Frozen):

@@ -46,7 +46,9 @@ def select_runtime(requested: str = "auto", num_threads: int = 0, local_rank: in
     if num_threads > 0:
         torch.set_num_threads(num_threads)
     elif not use_cuda:
-        torch.set_num_threads(len(os.sched_getaffinity(0)))
+        # Several CPU processes under torchrun share the cores instead of each taking them all.
+        local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // local))
     if use_cuda:
         torch.backends.cuda.matmul.allow_tf32 = True
         device = torch.device("cuda", local_rank)  # one GPU per torchrun process

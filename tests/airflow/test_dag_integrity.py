@@ -38,6 +38,7 @@ print("DAGBAG-JSON " + json.dumps({
             "retries": {t.task_id: t.retries for t in dag.tasks},
             "backoff": {t.task_id: bool(t.retry_exponential_backoff) for t in dag.tasks},
             "pools": {t.task_id: t.pool for t in dag.tasks},
+            "queues": {t.task_id: t.queue for t in dag.tasks},
             "kinds": {t.task_id: type(t).__name__ for t in dag.tasks},
             "setup": [t.task_id for t in dag.tasks if t.is_setup],
             "teardown": [t.task_id for t in dag.tasks if t.is_teardown],
@@ -178,6 +179,23 @@ def test_approval_and_schedules_follow_params_yaml(tmp_path):
     # no schedule: retraining runs only when new data lands
     assert "AssetTriggeredTimetable" in parsed["dags"]["mtl_retraining"]["schedule"]
     assert "NullTimetable" in parsed["dags"]["mtl_scoring"]["schedule"]
+
+
+def test_team_deployment_queue_push_and_multi_node_training(tmp_path):
+    """A stack's GPU queue and DVC remote ($MTL_GPU_QUEUE / $MTL_DVC_REMOTE or params.yaml), and a
+    two-machine training: `train` plus one `train_peer`, both on the GPU queue and pool."""
+    parsed = _project_dags(tmp_path, {"airflow.gpu_queue": "gpu", "airflow.dvc_remote": "team",
+                                      "train.distributed.nnodes": 2, "train.distributed.rdzv_endpoint": "gpu0:29400"})
+    assert parsed["import_errors"] == {}
+    dag = parsed["dags"][DAG_ID]
+    up = dag["upstream"]
+    assert dag["queues"]["train"] == dag["queues"]["baseline"] == dag["queues"]["train_peer"] == "gpu"
+    assert dag["pools"]["train_peer"] == "mtl_gpu" and "train_peer" in dag["mapped"]
+    assert up["train_peer"] == ["baseline"] and up["score"] == ["train", "train_peer"]
+    assert {q for t, q in dag["queues"].items() if t not in ("train", "baseline", "train_peer")} == {"default"}
+    # the outputs go to the remote once evaluated, beside the gate; params.yaml is restored after
+    assert up["push"] == ["evaluate"] and "push" in up["restore_params"]
+    assert "`team`" in dag["doc_md"]
 
 
 def test_dag_files_follow_mtl_project_dir(tmp_path):

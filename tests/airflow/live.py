@@ -74,6 +74,9 @@ def live_env(project: Path, port: int) -> dict[str, str]:
 class LiveAirflow:
     """`airflow standalone` for one project, on a free port, with an admin token for the REST API."""
 
+    # what /monitor/health must call healthy before the tests start
+    HEALTH_COMPONENTS: tuple[str, ...] = ("metadatabase", "scheduler", "dag_processor")
+
     def __init__(self, project: Path, port: int | None = None):
         self.project = project
         self.port = port or free_port()
@@ -92,14 +95,8 @@ class LiveAirflow:
         """Start Airflow and return once the API answers and the scheduler and DAG processor report in."""
         started = time.monotonic()
         self.home.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:
-            # Its own session (and process group), so that stop() can signal all of it at once.
-            self._proc = subprocess.Popen(
-                ["bash", str(self.project / "scripts" / "airflow.sh")], cwd=self.project,
-                env=live_env(self.project, self.port), stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
-            )
         try:
+            self._launch()
             self._wait_healthy(started + timeout)
             self.password = self._wait_password(started + timeout)
             self._token = self._login()
@@ -108,6 +105,15 @@ class LiveAirflow:
             raise
         self.startup_seconds = time.monotonic() - started
         return self
+
+    def _launch(self) -> None:
+        with open(self.log_path, "ab") as log:
+            # Its own session (and process group), so that stop() can signal all of it at once.
+            self._proc = subprocess.Popen(
+                ["bash", str(self.project / "scripts" / "airflow.sh")], cwd=self.project,
+                env=live_env(self.project, self.port), stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )
 
     def stop(self, grace: float = 30) -> None:
         """SIGTERM everything Airflow started, SIGKILL what is left after ``grace`` seconds."""
@@ -254,14 +260,13 @@ class LiveAirflow:
             self._check_running()
             try:
                 health = self._request("GET", "/api/v2/monitor/health")
-                components = ("metadatabase", "scheduler", "dag_processor")
-                last = {c: (health.get(c) or {}).get("status") for c in components}
+                last = {c: (health.get(c) or {}).get("status") for c in self.HEALTH_COMPONENTS}
                 if all(status == "healthy" for status in last.values()):
                     return
             except (OSError, AirflowAPIError) as e:
                 last = repr(e)
             time.sleep(2)
-        raise TimeoutError(f"Airflow not healthy in time (last: {last}); log {self.log_path}:\n{self.log_tail()}")
+        raise TimeoutError(f"Airflow not healthy in time (last: {last}); log:\n{self.log_tail()}")
 
     def _wait_password(self, deadline: float) -> str:
         passwords = self.home / "simple_auth_manager_passwords.json.generated"

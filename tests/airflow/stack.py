@@ -38,6 +38,8 @@ class CeleryStack(LiveAirflow):
     """The stack for one project copy: ``start()`` brings it up, ``stop()`` takes all of it down
     and drops its databases."""
 
+    HEALTH_COMPONENTS = (*LiveAirflow.HEALTH_COMPONENTS, "triggerer")
+
     def __init__(self, project: Path, gpu_queue: str = "gpu", dvc_remote: str = "team"):
         super().__init__(project)
         self.spec = compose.load()
@@ -105,27 +107,27 @@ class CeleryStack(LiveAirflow):
     # -- lifecycle --------------------------------------------------------------------------------
 
     def start(self, timeout: float = 300) -> CeleryStack:
-        started = time.monotonic()
-        self.home.mkdir(parents=True, exist_ok=True)
-        try:
-            self._create_databases()
-            self.redis_db = _empty_redis_db()
-            self.env = self.native_env()
-            self._start_mlflow()
-            self._init()
-            for service in COMPONENTS:
-                # the API server's own addition to the common environment: the admin's password
-                extra = {"AIRFLOW_ADMIN_PASSWORD": self.password} if service == "airflow-apiserver" else {}
-                assert set(extra) <= set(compose.environment(self.services[service]))
-                self._spawn(service, self._command(service), {**self.env, **extra})
-            self._wait_healthy(started + timeout)
-            self._wait_mlflow(started + timeout)
-            self._token = self._login()
-        except BaseException:
-            self.stop()
-            raise
-        self.startup_seconds = time.monotonic() - started
-        return self
+        return super().start(timeout)
+
+    def _launch(self) -> None:
+        self._create_databases()
+        self.redis_db = _claim_redis_db(self.name)
+        self.env = self.native_env()
+        self._start_mlflow()
+        self._init()
+        for service in COMPONENTS:
+            # the API server's own addition to the common environment: the admin's password
+            extra = {"AIRFLOW_ADMIN_PASSWORD": self.password} if service == "airflow-apiserver" else {}
+            assert set(extra) <= set(compose.environment(self.services[service]))
+            # Each container has its own network namespace; processes on one host need their
+            # own log-server ports (workers and triggerer serve task logs on fixed defaults).
+            ports = {"AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+                     "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port())}
+            self._spawn(service, self._command(service), {**self.env, **extra, **ports})
+
+    def _wait_healthy(self, deadline: float) -> None:
+        super()._wait_healthy(deadline)
+        self._wait_mlflow(deadline)
 
     def stop(self, grace: float = 30) -> None:
         """SIGTERM every process (a Celery worker's warm shutdown), SIGKILL what is left after
@@ -237,24 +239,6 @@ class CeleryStack(LiveAirflow):
             time.sleep(1)
         raise TimeoutError(f"mlflow server not up:\n{self.component_log('mlflow')}")
 
-    def _wait_healthy(self, deadline: float) -> None:
-        """API up; scheduler, DAG processor and triggerer heartbeating."""
-        last = "no answer"
-        while time.monotonic() < deadline:
-            self._check_running()
-            try:
-                health = self._request("GET", "/api/v2/monitor/health")
-                components = ("metadatabase", "scheduler", "dag_processor", "triggerer")
-                last = {c: (health.get(c) or {}).get("status") for c in components}
-                if all(status == "healthy" for status in last.values()):
-                    return
-            except OSError as e:
-                last = repr(e)
-            except Exception as e:  # AirflowAPIError while the API server starts
-                last = repr(e)
-            time.sleep(2)
-        raise TimeoutError(f"stack not healthy in time (last: {last}):\n{self.log_tail()}")
-
     def _wait_password(self, deadline: float) -> str:
         return self.password
 
@@ -287,14 +271,19 @@ class CeleryStack(LiveAirflow):
         db.close()
 
 
-def _empty_redis_db() -> int:
-    """A Redis database (1-15) with no keys, so that concurrent stacks do not share queues."""
+CLAIM_KEY = "mtl:stack:claim"
+
+
+def _claim_redis_db(name: str) -> int:
+    """A Redis database (1-15) of this stack's own, so that stacks running at once (two pytest
+    workers, a CI run beside a session) never share a Celery queue. Claimed atomically with
+    SET NX; the claim expires after 3 hours in case its stack is killed before stop()."""
     import redis
 
     for index in range(15, 0, -1):
-        if redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=index).dbsize() == 0:
+        if redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=index).set(CLAIM_KEY, name, nx=True, ex=3 * 3600):
             return index
-    raise RuntimeError("no empty Redis database in 1-15")
+    raise RuntimeError("every Redis database 1-15 is claimed by another stack")
 
 
 def _fernet_key() -> str:

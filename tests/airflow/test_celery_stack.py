@@ -17,7 +17,8 @@ from tests.airflow.conftest import LIVE_OVERRIDES
 from tests.airflow.stack import COMPONENTS, PG_ADMIN, CeleryStack
 from tests.conftest import copy_project, set_params
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
+# One stack for the module: both tests on one pytest-xdist worker (a module fixture is per worker).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200), pytest.mark.xdist_group("celery_stack")]
 
 GPU_TASKS = {"baseline", "train"}  # gpu_task_args: what runs in the GPU pool and queue
 

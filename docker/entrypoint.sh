@@ -22,4 +22,22 @@ PY
   chmod 0640 "$passwords"
 fi
 
+# The MLflow server's basic-auth app reads its admin account and user database from an ini file;
+# written here from the environment, so no credential sits in a file of the repository. The
+# admin is created on the first start only: later password changes go through MLflow's own API.
+if [[ -n "${MLFLOW_ADMIN_PASSWORD:-}" && "${1:-}" == mlflow && "${2:-}" == server ]]; then
+  export MLFLOW_AUTH_CONFIG_PATH="${MLFLOW_AUTH_CONFIG_PATH:-$HOME/mlflow-basic-auth.ini}"
+  mkdir -p "$(dirname "$MLFLOW_AUTH_CONFIG_PATH")"
+  ( umask 0077
+    cat >"$MLFLOW_AUTH_CONFIG_PATH" <<INI
+[mlflow]
+default_permission = ${MLFLOW_DEFAULT_PERMISSION:-READ}
+database_uri = ${MLFLOW_AUTH_DATABASE_URI:?set MLFLOW_AUTH_DATABASE_URI}
+admin_username = ${MLFLOW_ADMIN_USERNAME:-admin}
+admin_password = ${MLFLOW_ADMIN_PASSWORD}
+authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+INI
+  )
+fi
+
 exec "$@"

@@ -47,6 +47,8 @@ class CeleryStack(LiveAirflow):
         self.name = f"mtl_stack_{secrets.token_hex(4)}"
         self.airflow_db = f"{self.name}_airflow"
         self.mlflow_db = f"{self.name}_mlflow"
+        self.mlflow_auth_db = f"{self.name}_mlflow_auth"
+        self.mlflow_password = secrets.token_urlsafe(12)  # the MLflow admin's, the pipeline's login
         self.mlflow_port = free_port()
         self.mlflow_url = f"http://127.0.0.1:{self.mlflow_port}"
         self.scheduler_health_port = free_port()
@@ -80,6 +82,7 @@ class CeleryStack(LiveAirflow):
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(self.project / "plugins"),
             "MTL_PROJECT_DIR": str(self.project),
             "MLFLOW_TRACKING_URI": self.mlflow_url,
+            "MLFLOW_TRACKING_PASSWORD": self.mlflow_password,
             "MTL_GPU_QUEUE": self.gpu_queue,
             "MTL_DVC_REMOTE": self.dvc_remote,
             # no MinIO here: init.sh leaves the DVC remote alone; the test configures a folder
@@ -223,8 +226,19 @@ class CeleryStack(LiveAirflow):
         for flag, value in swap.items():
             argv[argv.index(flag) + 1] = value
         self.artifacts.mkdir(parents=True, exist_ok=True)
-        env = {k: v for k, v in self.env.items() if not k.startswith("AIRFLOW__")}
-        self._spawn("mlflow", argv, env)
+        declared = compose.environment(self.services["mlflow"])
+        native = {
+            "MLFLOW_ADMIN_PASSWORD": self.mlflow_password,
+            "MLFLOW_AUTH_DATABASE_URI": self.pg_url(self.mlflow_auth_db),
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(32),
+            "HOME": str(self.home),  # where the entrypoint writes the basic-auth ini
+            "MLFLOW_SERVER_ALLOWED_HOSTS": f"127.0.0.1:{self.mlflow_port},localhost:{self.mlflow_port}",
+            "MLFLOW_S3_ENDPOINT_URL": "", "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "",
+        }
+        assert set(native) <= set(declared), set(native) - set(declared)
+        base = {k: v for k, v in self.env.items() if not k.startswith(("AIRFLOW__", "MLFLOW_"))}
+        env = {**base, **compose.resolve(declared, compose.env_example()), **native}
+        self._spawn("mlflow", argv, {k: v for k, v in env.items() if v != ""})
 
     def _wait_mlflow(self, deadline: float) -> None:
         while time.monotonic() < deadline:
@@ -253,7 +267,7 @@ class CeleryStack(LiveAirflow):
         db = psycopg2.connect(PG_ADMIN)
         db.autocommit = True
         with db.cursor() as cur:
-            for name in (self.airflow_db, self.mlflow_db):
+            for name in (self.airflow_db, self.mlflow_db, self.mlflow_auth_db):
                 cur.execute(f'CREATE DATABASE "{name}"')
         db.close()
 
@@ -266,7 +280,7 @@ class CeleryStack(LiveAirflow):
             return
         db.autocommit = True
         with db.cursor() as cur:
-            for name in (self.airflow_db, self.mlflow_db):
+            for name in (self.airflow_db, self.mlflow_db, self.mlflow_auth_db):
                 cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         db.close()
 

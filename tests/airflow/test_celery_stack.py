@@ -6,9 +6,12 @@ store, its artifacts behind the server, its outputs in the DVC remote."""
 
 from __future__ import annotations
 
+import base64
 import re
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 
 import psycopg2
 import pytest
@@ -49,7 +52,15 @@ def test_compose_health_checks_pass_natively(stack: CeleryStack):
         assert result.returncode == 0, f"{service} health check failed:\n{result.stdout}\n{result.stderr}"
 
 
-def test_training_runs_through_celery_workers_into_mlflow_on_postgres(stack: CeleryStack):
+def _get(url: str, auth: tuple[str, str] | None) -> str:
+    request = urllib.request.Request(url)
+    if auth:
+        request.add_header("Authorization", "Basic " + base64.b64encode(":".join(auth).encode()).decode())
+    with urllib.request.urlopen(request, timeout=30) as reply:
+        return reply.read().decode()
+
+
+def test_training_runs_through_celery_workers_into_mlflow_on_postgres(stack: CeleryStack, monkeypatch):
     stack.wait_for_dag("mtl_training")
     result = stack.wait_run("mtl_training", stack.trigger("mtl_training"), timeout=900)
     assert result.state == "success", stack.explain("mtl_training", result) + "\n" + stack.log_tail()
@@ -78,9 +89,18 @@ def test_training_runs_through_celery_workers_into_mlflow_on_postgres(stack: Cel
     assert versions == [("mtl-ecommerce", 1)], versions
     assert ("mtl-ecommerce", "champion", 1) in aliases, aliases
 
-    # ...its artifacts in the server's artifact destination (the bucket), reachable through it.
+    # ...its artifacts in the server's artifact destination (the bucket), reachable through it,
+    # with the login the pipeline used, and with no other.
     import mlflow
 
+    search = f"{stack.mlflow_url}/api/2.0/mlflow/experiments/search?max_results=5"
+    for auth in (None, ("admin", "wrong-password")):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            _get(search, auth)
+        assert refused.value.code == 401
+    assert "mtl-training" in _get(search, ("admin", stack.mlflow_password))
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", stack.mlflow_password)
     client = mlflow.MlflowClient(tracking_uri=stack.mlflow_url, registry_uri=stack.mlflow_url)
     champion = client.get_model_version_by_alias("mtl-ecommerce", "champion")
     assert champion.run_id in runs

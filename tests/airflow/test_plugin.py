@@ -9,6 +9,7 @@ SQLite DB holding one tiny DAG: the requests are the ones the UI makes.
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 import subprocess
 import sys
@@ -161,7 +162,7 @@ def plugin_env(home: Path, dags: Path, project: Path) -> dict[str, str]:
         AIRFLOW__CORE__DAGS_FOLDER=str(dags),
         AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin",
         AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(passwords),
-        AIRFLOW__API_AUTH__JWT_SECRET="plugin-test-" * 8,  # long enough for HS512, no warning
+        AIRFLOW__API_AUTH__JWT_SECRET=secrets.token_hex(48),  # long enough for HS512, no warning
         MTL_PROJECT_DIR=str(project),
         MTL_MLFLOW_UI_URL=MLFLOW_UI + "/",  # the trailing slash must not double up
     )

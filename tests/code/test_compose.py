@@ -204,6 +204,23 @@ def test_gpu_worker_reserves_nvidia_gpus_on_its_own_queue():
     assert "MTL_GPU_QUEUE" in ENV
 
 
+def test_no_api_answers_without_credentials():
+    """Airflow's API and UI need a login (simple auth manager, never all-admins) and so does
+    MLflow's (basic-auth app); the pipeline signs in to MLflow with the admin's login."""
+    for name in AIRFLOW_SERVICES:
+        env = RESOLVED[name]["environment"]
+        assert env.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "False").lower() == "false", name
+        assert "AIRFLOW__CORE__AUTH_MANAGER" not in env or "Simple" not in env["AIRFLOW__CORE__AUTH_MANAGER"]
+        assert env["MLFLOW_TRACKING_USERNAME"] == RESOLVED["mlflow"]["environment"]["MLFLOW_ADMIN_USERNAME"]
+        assert compose.environment(SERVICES[name])["MLFLOW_TRACKING_PASSWORD"].startswith("${MLFLOW_ADMIN_PASSWORD:?")
+    mlflow = RESOLVED["mlflow"]["command"]
+    assert mlflow[mlflow.index("--app-name") + 1] == "basic-auth"
+    # its users and permissions in their own database, which the PostgreSQL init script creates
+    assert RESOLVED["mlflow"]["environment"]["MLFLOW_AUTH_DATABASE_URI"].endswith("/" + ENV["MLFLOW_AUTH_DB"])
+    assert "MLFLOW_AUTH_DB" in (REPO / "docker" / "postgres-init.sh").read_text()
+    assert "MLFLOW_AUTH_DB" in RESOLVED["postgres"]["environment"]
+
+
 def test_published_ports_are_the_ones_the_commands_listen_on():
     listens = {"airflow-apiserver": "8080", "mlflow": "5000", "minio": "9001", "flower": "5555"}
     for name, port in listens.items():

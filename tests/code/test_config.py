@@ -55,6 +55,18 @@ def _mutate(path: str, value):
         ("tasks.1.implies", "nonexistent", "tasks[1].implies"),
         ("gate.tasks", {"ctr": {"floor": 0.5}}, "gate.tasks.ctr: no task named 'ctr'"),
         ("gate.tasks", {"click": {"max_regression": -1}}, "gate.tasks.click.max_regression"),
+        ("gate.tasks", {"click": {"floor": "high"}}, "gate.tasks.click.floor: Input should be a valid number"),
+        ("train.batch_size", 0, "train.batch_size: Input should be greater than 0"),
+        ("train.weighting.method", "magic", "train.weighting.method: Value error, unknown weighting 'magic'"),
+        ("train.distributed.nnodes", 2, "nnodes is 2: set rdzv_endpoint"),
+        ("train.distributed.rdzv_endpoint", "gpu0", "rdzv_endpoint 'gpu0' is not host:port"),
+        ("model", "mmoe", "model: Input should be a valid dictionary"),
+        ("data.schema.time", 5, "data.schema.time: Input should be a valid string"),
+        ("validation.columns", {"no_such_column": {"min": 0}}, "validation.columns.no_such_column: not a column"),
+        ("features.columns", {"no_such_column": {}}, "features.columns.no_such_column: not a categorical or numeric"),
+        ("evaluation.bootstrap", -3, "evaluation.bootstrap: Input should be greater than or equal to 0"),
+        ("scoring.chunk_rows", -5, "scoring.chunk_rows: Input should be greater than 0"),
+        ("airflow.retries", -1, "airflow.retries: Input should be greater than or equal to 0"),
     ],
 )
 def test_invalid_values_name_the_key(path, value, expected):

@@ -100,3 +100,38 @@ def test_checkpoint_roundtrip_without_pickle(tmp_path):
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(ValueError, match="not a readable model file"):
         load_model(path)
+
+
+def _flip_inside(path, tensor: torch.Tensor) -> None:
+    """Flip one bit inside ``tensor``'s bytes in the file: a damage the zip container lets through."""
+    raw = bytearray(path.read_bytes())
+    at = raw.find(tensor.detach().cpu().contiguous().numpy().tobytes()[:64])
+    assert at > 0, "tensor bytes not found in the file"
+    raw[at + 7] ^= 0x10
+    path.write_bytes(bytes(raw))
+
+
+def test_a_corrupted_model_file_is_rejected_by_checksum(tmp_path):
+    cfg = ModelConfig(experts=2, expert_hidden=(64,), tower_hidden=())
+    model = MMoE(SPEC, cfg)
+    path = tmp_path / "model.pt"
+    save_model(path, model, SPEC, cfg)
+    load_model(path)  # intact: loads
+    weight = max(model.state_dict().values(), key=lambda t: t.numel())
+    _flip_inside(path, weight)
+    # torch itself would load it: the damage is only in the numbers
+    assert torch.load(path, weights_only=True)["state_dict"]
+    with pytest.raises(ValueError, match="checksum mismatch, the model file is corrupted"):
+        load_model(path)
+
+
+def test_a_corrupted_training_state_is_not_resumed_from(tmp_path, capsys):
+    from mtl.training.checkpoint import load_training_state, save_training_state
+
+    path = tmp_path / "train_state.pt"
+    weights = torch.randn(4096)
+    save_training_state(path, {"fingerprint": "f", "epoch": 2, "weights": weights})
+    assert load_training_state(path, "f")["epoch"] == 2
+    _flip_inside(path, weights)
+    assert load_training_state(path, "f") is None
+    assert "checksum mismatch, the training state is corrupted; training starts afresh" in capsys.readouterr().err

@@ -149,6 +149,36 @@ def main(argv: list[str] | None = None) -> int:
     except (StageFailed, ValidationFailed) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except Exception as err:
+        uri = _tracking_outage(err)
+        if uri is None:
+            raise
+        print(f"error: the MLflow tracking server at {uri} did not answer ({_first_line(err)}). Start it, or point "
+              "MLFLOW_TRACKING_URI at the right one, and rerun: training resumes from its last checkpoint. "
+              "Nothing was registered and the champion is unchanged.", file=sys.stderr)
+        return 1
+
+
+def _tracking_outage(err: BaseException) -> str | None:
+    """The tracking URI when ``err`` (or what it was raised during) says the server did not
+    answer, else None: an outage is an operational fault with a fix, not a bug to trace."""
+    import requests
+    from mlflow.exceptions import MlflowException
+
+    for e in (err, err.__context__, err.__cause__):
+        if isinstance(e, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
+            break
+        if isinstance(e, MlflowException) and "API request to" in str(e) and any(
+                s in str(e) for s in ("ConnectionError", "Connection refused", "Max retries", "timed out")):
+            break
+    else:
+        return None
+    return os.environ.get("MLFLOW_TRACKING_URI") or "(the local store)"
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return text[:200]
 
 
 if __name__ == "__main__":

@@ -170,12 +170,14 @@ def train(cfg: Config, paths: Paths) -> dict:
         return {}
     experiment_id = tracking.configure(paths)
     validation = _read_json(paths.validation_result, "validate")
-    with mlflow.start_run(experiment_id=experiment_id) as run:
+    previous = _resumable_run(paths, fingerprint)
+    with mlflow.start_run(**({"run_id": previous} if previous else {"experiment_id": experiment_id})) as run:
         mlflow.set_tags(tracking.lineage_tags(paths) | _validation_tags(validation) | {
             "mtl.transform_sha256": transform.fingerprint(),
             "mtl.data_source": cfg.data.source,
         })
-        mlflow.log_params(_flat_params(cfg))
+        # a resumed run has its params already (MLflow refuses to log one twice)
+        mlflow.log_params({k: v for k, v in _flat_params(cfg).items() if k not in run.data.params})
         mlflow.log_dict(validation, "validation/result.json")
         mlflow.log_metrics(_validation_metrics(validation))
 
@@ -185,7 +187,8 @@ def train(cfg: Config, paths: Paths) -> dict:
             print(f"epoch {rec['epoch']}/{cfg.train.epochs}: {vals}", flush=True)
 
         result = loop.train(train_arrays, val_arrays, spec, transform.tasks, cfg, on_epoch=on_epoch,
-                            state_path=paths.train_state, fingerprint=fingerprint)
+                            state_path=paths.train_state, fingerprint=fingerprint, run_id=run.info.run_id,
+                            replay=previous is None)
         if result.resumed_from:
             print(f"resumed from the checkpoint of epoch {result.resumed_from - 1} (a killed run)", flush=True)
             mlflow.set_tag("mtl.resumed_from_epoch", result.resumed_from - 1)
@@ -290,6 +293,24 @@ def _run_fingerprint(transform, cfg: Config) -> str:
     train = cfg.train.model_dump(mode="json", exclude={"progress", "num_threads"})
     payload = {"transform": transform.fingerprint(), "model": cfg.model.model_dump(mode="json"), "train": train}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _resumable_run(paths: Paths, fingerprint: str) -> str | None:
+    """The MLflow run of a killed or failed training whose saved state this one resumes, while
+    that run is still open: the retry goes on in it, so a fault leaves no duplicate run behind."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from mtl.training.checkpoint import load_training_state
+
+    run_id = (load_training_state(paths.train_state, fingerprint) or {}).get("mlflow_run_id")
+    if not run_id:
+        return None
+    try:
+        status = mlflow.get_run(run_id).info.status
+    except MlflowException:  # a state from another tracking store
+        return None
+    return run_id if status != "FINISHED" else None
 
 
 def _flat_params(cfg: Config) -> dict[str, str]:

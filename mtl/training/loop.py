@@ -159,6 +159,8 @@ def train(
     on_epoch: Callable[[dict], None] | None = None,
     state_path: Path | None = None,
     fingerprint: str = "",
+    run_id: str = "",
+    replay: bool = True,
 ) -> TrainResult:
     """Train with early stopping on validation; returns the best epoch's model.
 
@@ -205,7 +207,7 @@ def train(
                                                           saved["best_epoch"], saved["bad_epochs"])
         history, seen, stopped = saved["history"], saved["seen"], saved["stopped"]
         first_epoch = resumed_from = saved["epoch"] + 1
-        for record in history:  # the new run's curves start where the killed one's ended
+        for record in history if replay else ():  # a new run's curves start where the killed one's ended
             if on_epoch is not None:
                 on_epoch(record)
     seen_before = seen  # samples/s counts this process's work only
@@ -261,6 +263,7 @@ def train(
                 "weighting": weighting.state_dict(), "generator": generator.get_state(),
                 "torch_rng": torch.get_rng_state(), "best_model": best_state, "best_score": best_score,
                 "best_epoch": best_epoch, "bad_epochs": bad_epochs, "history": history,
+                "mlflow_run_id": run_id,  # a resumed run goes on in the same MLflow run
             })
         if stopped:
             break

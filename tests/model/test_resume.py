@@ -76,3 +76,11 @@ def test_killed_train_stage_resumes(project):
     assert retry.returncode == 0, retry.stderr
     assert "resumed from the checkpoint of epoch" in retry.stdout
     assert paths.train_info.exists() and not paths.train_state.exists()
+    # the retry went on in the killed attempt's MLflow run: one run, finished, every epoch once
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["mtl-training"])
+    assert list(runs["status"]) == ["FINISHED"], runs[["run_id", "status"]]
+    history = mlflow.MlflowClient().get_metric_history(runs["run_id"][0], "train_loss_click")
+    assert sorted(m.step for m in history) == sorted({m.step for m in history}), "an epoch logged twice"

@@ -59,6 +59,7 @@ class CeleryStack(LiveAirflow):
         self.password = secrets.token_urlsafe(12)
         self.procs: dict[str, subprocess.Popen] = {}
         self.logs: dict[str, Path] = {}
+        self._envs: dict[str, dict[str, str]] = {}
         self.env: dict[str, str] = {}
 
     # -- environment ------------------------------------------------------------------------------
@@ -102,6 +103,9 @@ class CeleryStack(LiveAirflow):
         env.update(
             AIRFLOW_HOME=str(self.home),
             AIRFLOW__API__WORKERS="1",
+            # A task whose worker died is declared failed (and retried) after 20 s without a
+            # heartbeat instead of 5 minutes: the fault tests wait for it.
+            AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT="20",
             AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT=str(self.scheduler_health_port),
             HOSTNAME=socket.gethostname(),
         )
@@ -198,7 +202,22 @@ class CeleryStack(LiveAirflow):
 
     # -- internals --------------------------------------------------------------------------------
 
+    def kill(self, service: str) -> None:
+        """SIGKILL a component and every process under it, task processes included: a crashed
+        container."""
+        proc = self.procs[service]
+        known = {proc.pid: _start_time(proc.pid)}
+        known.update(_descendants_of(dict(known)))
+        for pid in known:
+            _signal_all(pid, {pid: known[pid]}, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+    def restart(self, service: str) -> None:
+        """Start a killed component again, as `restart: unless-stopped` would."""
+        self._spawn(service, self._command(service), self._envs[service])
+
     def _spawn(self, service: str, command: list[str], env: dict[str, str] | None = None) -> None:
+        self._envs[service] = env or self.env
         entrypoint = self.project / "docker" / "entrypoint.sh"
         self.logs[service] = self.home / f"{service}.log"
         with open(self.logs[service], "ab") as log:

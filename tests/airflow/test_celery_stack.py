@@ -1,15 +1,18 @@
 """The team stack of docker-compose.yaml, run natively (tests/airflow/stack.py): Airflow's API
 server, scheduler, DAG processor, triggerer and two Celery workers (the default queue and the
-GPU queue) on PostgreSQL and Redis, an MLflow server on a PostgreSQL backend store. One
-`mtl_training` run goes through all of it; its run and model must land in MLflow's PostgreSQL
-store, its artifacts behind the server, its outputs in the DVC remote."""
+GPU queue) on PostgreSQL and Redis, an MLflow server on a PostgreSQL backend store (behind a
+login). One `mtl_training` run goes through all of it, surviving a scheduler and a worker crash
+on the way; its run and model must land in MLflow's PostgreSQL store, its artifacts behind the
+server, its outputs in the DVC remote."""
 
 from __future__ import annotations
 
 import base64
+import json
 import re
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -52,6 +55,15 @@ def test_compose_health_checks_pass_natively(stack: CeleryStack):
         assert result.returncode == 0, f"{service} health check failed:\n{result.stdout}\n{result.stderr}"
 
 
+def _wait_task(stack: CeleryStack, run_id: str, task: str, states: set[str], timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if stack.task_states("mtl_training", run_id).get(task) in states:
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"{task} never reached {states}: {stack.task_states('mtl_training', run_id)}")
+
+
 def _get(url: str, auth: tuple[str, str] | None) -> str:
     request = urllib.request.Request(url)
     if auth:
@@ -60,11 +72,35 @@ def _get(url: str, auth: tuple[str, str] | None) -> str:
         return reply.read().decode()
 
 
-def test_training_runs_through_celery_workers_into_mlflow_on_postgres(stack: CeleryStack, monkeypatch):
+def test_training_runs_through_celery_workers_survives_crashes_into_mlflow_on_postgres(stack: CeleryStack,
+                                                                                    monkeypatch):
+    """One run, with two crashes on the way: the scheduler killed while the run starts and the
+    GPU worker killed (with its task) in the middle of training. Both come back (compose's
+    `restart: unless-stopped`); the run completes through a retry that resumes training from its
+    checkpoint, and leaves exactly one run's outputs."""
     stack.wait_for_dag("mtl_training")
-    result = stack.wait_run("mtl_training", stack.trigger("mtl_training"), timeout=900)
+    run_id = stack.trigger("mtl_training")
+    _wait_task(stack, run_id, "generate", {"running", "success"})
+    stack.kill("airflow-scheduler")
+    time.sleep(3)
+    stack.restart("airflow-scheduler")
+    checkpoint = stack.project / "data" / "04_model" / "checkpoints" / "train_state.pt"
+    _wait_task(stack, run_id, "train", {"running"})
+    deadline = time.monotonic() + 300
+    while not checkpoint.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert checkpoint.exists(), "train never saved an epoch"
+    stack.kill("airflow-worker-gpu")
+    stack.restart("airflow-worker-gpu")
+
+    result = stack.wait_run("mtl_training", run_id, timeout=900)
     assert result.state == "success", stack.explain("mtl_training", result) + "\n" + stack.log_tail()
     assert result.tasks["promote"] == "success" and result.tasks["push"] == "success", result.tasks
+    train = stack.api("GET", f"/dags/mtl_training/dagRuns/{run_id}/taskInstances/train")
+    assert train["try_number"] >= 2, train  # the killed attempt, then the retry
+    log = stack.api("GET", f"/dags/mtl_training/dagRuns/{run_id}/taskInstances/train/logs/{train['try_number']}"
+                           "?full_content=true")
+    assert "resumed from the checkpoint of epoch" in json.dumps(log), "the retry started over"
 
     # Routed by queue: training work only on the GPU worker, the rest on the default one.
     page = stack.api("GET", f"/dags/mtl_training/dagRuns/{result.run_id}/taskInstances?limit=100")
@@ -78,14 +114,18 @@ def test_training_runs_through_celery_workers_into_mlflow_on_postgres(stack: Cel
 
     # The run and the model are in the MLflow server's PostgreSQL store...
     with psycopg2.connect(stack.pg_url(stack.mlflow_db, "postgresql")) as db, db.cursor() as cur:
-        cur.execute("SELECT r.run_uuid FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
-                    "WHERE r.status = 'FINISHED' AND t.key = 'mtl.airflow_run_id' AND t.value = %s", (result.run_id,))
-        runs = [r for (r,) in cur.fetchall()]
+        cur.execute("SELECT r.run_uuid, r.status, e.name FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
+                    "JOIN experiments e ON e.experiment_id = r.experiment_id "
+                    "WHERE t.key = 'mtl.airflow_run_id' AND t.value = %s", (run_id,))
+        tagged = cur.fetchall()
+        runs = [r for r, status, _ in tagged if status == "FINISHED"]
+        # one training run, finished: the retry went on in the killed attempt's run
+        assert [status for _, status, name in tagged if name == "mtl-training"] == ["FINISHED"], tagged
         cur.execute("SELECT name, version FROM model_versions")
         versions = cur.fetchall()
         cur.execute("SELECT name, alias, version FROM registered_model_aliases")
         aliases = cur.fetchall()
-    assert runs, f"no finished MLflow run tagged with the Airflow run {result.run_id}"
+    assert runs and len(runs) == len(tagged), f"MLflow runs of the Airflow run {run_id}: {tagged}"
     assert versions == [("mtl-ecommerce", 1)], versions
     assert ("mtl-ecommerce", "champion", 1) in aliases, aliases
 

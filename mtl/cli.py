@@ -153,9 +153,12 @@ def main(argv: list[str] | None = None) -> int:
         uri = _tracking_outage(err)
         if uri is None:
             raise
+        after = {"train": "training resumes from its last checkpoint (the champion is untouched: nothing is "
+                 "registered before `mtl promote`)",
+                 "promote": "a rerun registers the candidate at most once and moves the champion only on a pass"}
         print(f"error: the MLflow tracking server at {uri} did not answer ({_first_line(err)}). Start it, or point "
-              "MLFLOW_TRACKING_URI at the right one, and rerun: training resumes from its last checkpoint. "
-              "Nothing was registered and the champion is unchanged.", file=sys.stderr)
+              f"MLFLOW_TRACKING_URI at the right one, and rerun `mtl {args.command}`: "
+              f"{after.get(args.command, 'the stage runs again from its inputs')}.", file=sys.stderr)
         return 1
 
 

@@ -170,7 +170,10 @@ def train(cfg: Config, paths: Paths) -> dict:
         return {}
     experiment_id = tracking.configure(paths)
     validation = _read_json(paths.validation_result, "validate")
-    previous = _resumable_run(paths, fingerprint)
+    from mtl.training.checkpoint import load_training_state
+
+    saved = load_training_state(paths.train_state, fingerprint)  # loaded once: read here and by the loop
+    previous = _resumable_run(saved)
     with mlflow.start_run(**({"run_id": previous} if previous else {"experiment_id": experiment_id})) as run:
         mlflow.set_tags(tracking.lineage_tags(paths) | _validation_tags(validation) | {
             "mtl.transform_sha256": transform.fingerprint(),
@@ -188,7 +191,7 @@ def train(cfg: Config, paths: Paths) -> dict:
 
         result = loop.train(train_arrays, val_arrays, spec, transform.tasks, cfg, on_epoch=on_epoch,
                             state_path=paths.train_state, fingerprint=fingerprint, run_id=run.info.run_id,
-                            replay=previous is None)
+                            replay=previous is None, saved=saved)
         if result.resumed_from:
             print(f"resumed from the checkpoint of epoch {result.resumed_from - 1} (a killed run)", flush=True)
             mlflow.set_tag("mtl.resumed_from_epoch", result.resumed_from - 1)
@@ -295,15 +298,13 @@ def _run_fingerprint(transform, cfg: Config) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def _resumable_run(paths: Paths, fingerprint: str) -> str | None:
+def _resumable_run(saved: dict | None) -> str | None:
     """The MLflow run of a killed or failed training whose saved state this one resumes, while
     that run is still open: the retry goes on in it, so a fault leaves no duplicate run behind."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from mtl.training.checkpoint import load_training_state
-
-    run_id = (load_training_state(paths.train_state, fingerprint) or {}).get("mlflow_run_id")
+    run_id = (saved or {}).get("mlflow_run_id")
     if not run_id:
         return None
     try:

@@ -96,3 +96,22 @@ def project(tmp_path, monkeypatch) -> Path:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
     return root
+
+
+def wait_for_http(url: str, proc, log: Path, timeout: float = 180, what: str = "server") -> None:
+    """Poll ``url`` until it answers 200; fail early (with the end of ``log``) if ``proc`` exits."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        tail = log.read_text(errors="replace")[-3000:] if log.exists() else "(no log)"
+        assert proc.poll() is None, f"{what} exited:\n{tail}"
+        assert time.monotonic() < deadline, f"{what} not up in {timeout:.0f} s:\n{tail}"
+        time.sleep(0.5)

@@ -161,6 +161,7 @@ def train(
     fingerprint: str = "",
     run_id: str = "",
     replay: bool = True,
+    saved: dict | None = None,
 ) -> TrainResult:
     """Train with early stopping on validation; returns the best epoch's model.
 
@@ -196,7 +197,8 @@ def train(
     history: list[dict] = []
     seen, started = 0, time.perf_counter()
     first_epoch, stopped, resumed_from = 1, False, 0
-    saved = load_training_state(state_path, fingerprint) if state_path is not None else None
+    if saved is None and state_path is not None:  # the caller may have loaded it already
+        saved = load_training_state(state_path, fingerprint)
     if saved is not None:
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])

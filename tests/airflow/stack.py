@@ -19,10 +19,10 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 from tests import compose
+from tests.conftest import wait_for_http
 from tests.airflow.live import LiveAirflow, _alive, _descendants_of, _signal_all, _start_time, free_port, live_env
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -260,17 +260,8 @@ class CeleryStack(LiveAirflow):
         self._spawn("mlflow", argv, {k: v for k, v in env.items() if v != ""})
 
     def _wait_mlflow(self, deadline: float) -> None:
-        while time.monotonic() < deadline:
-            if self.procs["mlflow"].poll() is not None:
-                raise RuntimeError(f"mlflow server exited:\n{self.component_log('mlflow')}")
-            try:
-                with urllib.request.urlopen(f"{self.mlflow_url}/health", timeout=5) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(1)
-        raise TimeoutError(f"mlflow server not up:\n{self.component_log('mlflow')}")
+        wait_for_http(f"{self.mlflow_url}/health", self.procs["mlflow"], self.logs["mlflow"],
+                      timeout=max(1.0, deadline - time.monotonic()), what="mlflow server")
 
     def _wait_password(self, deadline: float) -> str:
         return self.password

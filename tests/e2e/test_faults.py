@@ -7,13 +7,12 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.airflow.live import free_port
-from tests.conftest import set_params
+from tests.conftest import set_params, wait_for_http
 
 pytestmark = pytest.mark.slow
 
@@ -34,15 +33,8 @@ class MlflowServer:
              "--artifacts-destination", str(self.root / "artifacts"), "--host", "127.0.0.1", "--port", str(self.port),
              "--workers", "1"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2):
-                    return self
-            except OSError:
-                assert self.proc.poll() is None, (self.root / "mlflow-server.log").read_text()[-2000:]
-                time.sleep(0.5)
-        raise TimeoutError("mlflow server did not start")
+        wait_for_http(f"{self.url}/health", self.proc, self.root / "mlflow-server.log", what="mlflow server")
+        return self
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

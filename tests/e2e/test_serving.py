@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
@@ -20,7 +19,7 @@ from mtl.config import load_config
 from mtl.paths import Paths
 from mtl.scoring import SchemaMismatch, Scorer
 from tests.airflow.live import free_port
-from tests.conftest import SMALL_OVERRIDES, copy_project, set_params
+from tests.conftest import SMALL_OVERRIDES, copy_project, set_params, wait_for_http
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("serving")]
 
@@ -90,17 +89,7 @@ def test_model_server_scores_raw_rows_like_in_process(champion, tmp_path):
     with open(log_path, "w") as log:
         proc = _serve(env, port, log)
         try:
-            deadline = time.monotonic() + 180
-            while True:
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=5) as resp:
-                        if resp.status == 200:
-                            break
-                except OSError:
-                    pass
-                assert proc.poll() is None, log_path.read_text()[-3000:]
-                assert time.monotonic() < deadline, "model server not up in 180 s:\n" + log_path.read_text()[-3000:]
-                time.sleep(1)
+            wait_for_http(f"http://127.0.0.1:{port}/ping", proc, log_path, what="model server")
 
             # The raw columns as a caller sends them (JSON nulls for the missing values), plus one
             # the model does not read, which it ignores.

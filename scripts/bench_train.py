@@ -24,6 +24,11 @@ the same per-epoch validation pass their early stopping needs. samples/s = train
 run / seconds. Test AUC is scikit-learn's roc_auc_score over every test row, on the project's
 logits and on torch-rechub's probabilities; the oracle row scores the generator's true
 probabilities.
+
+``--sequences`` measures what the history encoder costs: the project alone (torch-rechub's
+MMOE has no history input), trained twice on the same features, built with the users' histories
+(data.schema.sequence, features.sequence.max_length, default 50): once without reading them,
+once through the Transformer with target attention (model.sequence).
 """
 
 from __future__ import annotations
@@ -179,18 +184,25 @@ def oracle_auc(features_dir: Path, cfg, test, names: list[str]) -> dict[str, flo
 # the two contestants
 
 
-def run_project(cfg, transform, train, val, test) -> Outcome:
+def run_project(cfg, transform, train, val, test, histories: bool = True) -> Outcome:
+    from dataclasses import replace
+
     from mtl.models.layers import InputSpec
     from mtl.training import loop
 
-    spec = InputSpec.from_tasks(transform.cardinalities, transform.n_numeric, transform.tasks)
+    spec = InputSpec.from_transform(transform)
+    if not histories:
+        spec = replace(spec, seq_shares=())
     with OtherLoad() as other:
         started = time.perf_counter()
         result = loop.train(train, val, spec, transform.tasks, cfg)
         seconds = time.perf_counter() - started
     names = [t["name"] for t in transform.tasks]
     auc = auc_per_task(np.asarray(test.labels), np.asarray(test.mask), loop.predict_raw(result.model, test), names)
-    return Outcome("this project (mtl MMoE)", seconds, len(result.history), len(train), auc,
+    name = "this project (mtl MMoE)" if not transform.sequence else (
+        f"mtl MMoE, histories (length {transform.seq_length}, {cfg.model.sequence.layers} encoder layer(s))"
+        if histories else "mtl MMoE, no histories")
+    return Outcome(name, seconds, len(result.history), len(train), auc,
                    note=f"loop.train reports {result.samples_per_second:,.0f} samples/s (its clock starts after "
                         f"the split is turned into tensors)", other_core_seconds=other.core_seconds)
 
@@ -256,7 +268,7 @@ def profile_project(cfg, transform, train, val, steps: int) -> None:
     from mtl.training import loop
 
     subset = train.take(np.arange(min(len(train), steps * cfg.train.batch_size)))
-    spec = InputSpec.from_tasks(transform.cardinalities, transform.n_numeric, transform.tasks)
+    spec = InputSpec.from_transform(transform)
     one_epoch = cfg.model_copy(update={"train": cfg.train.model_copy(update={"epochs": 1})})
     loop.train(subset.take(np.arange(min(len(subset), 5 * cfg.train.batch_size))), val, spec, transform.tasks,
                one_epoch)  # warm-up: thread pool, allocator, oneDNN kernels
@@ -294,6 +306,9 @@ def main() -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a project setting (YAML value), e.g. --set model.norm=none; the reference "
                         "side gets the settings it can express (experts, layers, embedding, batch, lr)")
+    p.add_argument("--sequences", action="store_true",
+                   help="the project with and without user histories (no torch-rechub side)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="train.device for the project")
     p.add_argument("--profile", action="store_true", help="also profile the project's training step")
     p.add_argument("--profile-steps", type=int, default=50, help="training batches profiled")
     args = p.parse_args()
@@ -305,6 +320,9 @@ def main() -> None:
     import yaml
 
     overrides = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+    overrides["train.device"] = args.device
+    if args.sequences:
+        overrides["data.schema.sequence"] = {"hist_item_ids": "item_id", "hist_category_ids": "category_id"}
     cfg = bench_config(args.params, args.rows, args.epochs, args.threads, overrides)
     args.workdir.mkdir(parents=True, exist_ok=True)
     features_dir = prepare(cfg, args.workdir)
@@ -315,13 +333,18 @@ def main() -> None:
     print(f"{len(train):,} train / {len(val):,} validation / {len(test):,} test rows; "
           f"{len(transform.cat_inputs)} categorical + {len(transform.num_inputs)} numeric inputs; tasks {names}; "
           f"{args.epochs} epochs, batch {cfg.train.batch_size}, lr {cfg.train.learning_rate}, "
-          f"{args.threads} threads, torch {torch.__version__}", flush=True)
+          f"{args.threads} threads, torch {torch.__version__}, {args.device}"
+          + (f" ({torch.cuda.get_device_name()})" if args.device == "cuda" else ""), flush=True)
 
     results = []
-    if args.only in (None, "project"):
+    if args.sequences:
+        for histories in (False, True):
+            results.append(run_project(cfg, transform, train, val, test, histories))
+            print(f"{results[-1].name}: {results[-1].samples_per_second:,.0f} samples/s", flush=True)
+    elif args.only in (None, "project"):
         results.append(run_project(cfg, transform, train, val, test))
         print(f"project: {results[-1].samples_per_second:,.0f} samples/s", flush=True)
-    if args.only in (None, "rechub"):
+    if args.only in (None, "rechub") and not args.sequences:
         from importlib.metadata import version
 
         results.append(run_rechub(cfg, transform, train, val, test))

@@ -2,12 +2,18 @@
 
     .venv/bin/python scripts/quality_table.py                       # all architectures, seeds 1-3
     .venv/bin/python scripts/quality_table.py --arch mmoe,single_task --seeds 1,2 --rows 300000
+    .venv/bin/python scripts/quality_table.py --arch mmoe --inputs base,sequence,text,sequence+text  # README table
 
 Preprocesses the log once (params.yaml settings, data.synthetic.rows overridable), then trains
 each architecture with each seed through the same trainer `mtl train` uses, scores the test
 split through the served-model path and prints mean ± std of each task's AUC beside the oracle
 AUC (the log records every label's true probability) as a Markdown table. Funnel tasks also get
 their AUC given the parent (CVR on clicks). Hyper-parameters are params.yaml's for every model.
+
+``--inputs`` compares what the model reads: ``base`` (the schema's categorical and numeric
+columns), ``sequence`` (plus the users' histories), ``text`` (plus item titles through the
+sentence encoder) or both. The features are built once with every input; a variant's model just
+leaves out the encoders it does not use, so all variants see identical rows.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +39,7 @@ def main() -> None:
     p.add_argument("--arch", default=",".join(ARCHITECTURES))
     p.add_argument("--seeds", default="1,2,3")
     p.add_argument("--rows", type=int, default=None, help="synthetic rows (default: params.yaml)")
+    p.add_argument("--inputs", default="base", help="comma-separated: base, sequence, text, sequence+text")
     p.add_argument("--workdir", default="/tmp/mtl-quality")
     p.add_argument("--json", help="also write the raw results here")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -54,6 +62,11 @@ def main() -> None:
     overrides = {"train.progress": False} | {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.set)}
     if args.rows:
         overrides["data.synthetic.rows"] = args.rows
+    variants = args.inputs.split(",")
+    if any("sequence" in v for v in variants):
+        overrides["data.schema.sequence"] = {"hist_item_ids": "item_id", "hist_category_ids": "category_id"}
+    if any("text" in v for v in variants):
+        overrides["data.schema.text"] = ["title"]
     cfg = load_config(ROOT / "params.yaml", overrides)
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -65,22 +78,26 @@ def main() -> None:
     transform = Transform.load(features / TRANSFORM)
     train_rows, val = open_split(features / "train"), open_split(features / "validation").all()
     test_rows = pd.read_parquet(features / TEST_RAW)
-    scenario = cfg.data.schema.scenario
-    spec = InputSpec.from_tasks(transform.cardinalities, transform.n_numeric, transform.tasks,
-                                transform.cat_inputs.index(scenario) if scenario in transform.cat_inputs else -1)
+    full = InputSpec.from_transform(transform, cfg.data.schema.scenario)
+    table_ = transform.text_table() if transform.text else None
 
     results: dict[str, list[dict]] = {}
     for arch in args.arch.split(","):
-        for seed in (int(s) for s in args.seeds.split(",")):
-            run_cfg = load_config(ROOT / "params.yaml", overrides | {"model.architecture": arch, "train.seed": seed})
-            started = time.perf_counter()
-            result = loop.train(train_rows, val, spec, transform.tasks, run_cfg)
-            scores = Scorer(transform, result.model).predict(test_rows)
-            metrics = evaluate_scores(scores, test_rows, run_cfg)
-            results.setdefault(arch, []).append(metrics)
-            aucs = ", ".join(f"{t} {m['auc']:.4f}" for t, m in metrics.items() if m.get("auc") is not None)
-            print(f"{arch} seed {seed}: {aucs} (best epoch {result.best_epoch}, "
-                  f"{result.samples_per_second:,.0f} samples/s, {time.perf_counter() - started:.0f} s)", flush=True)
+        for variant in variants:
+            parts = set(variant.split("+"))
+            spec = replace(full, seq_shares=full.seq_shares if "sequence" in parts else (),
+                           n_text=full.n_text if "text" in parts else 0)
+            name = arch if variants == ["base"] else f"{arch}, {variant}"
+            for seed in (int(s) for s in args.seeds.split(",")):
+                run_cfg = load_config(ROOT / "params.yaml", overrides | {"model.architecture": arch, "train.seed": seed})
+                started = time.perf_counter()
+                result = loop.train(train_rows, val, spec, transform.tasks, run_cfg, text_table=table_)
+                scores = Scorer(transform, result.model).predict(test_rows)
+                metrics = evaluate_scores(scores, test_rows, run_cfg)
+                results.setdefault(name, []).append(metrics)
+                aucs = ", ".join(f"{t} {m['auc']:.4f}" for t, m in metrics.items() if m.get("auc") is not None)
+                print(f"{name} seed {seed}: {aucs} (best epoch {result.best_epoch}, "
+                      f"{result.samples_per_second:,.0f} samples/s, {time.perf_counter() - started:.0f} s)", flush=True)
 
     print()
     print(table(results, cfg))

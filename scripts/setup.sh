@@ -10,7 +10,8 @@
 #   VENV        where the environment goes (default .venv)
 #   MTL_TORCH   auto (default: CUDA build if nvidia-smi sees a GPU), cpu or cuda; an image build
 #               sees no GPU, so the Dockerfile says which it wants
-#   MTL_EXTRAS  the project's extras to install (default test; the Dockerfile: s3)
+#   MTL_EXTRAS  the project's extras to install (default test; text: the sentence encoder for
+#               text columns, which `make test` adds; the Dockerfile: s3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -7,6 +7,12 @@ numeric transforms (impute -> clip -> log1p -> standardise or bucketise, with an
 missing indicator). It also records what it saw (counts, means, quantiles, label rates per task
 and scenario) so later runs can compare new data against it.
 
+History columns (``data.schema.sequence``) become a (rows, columns, max_length) matrix of
+indices into the vocabulary of the column each shares, newest element first, -1 for padding.
+Text columns (``data.schema.text``) become one row index per column into a table of sentence
+vectors: every distinct text is encoded once (mtl/data/text.py) and the vectors are saved beside
+the transform (``transform.text.npy``, float16, its SHA-256 in the JSON).
+
 The result is plain JSON with a checksum: no pickle, so a transform from anywhere loads safely.
 ``apply`` is the one function that turns raw rows into model inputs; training (via
 ``mtl.data.shards``) and the served model both call it, which is what makes them agree.
@@ -41,7 +47,15 @@ class Transform:
     tasks: list[dict]  # the task specs the transform was fitted for (name, label, type, condition)
     split: dict = field(default_factory=dict)  # how rows were split, for lineage
     stats: dict = field(default_factory=dict)  # what the fit saw, for drift checks and docs
+    # history column -> {"shares": categorical column, "max_length": int}
+    sequence: dict[str, dict] = field(default_factory=dict)
+    # {"encoder": {...}, "columns": {column: {"values": [...], "offset": int}}, "vectors_sha256": str}
+    text: dict = field(default_factory=dict)
     _lookups: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    # The sentence vectors (row 0: the zero vector of a null text), then any texts encoded since.
+    _vectors: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+    _vectors_file: Path | None = field(default=None, init=False, repr=False, compare=False)
+    _extra: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # -- what the model sees ------------------------------------------------------------------
     @property
@@ -69,9 +83,50 @@ class Transform:
     def n_numeric(self) -> int:
         return len(self.num_inputs)
 
+    @property
+    def seq_shares(self) -> list[int]:
+        """Per history column, the categorical input whose embedding its elements share."""
+        return [list(self.categorical).index(s["shares"]) for s in self.sequence.values()]
+
+    @property
+    def seq_length(self) -> int:
+        return max((s["max_length"] for s in self.sequence.values()), default=0)
+
+    @property
+    def text_dim(self) -> int:
+        return int(self.text["encoder"]["dim"]) if self.text else 0
+
+    # -- text vectors -------------------------------------------------------------------------
+    def set_vectors(self, vectors: np.ndarray) -> None:
+        """The sentence vectors of every text of ``text.columns`` (row 0 the null text)."""
+        self._vectors = np.ascontiguousarray(vectors, dtype=np.float16)
+        self.text["vectors_sha256"] = hashlib.sha256(self._vectors.tobytes()).hexdigest()
+
+    def _base_vectors(self) -> np.ndarray:
+        if self._vectors is None:
+            self._vectors = _read_vectors(self._vectors_file, self.text["vectors_sha256"])
+        return self._vectors
+
+    def text_rows(self) -> int:
+        return len(self._base_vectors()) + len(self._extra) if self.text else 1
+
+    def text_table(self) -> np.ndarray:
+        """(rows, dim) float32: the saved vectors, then those of texts encoded since loading."""
+        if not self.text:
+            return np.zeros((1, 0), dtype=np.float32)
+        base = self._base_vectors().astype(np.float32)
+        extra = list(self._extra.values())
+        return np.concatenate([base, np.stack([v for _, v in extra])]) if extra else base
+
+    def text_lookup(self, column: str) -> pd.Index:
+        key = ("text", column)
+        if key not in self._lookups:
+            self._lookups[key] = pd.Index(np.asarray(self.text["columns"][column]["values"], dtype=object))
+        return self._lookups[key]
+
     # -- persistence --------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        return {
+        out = {
             "format_version": FORMAT_VERSION,
             "categorical": self.categorical,
             "numeric": self.numeric,
@@ -80,12 +135,22 @@ class Transform:
             "split": self.split,
             "stats": self.stats,
         }
+        # Only when used: a transform without them hashes as it did before they existed.
+        if self.sequence:
+            out["sequence"] = self.sequence
+        if self.text:
+            out["text"] = self.text
+        return out
 
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        if self.text:
+            vectors = text_vectors_file(path)
+            np.save(vectors.with_suffix(".tmp.npy"), self._base_vectors())
+            vectors.with_suffix(".tmp.npy").replace(vectors)
         payload = self.to_dict() | {"sha256": self.fingerprint()}
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(payload, indent=1))
@@ -101,9 +166,11 @@ class Transform:
                 f"{path}: transform format {payload.get('format_version')} is not {FORMAT_VERSION}; "
                 f"rerun `mtl preprocess` (or `dvc repro`)"
             )
-        t = cls(*(payload[k] for k in ("categorical", "numeric", "targets", "tasks", "split", "stats")))
+        t = cls(*(payload[k] for k in ("categorical", "numeric", "targets", "tasks", "split", "stats")),
+                sequence=payload.get("sequence", {}), text=payload.get("text", {}))
         if payload.get("sha256") != t.fingerprint():
             raise ValueError(f"{path}: checksum mismatch, the transform file is corrupted; rerun `mtl preprocess`")
+        t._vectors_file = text_vectors_file(Path(path))  # read when first needed, checked then
         return t
 
     def lookup(self, column: str) -> pd.Index:
@@ -113,6 +180,21 @@ class Transform:
             dtype = np.int64 if spec["kind"] == "int" else object
             self._lookups[column] = pd.Index(np.asarray(spec["values"], dtype=dtype))
         return self._lookups[column]
+
+
+def text_vectors_file(transform_file: Path) -> Path:
+    """Where a transform's sentence vectors live: beside it (transform.json -> transform.text.npy)."""
+    return transform_file.with_name(transform_file.stem + ".text.npy")
+
+
+def _read_vectors(path: Path | None, sha256: str) -> np.ndarray:
+    if path is None or not path.is_file():
+        raise FileNotFoundError(f"{path}: the transform's text vectors are missing; they are written beside "
+                                "transform.json by `mtl preprocess` and must travel with it")
+    vectors = np.load(path, allow_pickle=False)
+    if hashlib.sha256(np.ascontiguousarray(vectors).tobytes()).hexdigest() != sha256:
+        raise ValueError(f"{path}: checksum mismatch, the text vectors are corrupted; rerun `mtl preprocess`")
+    return vectors
 
 
 def _from_v1(payload: dict, path: Path) -> Transform:
@@ -136,16 +218,28 @@ class Arrays:
     num: np.ndarray  # (n, n_num_inputs) float32
     labels: np.ndarray  # (n, n_tasks) float32 (binary 0/1, regression standardised); 0 where masked
     mask: np.ndarray  # (n, n_tasks) bool: the task is defined on this row
+    # (n, n_history_columns, max_length) int32: vocabulary indices, newest first, -1 = padding
+    seq: np.ndarray | None = None
+    text: np.ndarray | None = None  # (n, n_text_columns) int32: rows of the transform's text table
+
+    FIELDS = ("cat", "num", "labels", "mask", "seq", "text")
+
+    def __post_init__(self) -> None:
+        n = len(self.cat)
+        if self.seq is None:
+            object.__setattr__(self, "seq", np.zeros((n, 0, 0), np.int32))
+        if self.text is None:
+            object.__setattr__(self, "text", np.zeros((n, 0), np.int32))
 
     def __len__(self) -> int:
         return len(self.cat)
 
     def take(self, rows: np.ndarray) -> "Arrays":
-        return Arrays(self.cat[rows], self.num[rows], self.labels[rows], self.mask[rows])
+        return Arrays(*(getattr(self, k)[rows] for k in self.FIELDS))
 
     @classmethod
     def concat(cls, parts: list["Arrays"]) -> "Arrays":
-        return cls(*(np.concatenate([getattr(p, k) for p in parts]) for k in ("cat", "num", "labels", "mask")))
+        return cls(*(np.concatenate([getattr(p, k) for p in parts]) for k in cls.FIELDS))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,6 +291,75 @@ def encode_categorical(series: pd.Series, t: Transform, column: str) -> np.ndarr
     return idx.astype(np.int32)
 
 
+def list_column(series: pd.Series):
+    """A column of lists as a pyarrow ListArray, whatever form it arrives in: Arrow lists (parquet
+    read by pandas), Python lists or numpy arrays (a served DataFrame), JSON text ("[3, 17]", a
+    CSV file); nulls are empty histories."""
+    import pyarrow as pa
+
+    if isinstance(series.dtype, pd.ArrowDtype) and pa.types.is_list(series.dtype.pyarrow_dtype):
+        arr = pa.chunked_array(series.array._pa_array).combine_chunks() if len(series) else pa.array(
+            [], series.dtype.pyarrow_dtype)
+    else:
+        values = series.tolist()
+        if any(isinstance(v, str) for v in values):
+            values = [json.loads(v) if isinstance(v, str) else v for v in values]
+        arr = pa.array(values, from_pandas=True)  # numpy arrays convert as they are
+        if pa.types.is_null(arr.type):
+            arr = pa.array(values, type=pa.list_(pa.int64()), from_pandas=True)
+    if isinstance(arr, pa.LargeListArray):
+        arr = arr.cast(pa.list_(arr.type.value_type))
+    if not pa.types.is_list(arr.type):
+        raise ValueError(f"column {series.name!r} holds {arr.type}, not lists: a history column holds one list "
+                         "per row (oldest element first)")
+    return arr
+
+
+def encode_sequence(series: pd.Series, t: Transform, column: str) -> np.ndarray:
+    """(rows, max_length) int32 indices into the shared column's vocabulary, newest element
+    first; -1 where a history is shorter (padding), OOV for an element the vocabulary lacks."""
+    spec = t.sequence[column]
+    length = spec["max_length"]
+    arr = list_column(series)
+    n = len(arr)
+    offsets = arr.offsets.to_numpy().astype(np.int64)
+    starts, ends = offsets[:-1], offsets[1:]
+    valid = ~np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    keep = np.where(valid, np.minimum(ends - starts, length), 0)
+    flat = arr.values.to_pandas()
+    codes = encode_categorical(flat, t, spec["shares"]) if len(flat) else np.zeros(0, np.int32)
+    out = np.full((n, length), -1, dtype=np.int32)
+    rows = np.repeat(np.arange(n), keep)
+    pos = np.arange(int(keep.sum())) - np.repeat(np.cumsum(keep) - keep, keep)  # 0 = the newest
+    out[rows, pos] = codes[np.repeat(ends, keep) - 1 - pos]
+    return out
+
+
+def encode_text(series: pd.Series, t: Transform, column: str, encode_unseen: bool = True) -> np.ndarray:
+    """Row of each value in the transform's text table (0 for null). A text never seen is encoded
+    now with the transform's encoder and appended to the table in memory."""
+    spec = t.text["columns"][column]
+    ok = series.notna().to_numpy()
+    values = series.astype(object).where(ok, "").astype(str).to_numpy(dtype=object)
+    idx = t.text_lookup(column).get_indexer(values)
+    out = np.where(idx >= 0, idx + spec["offset"], 0).astype(np.int64)
+    unseen = ok & (idx < 0)
+    if unseen.any():
+        new = [v for v in pd.unique(values[unseen]) if (column, v) not in t._extra]
+        if new and not encode_unseen:
+            raise KeyError(f"{len(new)} text(s) of {column!r} are not in the transform's table")
+        if new:
+            from mtl.data import text as text_encoders
+
+            vectors = text_encoders.encode(new, t.text["encoder"]["name"])
+            start = t.text_rows()
+            for i, (v, vec) in enumerate(zip(new, vectors)):
+                t._extra[(column, v)] = (start + i, vec.astype(np.float32))
+        out[unseen] = [t._extra[(column, v)][0] for v in values[unseen]]
+    out[~ok] = 0
+    return out.astype(np.int32)
+
+
 def numeric_values(series: pd.Series, spec: dict) -> tuple[np.ndarray, np.ndarray]:
     """(impute -> clip -> log1p)-ed values and the missing mask, before scaling."""
     x = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
@@ -233,6 +396,11 @@ def apply(df: pd.DataFrame, t: Transform, with_labels: bool = True) -> Arrays:
     cat = np.stack(cat_cols, axis=1) if cat_cols else np.zeros((n, 0), np.int32)
     num_all = num_cols + indicators
     num = np.stack(num_all, axis=1).astype(np.float32) if num_all else np.zeros((n, 0), np.float32)
+    seq = (np.stack([encode_sequence(df[c], t, c) for c in t.sequence], axis=1) if t.sequence
+           else np.zeros((n, 0, 0), np.int32))
+    text_cols = t.text.get("columns", {})
+    text = (np.stack([encode_text(df[c], t, c) for c in text_cols], axis=1) if text_cols
+            else np.zeros((n, 0), np.int32))
     labels = np.zeros((n, len(t.tasks)), dtype=np.float32)
     mask = np.zeros((n, len(t.tasks)), dtype=bool)
     if with_labels:
@@ -244,7 +412,7 @@ def apply(df: pd.DataFrame, t: Transform, with_labels: bool = True) -> Arrays:
                 y = (y - scale["mean"]) / scale["std"]
             labels[:, j] = np.where(m, y, 0.0)
             mask[:, j] = m
-    return Arrays(np.ascontiguousarray(cat), np.ascontiguousarray(num), labels, mask)
+    return Arrays(np.ascontiguousarray(cat), np.ascontiguousarray(num), labels, mask, seq, text)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -300,6 +468,18 @@ class Fitter:
         # (task, scenario) -> [labelled rows, sum, sum of squares]
         self.label_sums: dict[tuple[str, str], list[float]] = {}
         self.rows = 0
+        # history column -> [rows, total length, empty rows, rows at max_length or longer]
+        self.seq_lengths = {c: [0, 0, 0, 0] for c in schema.sequence}
+        self.texts: dict[str, set] = {c: set() for c in schema.text}
+
+    def observe_text(self, chunk: pd.DataFrame) -> None:
+        """Collect the distinct texts of rows of *every* split: a text's vector is a fixed function
+        of the text alone (a frozen pretrained encoder, no labels), so encoding a test title too
+        leaks nothing, and spares the training loop an encoder."""
+        for col in self.texts:
+            s = chunk[col]
+            values = s.cat.categories if isinstance(s.dtype, pd.CategoricalDtype) else s.dropna().unique()
+            self.texts[col].update(str(v) for v in values)
 
     def update(self, chunk: pd.DataFrame, row_ids: np.ndarray) -> None:
         from mtl.data.splits import uniform
@@ -332,6 +512,15 @@ class Fitter:
             if len(self.sample_keys) > keep:
                 order = np.argpartition(self.sample_keys, keep)[:keep]
                 self.sample_keys, self.sample = self.sample_keys[order], self.sample.iloc[order].reset_index(drop=True)
+        length = self.cfg.features.sequence.max_length
+        for col, acc in self.seq_lengths.items():
+            arr = list_column(chunk[col])
+            n = np.diff(arr.offsets.to_numpy()).astype(np.int64)
+            n[np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)] = 0
+            acc[0] += len(n)
+            acc[1] += int(n.sum())
+            acc[2] += int((n == 0).sum())
+            acc[3] += int((n >= length).sum())
         scenario = self.cfg.data.schema.scenario
         if scenario is not None:
             codes, names = pd.factorize(chunk[scenario])  # cheap on dictionary-encoded columns
@@ -418,7 +607,29 @@ class Fitter:
             std = float(np.sqrt(max(ss / n - mean**2, 0.0))) if n else None
             labels.setdefault(task, {})[scenario] = {"rows": int(n), "mean": mean, "std": std}
         stats = {"rows": self.rows, "categorical": cat_stats, "numeric": num_stats, "labels": labels}
-        return Transform(categorical, numeric, targets, self.tasks, split_info, stats)
+        schema, fc = self.cfg.data.schema, self.cfg.features
+        sequence = {c: {"shares": shares, "max_length": fc.sequence.max_length} for c, shares in schema.sequence.items()}
+        if sequence:
+            stats["sequence"] = {c: {"mean_length": round(total / rows, 4) if rows else 0.0,
+                                     "empty": round(empty / rows, 6) if rows else 0.0,
+                                     "truncated": round(full / rows, 6) if rows else 0.0}
+                                 for c, (rows, total, empty, full) in self.seq_lengths.items()}
+        t = Transform(categorical, numeric, targets, self.tasks, split_info, stats, sequence=sequence)
+        if self.texts:
+            from mtl.data import text as text_encoders
+
+            columns, offset, ordered = {}, 1, []
+            for col, values in self.texts.items():
+                vocab = sorted(values)
+                columns[col] = {"values": vocab, "offset": offset}
+                offset += len(vocab)
+                ordered += vocab
+            enc = text_encoders.describe(fc.text.encoder)
+            vectors = text_encoders.encode(ordered, fc.text.encoder, fc.text.batch_size)
+            t.text = {"encoder": enc, "columns": columns}
+            t.set_vectors(np.concatenate([np.zeros((1, enc["dim"]), np.float32), vectors]))
+            stats["text"] = {c: {"distinct": len(s["values"])} for c, s in columns.items()}
+        return t
 
 
 def _histogram(sample: np.ndarray) -> dict:
@@ -446,4 +657,5 @@ def fit(train: pd.DataFrame, cfg: Config, split_info: dict | None = None) -> Tra
     """Fit on an in-memory frame of training rows (tests, small data)."""
     fitter = Fitter(cfg)
     fitter.update(train, np.arange(len(train)))
+    fitter.observe_text(train)
     return fitter.finish(split_info or {})

@@ -1,4 +1,5 @@
-"""Custom Great Expectations expectations the suite uses where GX Core's own are too slow.
+"""Custom Great Expectations expectations: where GX Core's own are too slow, and for history
+columns, which GX Core has nothing for.
 
 Imported only by mtl.data.validation when it builds a suite: defining the classes registers them
 with GX, which must not happen when Airflow merely imports ``mtl``.
@@ -19,7 +20,14 @@ from great_expectations.execution_engine import PandasExecutionEngine
 from great_expectations.expectations.core.expect_compound_columns_to_be_unique import (
     ExpectCompoundColumnsToBeUnique,
 )
-from great_expectations.expectations.metrics.map_metric_provider import MulticolumnMapMetricProvider
+from great_expectations.expectations.expectation import ColumnMapExpectation, MulticolumnMapExpectation
+from great_expectations.expectations.metrics.map_metric_provider import (
+    ColumnMapMetricProvider,
+    MulticolumnMapMetricProvider,
+)
+from great_expectations.expectations.metrics.map_metric_provider.column_condition_partial import (
+    column_condition_partial,
+)
 from great_expectations.expectations.metrics.map_metric_provider.multicolumn_condition_partial import (
     multicolumn_condition_partial,
 )
@@ -52,3 +60,98 @@ class ExpectImpressionKeysToBeUnique(ExpectCompoundColumnsToBeUnique):
     """No two rows share the values of ``column_list`` (an impression key)."""
 
     map_metric = "compound_columns.unique_by_sorted_hash"
+
+
+# --------------------------------------------------------------------------- history columns
+# A history column holds one list per row (data.schema.sequence). Its values arrive as Arrow
+# lists, numpy arrays, Python lists or JSON text (a CSV file): mtl.data.features.list_column
+# reads them all, vectorised over the column.
+
+
+def _lists(series: pd.Series):
+    from mtl.data.features import list_column
+
+    return list_column(series)
+
+
+def _is_list(value) -> bool:
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return True
+    if isinstance(value, str):
+        import json
+
+        try:
+            return isinstance(json.loads(value), list)
+        except ValueError:
+            return False
+    return False
+
+
+def list_lengths(series: pd.Series) -> np.ndarray:
+    """Elements per row (0 for a null history)."""
+    arr = _lists(series)
+    n = np.diff(arr.offsets.to_numpy()).astype(np.int64)
+    n[np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)] = 0
+    return n
+
+
+class ColumnValuesAreLists(ColumnMapMetricProvider):
+    condition_metric_name = "column_values.mtl_are_lists"
+
+    @column_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column, **kwargs):
+        if isinstance(column.dtype, pd.ArrowDtype) and "list" in str(column.dtype):
+            return pd.Series(True, index=column.index)
+        return column.map(_is_list).astype(bool)
+
+
+class ExpectColumnValuesToBeLists(ColumnMapExpectation):
+    """Every non-null value of the column is a list (a user's history, oldest element first)."""
+
+    map_metric = "column_values.mtl_are_lists"
+
+
+class SequencesAligned(MulticolumnMapMetricProvider):
+    condition_metric_name = "multicolumn_values.mtl_sequences_aligned"
+    condition_domain_keys = ("batch_id", "table", "column_list", "row_condition", "condition_parser", "ignore_row_if")
+
+    @multicolumn_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column_list, **kwargs):
+        lengths = np.stack([list_lengths(column_list[c]) for c in column_list.columns])
+        return pd.Series((lengths == lengths[0]).all(axis=0), index=column_list.index)
+
+
+class ExpectSequencesToBeAligned(MulticolumnMapExpectation):
+    """On every row the history columns hold as many elements: element i of each describes the
+    same event (an item and its category), so they must line up."""
+
+    map_metric = "multicolumn_values.mtl_sequences_aligned"
+
+
+class HistoryBeforeTime(MulticolumnMapMetricProvider):
+    condition_metric_name = "multicolumn_values.mtl_history_before_time"
+    condition_domain_keys = ("batch_id", "table", "column_list", "row_condition", "condition_parser", "ignore_row_if")
+
+    @multicolumn_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column_list, **kwargs):
+        import pyarrow as pa
+
+        history, time = column_list.columns
+        arr = _lists(column_list[history])
+        n = list_lengths(column_list[history])
+        offsets = arr.offsets.to_numpy()
+        # The child array may run past this (sliced) column's last row: cut it there.
+        stamps = arr.values.cast(pa.timestamp("us")).cast(pa.int64()).to_numpy(zero_copy_only=False)[: offsets[-1]]
+        latest = np.full(len(n), np.iinfo(np.int64).min)
+        has = n > 0
+        if has.any():
+            latest[has] = np.maximum.reduceat(stamps, offsets[:-1][has])
+        at = pd.to_datetime(column_list[time]).to_numpy(dtype="datetime64[us]").astype(np.int64)
+        return pd.Series(~has | (latest < at), index=column_list.index)
+
+
+class ExpectHistoryToPrecedeTime(MulticolumnMapExpectation):
+    """Every element of a row's history (column_list[0], times) is strictly earlier than the row's
+    own time (column_list[1]): a history holding the impression itself or its future is a leak."""
+
+    map_metric = "multicolumn_values.mtl_history_before_time"

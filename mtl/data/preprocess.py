@@ -36,9 +36,16 @@ def read_chunks(raw_file: Path, columns: list[str], chunk_rows: int) -> Iterator
     pf = pq.ParquetFile(raw_file, read_dictionary=strings, pre_buffer=False)
     start = 0
     for batch in pf.iter_batches(batch_size=chunk_rows, columns=columns):
-        frame = batch.to_pandas()
+        # History columns stay Arrow lists: as a million numpy arrays they would cost seconds.
+        frame = batch.to_pandas(types_mapper=_keep_lists)
         yield start, frame
         start += len(frame)
+
+
+def _keep_lists(arrow_type):
+    import pyarrow as pa
+
+    return pd.ArrowDtype(arrow_type) if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type) else None
 
 
 def _columns(cfg: Config, plan: splits.SplitPlan, names: list[str]) -> list[str]:
@@ -69,6 +76,7 @@ def build(raw_file: Path, cfg: Config, out_dir: Path) -> dict:
         counts += np.bincount(code, minlength=len(splits.SPLITS))
         train = code == splits.TRAIN
         fitter.update(chunk[train], start + np.flatnonzero(train))
+        fitter.observe_text(chunk)
     rows = dict(zip(splits.SPLITS, counts.tolist()))
     for name, n in rows.items():
         if n == 0:
@@ -102,7 +110,7 @@ def build(raw_file: Path, cfg: Config, out_dir: Path) -> dict:
     finally:
         test_writer.close()
     manifests = {name: w.close() for name, w in zip(splits.SPLITS, writers)}
-    transform.save(tmp / TRANSFORM)
+    transform.save(tmp / TRANSFORM)  # and its text vectors beside it, when it has text columns
     summary = {
         "split": transform.split,
         "rows": rows,

@@ -1,7 +1,7 @@
 """Training-ready columnar shards: fixed-size groups of rows as memory-mappable .npy files.
 
 Layout of one split: ``<split>/shards.json`` (row counts) and ``<split>/part-00000/{cat,num,
-labels,mask}.npy``. The trainer opens shards with ``mmap_mode="r"`` and holds only a few in
+labels,mask,seq,text}.npy``. The trainer opens shards with ``mmap_mode="r"`` and holds only a few in
 memory at a time, so the data can be far larger than RAM.
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 
 from mtl.data.features import Arrays
 
-FIELDS = ("cat", "num", "labels", "mask")
+FIELDS = Arrays.FIELDS
 MANIFEST = "shards.json"
 
 
@@ -74,7 +74,9 @@ class Shards:
 
     def load(self, i: int, mmap: bool = True) -> Arrays:
         part = self.directory / self.parts[i][0]
-        return Arrays(*(np.load(part / f"{f}.npy", mmap_mode="r" if mmap else None) for f in FIELDS))
+        # Shards written before histories and texts existed have no seq / text files.
+        return Arrays(*(np.load(part / f"{f}.npy", mmap_mode="r" if mmap else None)
+                        if (part / f"{f}.npy").is_file() else None for f in FIELDS))
 
     def __iter__(self) -> Iterator[Arrays]:
         for i in range(self.n_shards):

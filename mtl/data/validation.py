@@ -128,7 +128,11 @@ def _roles(schema: SchemaConfig) -> dict[str, str]:
     for key in ("categorical", "numeric", "labels"):
         for col in getattr(schema, key):
             roles.setdefault(col, f"data.schema.{key}")
-    for key in ("scenario", "time"):
+    for col in schema.sequence:
+        roles.setdefault(col, "data.schema.sequence")
+    for col in schema.text:
+        roles.setdefault(col, "data.schema.text")
+    for key in ("scenario", "time", "sequence_time"):
         col = getattr(schema, key)
         if col is not None:
             roles.setdefault(col, f"data.schema.{key}")
@@ -151,7 +155,8 @@ def _checks(cfg: Config, present: set[str], has_rows: bool, now: dt.datetime) ->
 
     yield "ExpectTableRowCountToBeBetween", {"min_value": contract.min_rows if has_rows else 1}, {
         "kind": "rows", "min_rows": contract.min_rows}
-    for col in schema.required_columns():
+    histories = [*schema.sequence, *([schema.sequence_time] if schema.sequence_time else [])]
+    for col in dict.fromkeys([*schema.required_columns(), *histories]):
         yield "ExpectColumnToExist", {"column": col}, {"kind": "exists", "role": roles[col]}
 
     # types: these hold (or not) even for an empty table
@@ -160,6 +165,8 @@ def _checks(cfg: Config, present: set[str], has_rows: bool, now: dt.datetime) ->
 
     for col in (c for c in schema.numeric if c in present):
         yield type_check(col, NUMERIC_TYPES, "numeric_type", role=roles[col])
+    for col in (c for c in histories if c in present):
+        yield "ExpectColumnValuesToBeLists", {"column": col}, {"kind": "list_type", "role": roles[col]}
     if schema.time in present:
         yield type_check(schema.time, DATETIME_TYPES, "datetime_type", role=roles[schema.time])
     for task in binary:
@@ -169,8 +176,16 @@ def _checks(cfg: Config, present: set[str], has_rows: bool, now: dt.datetime) ->
     if not has_rows:
         return
 
-    # the null policy
-    for col in (c for c in schema.features if c in present):
+    # histories: aligned element by element, and all of it before the row's own time
+    present_histories = [c for c in histories if c in present]
+    if len(present_histories) > 1:
+        yield "ExpectSequencesToBeAligned", {"column_list": present_histories}, {
+            "kind": "aligned", "columns": present_histories}
+    if schema.sequence_time in present and schema.time in present:
+        yield "ExpectHistoryToPrecedeTime", {"column_list": [schema.sequence_time, schema.time]}, {
+            "kind": "history_before", "time": schema.time}
+    # the null policy (a null history is an empty one: a new user, not an error)
+    for col in (c for c in (*schema.features, *schema.text) if c in present):
         limit = rules[col].max_null_fraction if col in rules else None
         if limit is None:
             # strictly above 0: a feature that is null on every row carries no signal.
@@ -211,7 +226,10 @@ def _checks(cfg: Config, present: set[str], has_rows: bool, now: dt.datetime) ->
                 "kind": "cardinality", "min": lo, "max": hi}
     # duplicate impressions
     if contract.keys is None or contract.keys:
-        keys = [c for c in (contract.keys or schema.required_columns()) if c in present]
+        # Whole rows: their scalar columns (a list is not hashable, and rows equal in every
+        # other column are the same impression whatever their histories).
+        whole = [c for c in schema.required_columns() if c not in schema.sequence]
+        keys = [c for c in (contract.keys or whole) if c in present]
         if len(keys) == len(contract.keys or keys):
             kind = "duplicate_keys" if contract.keys else "duplicate_rows"
             yield "ExpectImpressionKeysToBeUnique", {"column_list": keys}, {"kind": kind, "keys": keys}
@@ -250,6 +268,9 @@ def _note(kind: str, column: str | None, info: dict) -> str:
         "future": lambda: f"time column '{column}' is not later than {info.get('limit')} UTC",
         "too_old": lambda: f"time column '{column}' is not earlier than {info.get('limit')} UTC",
         "user": lambda: f"{info.get('type')} on {column or 'the table'} ({info.get('source')})",
+        "list_type": lambda: f"history column '{column}' holds a list on every row",
+        "aligned": lambda: f"history columns {info.get('columns')} have as many elements on every row",
+        "history_before": lambda: f"every element of '{column}' is earlier than its row's '{info.get('time')}'",
     }
     return notes[kind]()
 
@@ -432,6 +453,16 @@ def _failure_detail(kind: str, column: str | None, info: dict, n: int | None, ob
     if kind == "too_old":
         return (f"time column '{column}' goes back to {observed}, before {info['limit']} UTC "
                 f"(validation.max_age_days): drop the old rows or raise validation.max_age_days")
+    if kind == "list_type":
+        return (f"history column '{column}' ({info['role']}): {rows} values are not lists; store one list per row, "
+                f"oldest element first (parquet list column, or JSON text such as [3, 17] in a CSV)")
+    if kind == "aligned":
+        return (f"history columns {info['columns']}: {rows} rows hold lists of different lengths; element i of each "
+                f"must describe the same event, so they must have as many elements")
+    if kind == "history_before":
+        return (f"'{column}': on {rows} rows a history element is at or after the row's '{info['time']}': a history "
+                f"must hold only what happened before the impression (its own click is a label leak); rebuild the "
+                f"histories from events strictly earlier than each row")
     if kind == "user":
         got = f"{rows} unexpected rows" if n is not None else f"observed {observed}"
         return (f"{info['source']}: {info['type']} on {column or 'the table'} failed ({got}); fix the data or the "
@@ -529,12 +560,17 @@ def read_log(path: Path, cfg: Config) -> "pd.DataFrame":
     10M rows fit in a few GB."""
     import pyarrow.parquet as pq
 
-    wanted = set(cfg.data.schema.required_columns())  # validation.keys are among them (config checks it)
+    schema_ = cfg.data.schema
+    # validation.keys are among the required columns (config checks it)
+    wanted = set(schema_.required_columns()) | ({schema_.sequence_time} if schema_.sequence_time else set())
     schema = pq.read_schema(path)
     columns = [n for n in schema.names if n in wanted]
     text = [n for n in columns if str(schema.field(n).type) in ("string", "large_string")]
     table = pq.read_table(path, columns=columns, read_dictionary=text)
-    return table.to_pandas(self_destruct=True, split_blocks=True)
+    from mtl.data.preprocess import _keep_lists
+
+    # History columns stay Arrow lists: as numpy arrays, one object per row, they cost seconds.
+    return table.to_pandas(self_destruct=True, split_blocks=True, types_mapper=_keep_lists)
 
 
 def _run_suite(frame: "pd.DataFrame", cfg: Config, docs_dir: Path | None, extra: Iterable[dict],

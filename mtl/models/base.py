@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from mtl.config import ModelConfig
-from mtl.models.layers import FusedEmbedding, InputSpec
+from mtl.models.layers import FusedEmbedding, HistoryEncoder, InputSpec, history_inputs
 
 
 @dataclass
@@ -35,23 +35,66 @@ class MultiTaskModel(nn.Module):
         self.n_tasks = len(spec.tasks)
         self.embedding = FusedEmbedding(spec.cardinalities, cfg.embedding_dim)
         self.d_in = self.embedding.out_dim + spec.n_numeric
+        self._add_history_and_text(spec, cfg, 1)
         # Diagnostics: when set, gated architectures keep their last (tasks, batch, experts) gates.
         self.record_gates = False
         self.last_gates: torch.Tensor | None = None
 
-    def embed(self, cat: torch.Tensor, num: torch.Tensor) -> Shared:
-        x = torch.cat([self.embedding(cat), num.to(self.embedding.table.weight.dtype)], dim=1)
+    def _add_history_and_text(self, spec: InputSpec, cfg: ModelConfig, copies: int) -> None:
+        """The history encoder and the text projections, when the data has them: their outputs
+        join the embedded input, so every architecture's experts (and gates) read them. Nothing
+        is built, and nothing costs, without them. ``copies``: independent ones per task (the
+        single-task baseline)."""
+        self.history = self.text_projection = None
+        self.d_extra = 0
+        if spec.seq_shares:
+            self.history = nn.ModuleList(
+                HistoryEncoder(spec.seq_length, cfg.embedding_dim, cfg.sequence.layers, cfg.sequence.heads)
+                for _ in range(copies))
+            self.d_extra += cfg.embedding_dim
+        if spec.n_text:
+            # Frozen sentence vectors in, a trainable projection per text column (and copy) out.
+            self.text_projection = nn.Parameter(torch.empty(spec.n_text, spec.text_dim, cfg.text_dim * copies))
+            nn.init.normal_(self.text_projection, std=spec.text_dim**-0.5)
+            self.d_extra += spec.n_text * cfg.text_dim
+        self.d_in += self.d_extra
+
+    def extra_inputs(self, cat: torch.Tensor, seq: torch.Tensor | None, text: torch.Tensor | None,
+                     copy: int = 0, width: int | None = None) -> list[torch.Tensor]:
+        """The history vector and the projected text vectors of copy ``copy`` (embedding columns
+        [copy * width, (copy + 1) * width) of a shared table)."""
+        out = []
+        if self.history is not None:
+            dim = self.cfg.embedding_dim
+            tokens, query, padding = history_inputs(self.embedding.table, self.embedding.offsets,
+                                                    self.spec.seq_shares, cat, seq)
+            if width is not None:
+                tokens, query = tokens[..., copy * dim:(copy + 1) * dim], query[..., copy * dim:(copy + 1) * dim]
+            out.append(self.history[copy](tokens, query, padding))
+        if self.text_projection is not None:
+            d = self.cfg.text_dim
+            w = self.text_projection[..., copy * d:(copy + 1) * d].to(text.dtype)
+            out.append(torch.einsum("btk,tkd->btd", text, w).flatten(1))
+        return out
+
+    def embed(self, cat: torch.Tensor, num: torch.Tensor, seq: torch.Tensor | None = None,
+              text: torch.Tensor | None = None) -> Shared:
+        e = self.embedding(cat)
+        extra = self.extra_inputs(cat, seq, text) if self.d_extra else []
+        x = torch.cat([e, num.to(e.dtype), *(v.to(e.dtype) for v in extra)], dim=1)
         scenario = cat[:, self.spec.scenario_input] if self.spec.scenario_input >= 0 else None
         return Shared(x, x, scenario)
 
-    def represent(self, cat: torch.Tensor, num: torch.Tensor) -> Shared:
+    def represent(self, cat: torch.Tensor, num: torch.Tensor, seq: torch.Tensor | None = None,
+                  text: torch.Tensor | None = None) -> Shared:
         raise NotImplementedError
 
     def decode(self, shared: Shared) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward(self, cat: torch.Tensor, num: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.represent(cat, num))
+    def forward(self, cat: torch.Tensor, num: torch.Tensor, seq: torch.Tensor | None = None,
+                text: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decode(self.represent(cat, num, seq, text))
 
     def last_shared_layer(self) -> torch.Tensor:
         """The weight of the last layer all tasks share (GradNorm measures gradient norms here)."""

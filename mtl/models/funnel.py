@@ -67,8 +67,9 @@ class ESMM(MultiTaskModel):
         self.heads = Heads(self.n_tasks, self.d_in, (*cfg.expert_hidden, *cfg.tower_hidden), cfg.dropout, cfg.norm == "batch")
         self.last_conditional: torch.Tensor | None = None
 
-    def represent(self, cat: torch.Tensor, num: torch.Tensor) -> Shared:
-        return self.embed(cat, num)
+    def represent(self, cat: torch.Tensor, num: torch.Tensor, seq: torch.Tensor | None = None,
+                  text: torch.Tensor | None = None) -> Shared:
+        return self.embed(cat, num, seq, text)
 
     def decode(self, shared: Shared) -> torch.Tensor:
         own = self.heads(shared.rep.expand(self.n_tasks, *shared.rep.shape))  # conditional logits (CVR)
@@ -96,8 +97,9 @@ class AITM(MultiTaskModel):
         self.calibration_weight = cfg.calibration_weight
         self.scale = d**-0.5
 
-    def represent(self, cat: torch.Tensor, num: torch.Tensor) -> Shared:
-        return self.embed(cat, num)
+    def represent(self, cat: torch.Tensor, num: torch.Tensor, seq: torch.Tensor | None = None,
+                  text: torch.Tensor | None = None) -> Shared:
+        return self.embed(cat, num, seq, text)
 
     def decode(self, shared: Shared) -> torch.Tensor:
         q = self.towers(shared.rep)  # (tasks, batch, d)

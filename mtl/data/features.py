@@ -291,6 +291,14 @@ def encode_categorical(series: pd.Series, t: Transform, column: str) -> np.ndarr
     return idx.astype(np.int32)
 
 
+def keep_lists(arrow_type):
+    """``types_mapper`` for Arrow's to_pandas: list columns (histories) stay Arrow lists. As numpy
+    arrays, one Python object per row, a million of them cost seconds to make and to read back."""
+    import pyarrow as pa
+
+    return pd.ArrowDtype(arrow_type) if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type) else None
+
+
 def list_column(series: pd.Series):
     """A column of lists as a pyarrow ListArray, whatever form it arrives in: Arrow lists (parquet
     read by pandas), Python lists or numpy arrays (a served DataFrame), JSON text ("[3, 17]", a

@@ -36,16 +36,11 @@ def read_chunks(raw_file: Path, columns: list[str], chunk_rows: int) -> Iterator
     pf = pq.ParquetFile(raw_file, read_dictionary=strings, pre_buffer=False)
     start = 0
     for batch in pf.iter_batches(batch_size=chunk_rows, columns=columns):
-        # History columns stay Arrow lists: as a million numpy arrays they would cost seconds.
-        frame = batch.to_pandas(types_mapper=_keep_lists)
+        # History columns stay Arrow lists: as a million numpy arrays they would cost seconds. The
+        # Arrow types say all; pandas metadata may name a dtype pandas cannot read back.
+        frame = batch.to_pandas(types_mapper=features.keep_lists, ignore_metadata=True)
         yield start, frame
         start += len(frame)
-
-
-def _keep_lists(arrow_type):
-    import pyarrow as pa
-
-    return pd.ArrowDtype(arrow_type) if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type) else None
 
 
 def _columns(cfg: Config, plan: splits.SplitPlan, names: list[str]) -> list[str]:

@@ -111,7 +111,7 @@ def plan(raw_file: Path, cfg: Config) -> SplitPlan:
                              f"(columns: {names}); set data.split.column or another method")
         present = set()
         for batch in pq.ParquetFile(raw_file, pre_buffer=False).iter_batches(columns=[sc.column], batch_size=1 << 22):
-            present |= set(_column_codes(batch.to_pandas()[sc.column]).tolist())
+            present |= set(_column_codes(batch.to_pandas(ignore_metadata=True)[sc.column]).tolist())
         carve = VALIDATION not in present
         info = {"method": "column", "column": sc.column, "validation_carved_from_train": carve}
         if carve:
@@ -122,7 +122,7 @@ def plan(raw_file: Path, cfg: Config) -> SplitPlan:
         raise SplitError("data.split.method is 'time' but data.schema.time is not set")
     lo, hi = None, None
     for batch in pq.ParquetFile(raw_file, pre_buffer=False).iter_batches(columns=[time_col], batch_size=1 << 22):
-        t = to_naive_ns(batch.to_pandas()[time_col])
+        t = to_naive_ns(batch.to_pandas(ignore_metadata=True)[time_col])
         t = t[~np.isnat(t)]
         if len(t):
             lo = t.min() if lo is None else min(lo, t.min())

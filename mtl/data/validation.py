@@ -567,10 +567,9 @@ def read_log(path: Path, cfg: Config) -> "pd.DataFrame":
     columns = [n for n in schema.names if n in wanted]
     text = [n for n in columns if str(schema.field(n).type) in ("string", "large_string")]
     table = pq.read_table(path, columns=columns, read_dictionary=text)
-    from mtl.data.preprocess import _keep_lists
+    from mtl.data.features import keep_lists
 
-    # History columns stay Arrow lists: as numpy arrays, one object per row, they cost seconds.
-    return table.to_pandas(self_destruct=True, split_blocks=True, types_mapper=_keep_lists)
+    return table.to_pandas(self_destruct=True, split_blocks=True, types_mapper=keep_lists, ignore_metadata=True)
 
 
 def _run_suite(frame: "pd.DataFrame", cfg: Config, docs_dir: Path | None, extra: Iterable[dict],

@@ -29,6 +29,7 @@ import pandas as pd
 
 from mtl.data.adapters.base import is_csv
 from mtl.data.adapters.files import PARQUET_SUFFIXES
+from mtl.data.features import keep_lists
 from mtl.scoring import Scorer, SchemaMismatch, check_columns
 
 ALIAS_URI = re.compile(r"models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)")
@@ -133,7 +134,8 @@ def _chunks(files: list[Path], columns: list[str], scorer: Scorer, chunk_rows: i
     for path in files:
         if _format(path) == "parquet":
             for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows, columns=columns):
-                yield batch.to_pandas()
+                # History columns stay Arrow lists (and whatever pandas metadata says of them).
+                yield batch.to_pandas(types_mapper=keep_lists, ignore_metadata=True)
             continue
         # CSV has no types: text categories stay text ("007" is not 7), the rest is inferred per
         # chunk (the transform takes an id as a number or as text alike).

@@ -81,7 +81,8 @@ class Adapter:
 def wanted_columns(cfg: "Config") -> list[str]:
     """Columns the raw log keeps: the schema's, the truth columns and the split column."""
     schema = cfg.data.schema
-    cols = [*schema.required_columns(), *schema.truth.values(), cfg.data.split.column]
+    cols = [*schema.required_columns(), *schema.truth.values(), cfg.data.split.column,
+            *([schema.sequence_time] if schema.sequence_time else [])]
     return list(dict.fromkeys(cols))
 
 

@@ -312,7 +312,16 @@ def list_column(series: pd.Series):
         values = series.tolist()
         if any(isinstance(v, str) for v in values):
             values = [json.loads(v) if isinstance(v, str) else v for v in values]
-        arr = pa.array(values, from_pandas=True)  # numpy arrays convert as they are
+        try:
+            arr = pa.array(values, from_pandas=True)  # numpy arrays convert as they are
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+            # Mixed element types (numpy and pandas timestamps, ints and floats): let pandas
+            # find the common type of all the elements, then cut them back into lists.
+            null = [v is None or (isinstance(v, float) and np.isnan(v)) for v in values]
+            lengths = [0 if n else len(v) for v, n in zip(values, null)]
+            child = pa.array(pd.Series([x for v, n in zip(values, null) if not n for x in v]), from_pandas=True)
+            offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
+            arr = pa.ListArray.from_arrays(offsets, child, mask=pa.array(null))
         if pa.types.is_null(arr.type):
             arr = pa.array(values, type=pa.list_(pa.int64()), from_pandas=True)
     if isinstance(arr, pa.LargeListArray):

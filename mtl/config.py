@@ -26,6 +26,13 @@ class _Frozen(BaseModel):
 
 
 PositiveInt = Annotated[int, Field(gt=0)]
+
+
+def _registered(name: str, registry: dict, what: str) -> str:
+    """``name`` if ``registry`` has it, else the error listing what it has."""
+    if name not in registry:
+        raise ValueError(f"unknown {what} {name!r}; choose one of {sorted(registry)}")
+    return name
 Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
 
 
@@ -259,9 +266,7 @@ class TextFeatures(_Frozen):
     def _registered(cls, v: str) -> str:
         from mtl.data.text import ENCODERS  # registry only: no model import
 
-        if v not in ENCODERS:
-            raise ValueError(f"unknown text encoder {v!r}; choose one of {sorted(ENCODERS)}")
-        return v
+        return _registered(v, ENCODERS, "text encoder")
 
 
 class FeaturesConfig(_Frozen):
@@ -367,9 +372,7 @@ class WeightingConfig(_Frozen):
     def _registered(cls, v: str) -> str:
         from mtl.training.weighting import WEIGHTINGS  # registry lookup, cheap: no torch import
 
-        if v not in WEIGHTINGS:
-            raise ValueError(f"unknown weighting {v!r}; choose one of {sorted(WEIGHTINGS)}")
-        return v
+        return _registered(v, WEIGHTINGS, "weighting")
 
 
 class DistributedConfig(_Frozen):

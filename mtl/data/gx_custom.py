@@ -33,6 +33,10 @@ from great_expectations.expectations.metrics.map_metric_provider.multicolumn_con
 )
 
 
+# What a multicolumn map metric's domain is made of (as GX Core's own compound-columns metric).
+MULTICOLUMN_DOMAIN = ("batch_id", "table", "column_list", "row_condition", "condition_parser", "ignore_row_if")
+
+
 def duplicated_rows(frame: pd.DataFrame) -> np.ndarray:
     """True for every row whose values (all columns of ``frame``) occur in another row too."""
     if len(frame) < 2:
@@ -49,7 +53,7 @@ def duplicated_rows(frame: pd.DataFrame) -> np.ndarray:
 
 class CompoundKeysUniqueBySortedHash(MulticolumnMapMetricProvider):
     condition_metric_name = "compound_columns.unique_by_sorted_hash"
-    condition_domain_keys = ("batch_id", "table", "column_list", "row_condition", "condition_parser", "ignore_row_if")
+    condition_domain_keys = MULTICOLUMN_DOMAIN
 
     @multicolumn_condition_partial(engine=PandasExecutionEngine)
     def _pandas(cls, column_list, **kwargs):
@@ -113,7 +117,7 @@ class ExpectColumnValuesToBeLists(ColumnMapExpectation):
 
 class SequencesAligned(MulticolumnMapMetricProvider):
     condition_metric_name = "multicolumn_values.mtl_sequences_aligned"
-    condition_domain_keys = ("batch_id", "table", "column_list", "row_condition", "condition_parser", "ignore_row_if")
+    condition_domain_keys = MULTICOLUMN_DOMAIN
 
     @multicolumn_condition_partial(engine=PandasExecutionEngine)
     def _pandas(cls, column_list, **kwargs):
@@ -130,7 +134,7 @@ class ExpectSequencesToBeAligned(MulticolumnMapExpectation):
 
 class HistoryBeforeTime(MulticolumnMapMetricProvider):
     condition_metric_name = "multicolumn_values.mtl_history_before_time"
-    condition_domain_keys = ("batch_id", "table", "column_list", "row_condition", "condition_parser", "ignore_row_if")
+    condition_domain_keys = MULTICOLUMN_DOMAIN
 
     @multicolumn_condition_partial(engine=PandasExecutionEngine)
     def _pandas(cls, column_list, **kwargs):

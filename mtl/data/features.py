@@ -334,6 +334,14 @@ def list_column(series: pd.Series):
     return arr
 
 
+def list_lengths(series: pd.Series) -> np.ndarray:
+    """Elements per row of a list column (0 for a null history)."""
+    arr = list_column(series)
+    n = np.diff(arr.offsets.to_numpy()).astype(np.int64)
+    n[np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)] = 0
+    return n
+
+
 def encode_sequence(series: pd.Series, t: Transform, column: str) -> np.ndarray:
     """(rows, max_length) int32 indices into the shared column's vocabulary, newest element
     first; -1 where a history is shorter (padding), OOV for an element the vocabulary lacks."""
@@ -492,8 +500,10 @@ class Fitter:
         # (task, scenario) -> [labelled rows, sum, sum of squares]
         self.label_sums: dict[tuple[str, str], list[float]] = {}
         self.rows = 0
-        # history column -> [rows, total length, empty rows, rows at max_length or longer]
-        self.seq_lengths = {c: [0, 0, 0, 0] for c in schema.sequence}
+        # history column -> [rows, total length, empty rows, rows at max_length or longer,
+        # rows per length 0..max_length (longer ones counted at max_length)]
+        self.seq_lengths = {c: [0, 0, 0, 0, np.zeros(cfg.features.sequence.max_length + 1, np.int64)]
+                            for c in schema.sequence}
         self.texts: dict[str, set] = {c: set() for c in schema.text}
 
     def observe_text(self, chunk: pd.DataFrame) -> None:
@@ -538,13 +548,12 @@ class Fitter:
                 self.sample_keys, self.sample = self.sample_keys[order], self.sample.iloc[order].reset_index(drop=True)
         length = self.cfg.features.sequence.max_length
         for col, acc in self.seq_lengths.items():
-            arr = list_column(chunk[col])
-            n = np.diff(arr.offsets.to_numpy()).astype(np.int64)
-            n[np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)] = 0
+            n = list_lengths(chunk[col])
             acc[0] += len(n)
             acc[1] += int(n.sum())
             acc[2] += int((n == 0).sum())
             acc[3] += int((n >= length).sum())
+            acc[4] += np.bincount(np.minimum(n, length), minlength=length + 1)
         scenario = self.cfg.data.schema.scenario
         if scenario is not None:
             codes, names = pd.factorize(chunk[scenario])  # cheap on dictionary-encoded columns
@@ -634,10 +643,12 @@ class Fitter:
         schema, fc = self.cfg.data.schema, self.cfg.features
         sequence = {c: {"shares": shares, "max_length": fc.sequence.max_length} for c, shares in schema.sequence.items()}
         if sequence:
+            # The distribution of lengths is the drift reference of a history column.
             stats["sequence"] = {c: {"mean_length": round(total / rows, 4) if rows else 0.0,
                                      "empty": round(empty / rows, 6) if rows else 0.0,
-                                     "truncated": round(full / rows, 6) if rows else 0.0}
-                                 for c, (rows, total, empty, full) in self.seq_lengths.items()}
+                                     "truncated": round(full / rows, 6) if rows else 0.0,
+                                     "length_shares": (counts / max(rows, 1)).round(6).tolist()}
+                                 for c, (rows, total, empty, full, counts) in self.seq_lengths.items()}
         t = Transform(categorical, numeric, targets, self.tasks, split_info, stats, sequence=sequence)
         if self.texts:
             from mtl.data import text as text_encoders

@@ -32,6 +32,7 @@ from great_expectations.expectations.metrics.map_metric_provider.multicolumn_con
     multicolumn_condition_partial,
 )
 
+from mtl.data.features import list_column, list_lengths
 
 # What a multicolumn map metric's domain is made of (as GX Core's own compound-columns metric).
 MULTICOLUMN_DOMAIN = ("batch_id", "table", "column_list", "row_condition", "condition_parser", "ignore_row_if")
@@ -72,10 +73,6 @@ class ExpectImpressionKeysToBeUnique(ExpectCompoundColumnsToBeUnique):
 # reads them all, vectorised over the column.
 
 
-def _lists(series: pd.Series):
-    from mtl.data.features import list_column
-
-    return list_column(series)
 
 
 def _is_list(value) -> bool:
@@ -89,14 +86,6 @@ def _is_list(value) -> bool:
         except ValueError:
             return False
     return False
-
-
-def list_lengths(series: pd.Series) -> np.ndarray:
-    """Elements per row (0 for a null history)."""
-    arr = _lists(series)
-    n = np.diff(arr.offsets.to_numpy()).astype(np.int64)
-    n[np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)] = 0
-    return n
 
 
 class ColumnValuesAreLists(ColumnMapMetricProvider):
@@ -141,7 +130,7 @@ class HistoryBeforeTime(MulticolumnMapMetricProvider):
         import pyarrow as pa
 
         history, time = column_list.columns
-        arr = _lists(column_list[history])
+        arr = list_column(column_list[history])
         n = list_lengths(column_list[history])
         offsets = arr.offsets.to_numpy()
         # The child array may run past this (sliced) column's last row: cut it there.

@@ -259,3 +259,28 @@ def test_a_served_transform_keeps_a_bounded_number_of_encoded_titles(tmp_path, m
         # whatever was forgotten before, this call's rows point at its titles' vectors
         np.testing.assert_allclose(table[idx], encode(batch, "all-MiniLM-L6-v2"), atol=1e-6)
     assert len(t._extra) == 2  # the first call's three were dropped before the second encoded its two
+
+
+def test_history_lengths_are_a_drift_reference(log):
+    """A batch whose histories come out empty (a broken join upstream) drifts from the champion's
+    training data; the same kind of batch does not."""
+    from mtl.data.drift import history_drift
+
+    cfg = _validation_config()
+    columns = ["user_id", "item_id", "category_id", "price", "click", "ts", "hist_item_ids", "hist_category_ids"]
+    train, batch = log[columns].iloc[:20_000], log[columns].iloc[20_000:]
+    t = features.fit(train, cfg)
+    shares = t.stats["sequence"]["hist_item_ids"]["length_shares"]
+    assert len(shares) == cfg.features.sequence.max_length + 1 and sum(shares) == pytest.approx(1.0, abs=1e-4)
+    reference = {"name": "mtl-ecommerce version 1", "stats": t.stats}
+    same = {m.column: m for m in history_drift(batch, reference, cfg)}
+    assert set(same) == {"hist_item_ids", "hist_category_ids"} and all(m.level == "ok" for m in same.values())
+    broken = batch.copy()
+    half = broken.index[: len(broken) // 2]
+    for c in ("hist_item_ids", "hist_category_ids"):
+        broken[c] = broken[c].astype(object)
+        broken.loc[half, c] = pd.Series([np.zeros(0, np.int64)] * len(half), index=half, dtype=object)
+    drifted = {m.column: m for m in history_drift(broken, reference, cfg)}
+    assert drifted["hist_item_ids"].level == "error", drifted["hist_item_ids"].detail
+    assert "'hist_item_ids' drifted: PSI" in drifted["hist_item_ids"].detail
+    assert "history lengths" in drifted["hist_item_ids"].detail

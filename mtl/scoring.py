@@ -103,7 +103,7 @@ class Scorer:
         from mtl.training.loop import predict_raw
 
         arrays = features.apply(rows, self.transform, with_labels=False)
-        table = self.transform.text_table() if self.transform.text else None  # after apply: it may add texts
+        table = self.transform.text_table()  # after apply: it may have encoded new texts
         return scores_from_raw(predict_raw(self.model, arrays, text_table=table), self.transform)
 
     def signature(self):

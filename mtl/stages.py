@@ -160,7 +160,7 @@ def train(cfg: Config, paths: Paths) -> dict:
     train_arrays = open_split(paths.split_dir("train"))
     val_arrays = open_split(paths.split_dir("validation")).all()
     spec = InputSpec.from_transform(transform, cfg.data.schema.scenario)
-    text_table = transform.text_table() if transform.text else None
+    text_table = transform.text_table()
     fingerprint = _run_fingerprint(transform, cfg)
     if int(os.environ.get("RANK", "0")) != 0:
         # A worker rank under torchrun: train its share in lockstep; rank 0 alone tracks and writes.
@@ -271,7 +271,7 @@ def baseline(cfg: Config, paths: Paths) -> dict:
         return info
     transform = features.Transform.load(paths.transform_file)
     spec = InputSpec.from_transform(transform, cfg.data.schema.scenario)
-    text_table = transform.text_table() if transform.text else None
+    text_table = transform.text_table()
     # Static task weights are a multi-task device (how losses share a model); separate models
     # need none, and they are only read by the static method, so the baseline trains with it.
     base_cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"architecture": "single_task"}),

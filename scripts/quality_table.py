@@ -79,7 +79,7 @@ def main() -> None:
     train_rows, val = open_split(features / "train"), open_split(features / "validation").all()
     test_rows = pd.read_parquet(features / TEST_RAW)
     full = InputSpec.from_transform(transform, cfg.data.schema.scenario)
-    table_ = transform.text_table() if transform.text else None
+    table_ = transform.text_table()
 
     results: dict[str, list[dict]] = {}
     for arch in args.arch.split(","):

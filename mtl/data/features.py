@@ -58,6 +58,7 @@ class Transform:
     _vectors: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
     _vectors_file: Path | None = field(default=None, init=False, repr=False, compare=False)
     _extra: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _table: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     # -- what the model sees ------------------------------------------------------------------
     @property
@@ -113,12 +114,16 @@ class Transform:
         return len(self._base_vectors()) + len(self._extra) if self.text else 1
 
     def text_table(self) -> np.ndarray:
-        """(rows, dim) float32: the saved vectors, then those of texts encoded since loading."""
+        """(rows, dim) float32: the saved vectors, then those of texts encoded since loading
+        ((1, 0) without text columns). Built once per set of encoded texts: a model server asks
+        for it on every request."""
         if not self.text:
             return np.zeros((1, 0), dtype=np.float32)
-        base = self._base_vectors().astype(np.float32)
-        extra = list(self._extra.values())
-        return np.concatenate([base, np.stack([v for _, v in extra])]) if extra else base
+        if self._table is None:  # encode_text and apply reset it when the encoded texts change
+            base = self._base_vectors().astype(np.float32)
+            extra = [v for _, v in self._extra.values()]
+            self._table = np.concatenate([base, np.stack(extra)]) if extra else base
+        return self._table
 
     def text_lookup(self, column: str) -> pd.Index:
         key = ("text", column)
@@ -308,8 +313,7 @@ def list_column(series: pd.Series):
     import pyarrow as pa
 
     if isinstance(series.dtype, pd.ArrowDtype) and pa.types.is_list(series.dtype.pyarrow_dtype):
-        arr = pa.chunked_array(series.array._pa_array).combine_chunks() if len(series) else pa.array(
-            [], series.dtype.pyarrow_dtype)
+        arr = pa.array(series)  # the Arrow array pandas holds (one array, whatever its chunks)
     else:
         values = series.tolist()
         if any(isinstance(v, str) for v in values):
@@ -382,6 +386,7 @@ def encode_text(series: pd.Series, t: Transform, column: str, encode_unseen: boo
             start = t.text_rows()
             for i, (v, vec) in enumerate(zip(new, vectors)):
                 t._extra[(column, v)] = (start + i, vec.astype(np.float32))
+            t._table = None
         out[unseen] = [t._extra[(column, v)][0] for v in values[unseen]]
     out[~ok] = 0
     return out.astype(np.int32)
@@ -431,6 +436,7 @@ def apply(df: pd.DataFrame, t: Transform, with_labels: bool = True) -> Arrays:
         # calls (1.5 KB each) rather than grow without bound. Done before any column is encoded,
         # so the rows this call assigns stay valid until its prediction.
         t._extra.clear()
+        t._table = None
     text = (np.stack([encode_text(df[c], t, c) for c in text_cols], axis=1) if text_cols
             else np.zeros((n, 0), np.int32))
     labels = np.zeros((n, len(t.tasks)), dtype=np.float32)

@@ -371,10 +371,13 @@ def generate(cfg: SyntheticConfig) -> pd.DataFrame:
     """The whole log in memory (tests, small sizes). History columns hold one numpy array per
     row, as pandas reads a parquet list column: that form survives a to_parquet / read_parquet
     round trip, which pandas' Arrow list dtype does not."""
+    import pyarrow as pa
+
     frame = pd.concat(list(iter_chunks(cfg)), ignore_index=True)
     for col in frame.columns:
         if isinstance(frame[col].dtype, pd.ArrowDtype):
-            frame[col] = pd.Series(frame[col].array._pa_array.to_numpy(), index=frame.index, dtype=object)
+            frame[col] = pd.Series(pa.array(frame[col]).to_numpy(zero_copy_only=False), index=frame.index,
+                                   dtype=object)
     return frame
 
 

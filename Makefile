@@ -13,7 +13,7 @@ help:
 	@echo "make airflow    start Airflow (standalone) with this project's DAGs: mtl_training, mtl_retraining, mtl_ingest"
 	@echo "make push       upload the DVC-cached outputs (raw data, features, model) to the DVC remote"
 	@echo "make pull       download the outputs dvc.lock records from the DVC remote"
-	@echo "make clean      remove pipeline outputs and the local MLflow store (keeps .venv)"
+	@echo "make clean      remove pipeline outputs, the local MLflow store and the tuning study (keeps .venv)"
 	@echo "make bench      this project's MMoE vs torch-rechub's on the same data (own env: .bench-venv)"
 	@echo "make bench-validation  the full validation of a 10M-row log: seconds and peak memory"
 	@echo "make bench-scoring     batch scoring of a 1M-row log with a registered champion: rows/s"
@@ -47,7 +47,7 @@ pull: setup
 
 clean:
 	rm -rf data/01_raw data/02_validation data/03_features data/04_model data/05_evaluation data/06_promotion \
-		mlflow.db mlartifacts dvc.lock
+		mlflow.db mlartifacts dvc.lock optuna.db optuna.db.lock tune_best.yaml
 
 # torch-rechub lives only in this separate, git-ignored environment, never in the project's.
 BENCH_VENV ?= .bench-venv

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 STAGE_HELP = {
     "generate": "Produce data/01_raw: generate the synthetic impression log (data.source: synthetic) or "
@@ -79,7 +80,49 @@ def _parser() -> argparse.ArgumentParser:
                              description="Data and transform hashes, validation result, params, git commit, "
                              "pipeline run and MLflow run of a version, and the champions it replaced.")
     lineage.add_argument("version", help="the model version number (see `mtl champion`)")
+    _tune_parser(sub)
     return p
+
+
+TUNE_HELP = (
+    "Search the hyperparameters of tune.space with Optuna (TPE sampler, median pruning on each epoch's "
+    "validation score) on the preprocessed features of data/03_features (run `dvc repro preprocess` first). "
+    "Trial 0 trains params.yaml as shipped; every trial is an MLflow child run under one parent run "
+    "(experiment mtl-tuning). The study lives in optuna.db beside mlflow.db: after Ctrl-C, rerunning "
+    "`mtl tune` resumes it and runs only the missing trials. At the end it prints the trials and whether "
+    "the best beats the shipped settings on the validation metric; if so it writes them to tune_best.yaml, "
+    "which `mtl tune --apply` copies into params.yaml. Tuning never registers a model or moves the champion."
+)
+
+
+def _tune_parser(sub) -> None:
+    tune = sub.add_parser("tune", help="search hyperparameters with Optuna (never registers a model)",
+                          description=TUNE_HELP)
+    tune.add_argument("--trials", type=int, metavar="N",
+                      help="finished trials the study should hold (default tune.trials); a rerun adds only the rest")
+    tune.add_argument("--timeout", type=float, metavar="MIN",
+                      help="start no trial after MIN minutes (default tune.timeout_minutes: no limit)")
+    tune.add_argument("--rows", type=int, metavar="N",
+                      help="train each trial on a seeded sample of N training rows (default tune.rows: all); "
+                      "faster, but a smaller sample may favour other settings")
+    tune.add_argument("--apply", action="store_true",
+                      help="instead of searching, write tune_best.yaml's values into params.yaml (comments kept)")
+    # also accepted after the subcommand; SUPPRESS keeps `mtl --params X tune` working
+    tune.add_argument("--params", default=argparse.SUPPRESS, help="params file (default: <project>/params.yaml)")
+
+
+def _tune(cfg, paths, args) -> str:
+    from mtl import tuning
+    from mtl.config import with_overrides
+
+    if args.apply:
+        params_file = Path(args.params) if args.params else paths.root / "params.yaml"
+        changes = tuning.apply_best(params_file, paths.tune_best)
+        if not changes:
+            return f"{params_file} already holds the values of {paths.tune_best}"
+        return f"wrote into {params_file}:\n  " + "\n  ".join(changes) + "\nrun `mtl run` to train with them"
+    given = {"tune.trials": args.trials, "tune.timeout_minutes": args.timeout, "tune.rows": args.rows}
+    return tuning.tune(with_overrides(cfg, {k: v for k, v in given.items() if v is not None}), paths).describe()
 
 
 def _torchrun(cfg, root, args) -> list[str] | None:
@@ -108,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     from mtl.scoring import SchemaMismatch
     from mtl.serving.batch import ScoringError
     from mtl.stages import STAGES, ValidationFailed, report
+    from mtl.tuning import TuneError, TuneInterrupted
 
     try:
         root = project_root(args.project)
@@ -137,15 +181,20 @@ def main(argv: list[str] | None = None) -> int:
             rc = subprocess.run(launch).returncode
             if rc != 0:
                 raise StageFailed(f"torchrun exited with {rc}; each rank's error is above")
+        elif args.command == "tune":
+            print(_tune(cfg, paths, args))
         elif args.command == "evaluate-task":
             STAGES["evaluate_task"](cfg, paths, args.task)
         else:
             STAGES[args.command](cfg, paths)
         return 0
     except (ConfigError, SourceError, SplitError, ExpectationsFileError, FileNotFoundError, RegistryError,
-            ScoringError, SchemaMismatch) as err:
+            ScoringError, SchemaMismatch, TuneError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except TuneInterrupted as err:
+        print(err, file=sys.stderr)
+        return 130
     except (StageFailed, ValidationFailed) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

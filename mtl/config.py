@@ -327,8 +327,26 @@ class SequenceModel(_Frozen):
     heads: PositiveInt = 1
 
 
+class CrossConfig(_Frozen):
+    """DCN-V2 cross layers (model.interaction dcn_v2)."""
+
+    layers: PositiveInt = 2
+    rank: PositiveInt | None = 32  # low-rank W = U V^T of this rank; null: full rank
+
+
+class FMConfig(_Frozen):
+    """Factorization-machine products (model.interaction fm)."""
+
+    heads: PositiveInt = 1  # products of this many equal parts of each embedding, per pair of fields
+
+
 class ModelConfig(_Frozen):
     architecture: str = "mmoe"
+    # Explicit feature interactions in front of the architecture (mtl/models/interactions/):
+    # none | fm (pairwise inner products of the fields) | dcn_v2 (cross layers).
+    interaction: str = "none"
+    cross: CrossConfig = CrossConfig()
+    fm: FMConfig = FMConfig()
     embedding_dim: PositiveInt = 16
     # Shared experts (MMoE, CGC, PLE); the shared bottom and single-task models use one MLP of
     # expert_hidden instead.
@@ -349,10 +367,19 @@ class ModelConfig(_Frozen):
     # Width of the trainable projection of each text column's frozen sentence vector.
     text_dim: PositiveInt = 16
 
+    @field_validator("interaction")
+    @classmethod
+    def _interaction_registered(cls, v: str) -> str:
+        from mtl.models.interactions import INTERACTIONS  # registry lookup, cheap: no torch import
+
+        return _registered(v, INTERACTIONS, "interaction")
+
     @model_validator(mode="after")
     def _heads_divide(self) -> "ModelConfig":
         if self.embedding_dim % self.sequence.heads:
             raise ValueError(f"sequence.heads ({self.sequence.heads}) must divide embedding_dim ({self.embedding_dim})")
+        if self.embedding_dim % self.fm.heads:
+            raise ValueError(f"fm.heads ({self.fm.heads}) must divide embedding_dim ({self.embedding_dim})")
         return self
 
 
@@ -403,6 +430,18 @@ class TrainConfig(_Frozen):
     shuffle_buffer_rows: PositiveInt = 4_000_000
     learning_rate: Annotated[float, Field(gt=0.0)] = 2e-3
     weight_decay: Annotated[float, Field(ge=0.0)] = 0.0
+    # L2 penalty on the embedding rows each batch looks up (mean over rows of their squared
+    # norm): ids seen often are held back as often as they are trained, while weight_decay
+    # would shrink every row, the many never-seen-again ones included, at every step.
+    embedding_l2: Annotated[float, Field(ge=0.0)] = 0.0
+    # The embedding table's optimizer: adam (with the rest of the model: every row moves every
+    # step, on its momentum when not looked up) or lazy_adam (only the rows a batch looked up, with
+    # per-row moments; weight_decay then leaves the table alone: use embedding_l2).
+    embedding_optimizer: Literal["adam", "lazy_adam"] = "adam"
+    # Learning rate over the run: constant, or cosine (from learning_rate down to 0 at the end
+    # of the last of `epochs`, step by step): large steps while the embeddings are far from
+    # anything, small ones once they start to fit the training rows.
+    lr_schedule: Literal["constant", "cosine"] = "constant"
     # Epochs without improvement of the validation metric before stopping early.
     patience: PositiveInt = 1
     seed: int = 42
@@ -624,6 +663,111 @@ class AirflowConfig(_Frozen):
     scoring: DailyScoringConfig = DailyScoringConfig()
 
 
+class SearchDimension(_Frozen):
+    """One key of `mtl tune`'s search space: a range from ``low`` to ``high`` (drawn on a log
+    scale with ``log``; a key holding an integer draws integers), or a list of ``choices``."""
+
+    low: int | float | None = None
+    high: int | float | None = None
+    log: bool = False
+    choices: tuple[Any, ...] | None = None
+
+    @model_validator(mode="after")
+    def _range_or_choices(self) -> "SearchDimension":
+        if self.choices is not None:
+            if self.low is not None or self.high is not None or self.log:
+                raise ValueError("give either choices or low/high (and log), not both")
+            if not self.choices:
+                raise ValueError("choices is empty; list at least one value")
+            for c in self.choices:  # Optuna stores each choice as JSON
+                if not _plain(c) and not (isinstance(c, list) and all(_plain(x) for x in c)):
+                    raise ValueError(f"choice {c!r}: use numbers, strings, booleans, null or lists of them")
+            if len({repr(c) for c in self.choices}) != len(self.choices):
+                raise ValueError(f"choices {list(self.choices)} repeat a value")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError("give low and high (a range) or choices (a list of values)")
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log range needs low > 0, got {self.low}")
+        return self
+
+    def samples(self) -> tuple[Any, ...]:
+        """The values that stand for the whole dimension when it is checked against the config."""
+        return self.choices if self.choices is not None else (self.low, self.high)
+
+
+def _plain(value: Any) -> bool:
+    return value is None or isinstance(value, bool | int | float | str)
+
+
+# What `mtl tune` searches unless params.yaml says otherwise (its tune.space mirrors this).
+DEFAULT_SPACE: dict[str, SearchDimension] = {
+    "train.learning_rate": SearchDimension(low=3e-4, high=1e-2, log=True),
+    "train.batch_size": SearchDimension(choices=(1024, 2048, 4096)),
+    "train.embedding_l2": SearchDimension(choices=(0.0, 1e-5, 1e-4, 1e-3)),
+    "model.dropout": SearchDimension(low=0.0, high=0.3),
+    "model.embedding_dim": SearchDimension(choices=(8, 16, 32)),
+    "model.experts": SearchDimension(choices=(2, 4, 8)),
+    "model.expert_hidden": SearchDimension(choices=([64, 32], [128, 64], [256, 128])),
+    "model.interaction": SearchDimension(choices=("none", "fm", "dcn_v2")),
+}
+
+# Keys of model and train that a search must not vary, and why.
+_NOT_TUNED = {
+    "train.epochs": "set tune.epochs, the most epochs of every trial, instead",
+    "train.seed": "a search over seeds fits noise, not the model",
+    **{f"train.{k}": "how training runs, not what it learns"
+       for k in ("device", "precision", "compile", "num_threads", "progress", "distributed")},
+}
+
+
+class PruningConfig(_Frozen):
+    """Median pruning: a trial whose validation score after an epoch is below the median of the
+    earlier trials' scores at that epoch stops there."""
+
+    enabled: bool = True
+    startup_trials: Annotated[int, Field(ge=0)] = 3  # trials that finish before any is pruned
+    warmup_epochs: Annotated[int, Field(ge=0)] = 1  # epochs every trial runs before it may be pruned
+
+
+class TuneConfig(_Frozen):
+    """`mtl tune`: hyperparameter search with Optuna's TPE sampler (mtl/tuning.py)."""
+
+    # Finished (complete or pruned) trials the study should hold; a rerun adds only the rest.
+    trials: PositiveInt = 20
+    timeout_minutes: Annotated[float, Field(gt=0.0)] | None = None  # stop starting trials after this
+    epochs: PositiveInt | None = None  # most epochs of each trial; null: train.epochs
+    # Train each trial on a seeded sample of this many training rows (validation stays whole):
+    # faster trials, but a smaller sample may favour other settings. null: every row.
+    rows: PositiveInt | None = None
+    seed: int = 0  # the sampler's (a resumed search: plus the trials so far) and the row sample's
+    startup_trials: PositiveInt = 5  # trials drawn at random before TPE models the space
+    pruning: PruningConfig = PruningConfig()
+    # null: <gate.model_name>-<hash of the features, the params and this section>, so a change
+    # of any of them starts a new study and a rerun with the same ones resumes.
+    study: Annotated[str, Field(min_length=1)] | None = None
+    # dotted key of model or train -> {low, high, log} or {choices: [...]}
+    space: dict[str, SearchDimension] = Field(default_factory=lambda: dict(DEFAULT_SPACE))
+
+
+def _not_tunable(key: str, raw: dict[str, Any]) -> str | None:
+    """Why ``key`` cannot be a dimension of the search over the config ``raw``, or None."""
+    section = key.split(".")[0]
+    if section not in ("model", "train"):
+        return ("only model.* and train.* keys are searched: trials train on the preprocessed features "
+                "(data/03_features), which a data or features key would not change")
+    node: Any = raw
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return f"not a key of params.yaml (check the spelling against its {section} section)"
+        node = node[part]
+    if isinstance(node, dict):
+        return f"a section, not a value; name one of its keys: {', '.join(f'{key}.{k}' for k in node)}"
+    return next((why for k, why in _NOT_TUNED.items() if key == k or key.startswith(k + ".")), None)
+
+
 class Config(_Frozen):
     data: DataConfig
     tasks: tuple[TaskConfig, ...]
@@ -635,6 +779,7 @@ class Config(_Frozen):
     gate: GateConfig = GateConfig()
     scoring: ScoringConfig = ScoringConfig()
     airflow: AirflowConfig = AirflowConfig()
+    tune: TuneConfig = TuneConfig()
 
     @model_validator(mode="after")
     def _cross_references(self) -> "Config":
@@ -713,6 +858,24 @@ class Config(_Frozen):
             )
         return self
 
+    @model_validator(mode="after")
+    def _tune_space(self) -> "Config":
+        """Every tune.space key is a hyperparameter of this config and each of its values (a
+        range's ends, every choice) makes a valid config, so a typo fails now, not trials later.
+        Runs after _cross_references: the config itself is valid, so a copy fails for its value."""
+        raw = self.model_dump(mode="json", by_alias=True)
+        for key, dim in self.tune.space.items():
+            if why := _not_tunable(key, raw):
+                raise ValueError(f"tune.space.{key}: {why}")
+            for value in dim.samples():
+                try:
+                    with_overrides(self, {key: value, "tune.space": {}})  # no space: no recursion
+                except ConfigError as err:
+                    detail = "; ".join(line.strip(" -").replace("(top level): ", "").replace("Value error, ", "")
+                                       for line in str(err).splitlines()[1:])
+                    raise ValueError(f"tune.space.{key}: {value!r} is not a valid value: {detail}") from None
+        return self
+
     def slice_columns(self) -> tuple[str, ...]:
         """The columns evaluation reports value by value: the scenario first, then evaluation.slices."""
         scenario = (self.data.schema.scenario,) if self.data.schema.scenario else ()
@@ -751,6 +914,14 @@ def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
             raise ConfigError(f"override {dotted}: {p!r} is not a section of params.yaml")
         node = nxt
     node[parts[-1]] = value
+
+
+def with_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
+    """``cfg`` with dotted-key overrides (``{"train.learning_rate": 1e-3}``), validated anew."""
+    raw = cfg.model_dump(mode="json", by_alias=True)
+    for key, value in overrides.items():
+        _set_dotted(raw, key, value)
+    return parse_config(raw, source="params.yaml with " + ", ".join(overrides))
 
 
 def load_config(path: str | Path = "params.yaml", overrides: dict[str, Any] | None = None) -> Config:

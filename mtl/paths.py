@@ -157,3 +157,13 @@ class Paths:
     @property
     def mlflow_artifacts(self) -> Path:
         return self.root / "mlartifacts"
+
+    # `mtl tune`: the Optuna study (a rerun resumes it) and the best settings found, as an overlay
+    # of params.yaml that `mtl tune --apply` writes into it. Outside data/: not pipeline outputs.
+    @property
+    def optuna_db(self) -> Path:
+        return self.root / "optuna.db"
+
+    @property
+    def tune_best(self) -> Path:
+        return self.root / "tune_best.yaml"

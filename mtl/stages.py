@@ -195,6 +195,8 @@ def train(cfg: Config, paths: Paths) -> dict:
             print(f"resumed from the checkpoint of epoch {result.resumed_from - 1} (a killed run)", flush=True)
             mlflow.set_tag("mtl.resumed_from_epoch", result.resumed_from - 1)
         save_model(paths.model_file, result.model, spec, cfg.model)
+        thresholds = _validation_thresholds(result.model, val_arrays, transform, text_table)
+        mlflow.log_metrics({f"threshold_{task}": t for task, t in thresholds.items() if t is not None})
         from mtl.training.diagnostics import expert_utilisation
 
         utilisation = expert_utilisation(result.model, val_arrays, text_table=text_table)
@@ -217,6 +219,7 @@ def train(cfg: Config, paths: Paths) -> dict:
         "seconds": round(result.seconds, 2),
         "samples_per_second": round(result.samples_per_second),
         "device": result.device,
+        "thresholds": thresholds,
         "history": result.history,
     }
     _write_json(paths.train_info, info)
@@ -277,14 +280,28 @@ def baseline(cfg: Config, paths: Paths) -> dict:
     base_cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"architecture": "single_task"}),
                                       "train": cfg.train.model_copy(update={"weighting": cfg.train.weighting.model_copy(
                                           update={"method": "static"})})})
-    result = loop.train(open_split(paths.split_dir("train")), open_split(paths.split_dir("validation")).all(), spec,
-                        transform.tasks, base_cfg, text_table=text_table)
+    val_arrays = open_split(paths.split_dir("validation")).all()
+    result = loop.train(open_split(paths.split_dir("train")), val_arrays, spec, transform.tasks, base_cfg,
+                        text_table=text_table)
     save_model(paths.baseline_model, result.model, spec, base_cfg.model)
     info = {"enabled": True, "architecture": "single_task", "best_epoch": result.best_epoch,
-            "seconds": round(result.seconds, 2), "history": result.history}
+            "seconds": round(result.seconds, 2),
+            "thresholds": _validation_thresholds(result.model, val_arrays, transform, text_table),
+            "history": result.history}
     _write_json(paths.baseline_info, info)
     print(f"baseline: single_task trained in {result.seconds:.0f} s (best epoch {result.best_epoch})")
     return info
+
+
+def _validation_thresholds(model, val_arrays, transform, text_table) -> dict[str, float | None]:
+    """Each binary task's F1-maximising threshold, chosen on the validation split (so its test
+    metrics are out of sample) and on the scale the score stage writes (probabilities)."""
+    from mtl.evaluation.metrics import f1_thresholds
+    from mtl.scoring import scores_from_raw
+    from mtl.training.loop import predict_raw
+
+    scores = scores_from_raw(predict_raw(model, val_arrays, text_table=text_table), transform).to_numpy()
+    return f1_thresholds(scores, val_arrays.labels, val_arrays.mask, transform.tasks)
 
 
 def _run_fingerprint(transform, cfg: Config) -> str:
@@ -390,7 +407,7 @@ def evaluate_task(cfg: Config, paths: Paths, task: str | None = None) -> dict:
     """One task's evaluation (run once per task, the map step): metrics with intervals and
     slices, the paired gain over its single-task baseline, ROC and reliability points.
     Without ``task``, every task in turn (an in-process run of the whole chain)."""
-    from mtl.evaluation.evaluate import calibration_plots, evaluate_scores, roc_plots
+    from mtl.evaluation.evaluate import at_thresholds, calibration_plots, evaluate_scores, roc_plots
 
     if task is None:
         return {t.name: evaluate_task(cfg, paths, t.name) for t in cfg.tasks}
@@ -400,12 +417,16 @@ def evaluate_task(cfg: Config, paths: Paths, task: str | None = None) -> dict:
         raise ConfigError(f"evaluate-task: no task named {task!r} in params.yaml (tasks: {[t.name for t in cfg.tasks]})")
     rows = pd.read_parquet(paths.test_raw_file)
     scores = pd.read_parquet(paths.predictions_file)
-    payload: dict = {"task": task, "metrics": evaluate_scores(scores, rows, cfg, only=task)[task]}
+    payload: dict = {"task": task, "metrics": evaluate_scores(scores, rows, cfg, only=task,
+                                                              thresholds=_thresholds(paths.train_info))[task]}
     baseline = pd.read_parquet(paths.baseline_predictions_file) if paths.baseline_predictions_file.is_file() else None
     if baseline is not None and task in baseline.columns:
         from mtl.evaluation.compare import compare
 
         payload["vs_baseline"] = compare(scores, baseline, rows, cfg, only=task)[task]
+        at_baseline = at_thresholds(baseline, rows, cfg, _thresholds(paths.baseline_info), only=task)
+        if task in at_baseline:
+            payload["vs_baseline"]["baseline_at_threshold"] = at_baseline[task]
     payload["roc"] = roc_plots(scores, rows, cfg, only=task).get(task)
     payload["reliability"] = calibration_plots(scores, rows, cfg, only=task).get(task)
     out = paths.task_eval_dir(task)
@@ -417,6 +438,12 @@ def evaluate_task(cfg: Config, paths: Paths, task: str | None = None) -> dict:
                 f"RMSE {m['rmse']:.4f}" if m.get("rmse") is not None else "no defined rows")
     print(f"{task}: {headline}")
     return payload
+
+
+def _thresholds(info_file: Path) -> dict[str, float | None]:
+    """The thresholds a training stage chose on validation; none from a model trained before
+    they were (its threshold metrics are then None, not an error)."""
+    return (json.loads(info_file.read_text()).get("thresholds") or {}) if info_file.is_file() else {}
 
 
 def evaluate(cfg: Config, paths: Paths) -> dict:
@@ -469,7 +496,8 @@ def _flat_test_metrics(result: dict) -> dict[str, float]:
     """MLflow metric names: test_<metric>_<task>, test_<metric>_<task>.<column>:<value> per slice."""
     import re
 
-    keys = ("auc", "pr_auc", "logloss", "ece", "gauc", "oracle_auc", "rmse", "mae")
+    keys = ("auc", "pr_auc", "logloss", "ece", "gauc", "oracle_auc", "precision", "recall", "f1", "accuracy", "rmse",
+            "mae")
     flat = {}
     for task, e in result.items():
         for k in (*keys, *(k for k in e if k.startswith("auc_given_"))):

@@ -12,6 +12,7 @@ import yaml
 from mtl.paths import Paths
 
 EXPERIMENT = "mtl-training"
+TUNE_EXPERIMENT = "mtl-tuning"  # `mtl tune`: a parent run per study, a child run per trial
 
 
 def tracking_uri(paths: Paths) -> str:
@@ -19,8 +20,8 @@ def tracking_uri(paths: Paths) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{paths.mlflow_db}"
 
 
-def configure(paths: Paths) -> str:
-    """Point MLflow at the store and make sure the experiment exists; returns its id."""
+def configure(paths: Paths, experiment: str = EXPERIMENT) -> str:
+    """Point MLflow at the store and make sure ``experiment`` exists; returns its id."""
     import mlflow
 
     user_uri = os.environ.get("MLFLOW_TRACKING_URI")
@@ -31,13 +32,13 @@ def configure(paths: Paths) -> str:
     # this process (another project) would take this project's store for the user's choice.
     if user_uri is None:
         os.environ.pop("MLFLOW_TRACKING_URI", None)
-    experiment = mlflow.get_experiment_by_name(EXPERIMENT)
-    if experiment is not None:
-        return experiment.experiment_id
+    existing = mlflow.get_experiment_by_name(experiment)
+    if existing is not None:
+        return existing.experiment_id
     # With the default local store, keep artifacts inside the project too (MLflow would otherwise
     # pick ./mlruns relative to whatever directory the process happens to run in).
     location = None if user_uri else paths.mlflow_artifacts.as_uri()
-    return mlflow.create_experiment(EXPERIMENT, artifact_location=location)
+    return mlflow.create_experiment(experiment, artifact_location=location)
 
 
 def git_commit(root: Path) -> str | None:

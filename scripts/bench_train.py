@@ -117,8 +117,11 @@ class Outcome:
 # data: generated once, preprocessed by the project's own stage function
 
 
-def bench_config(params: Path, rows: int, epochs: int, threads: int, overrides: dict | None = None):
-    """params.yaml with the benchmark's hyper-parameters and only the binary tasks."""
+def bench_config(params: Path, rows: int, epochs: int, threads: int, overrides: dict | None = None,
+                 hyper: dict | None = None):
+    """params.yaml with the benchmark's hyper-parameters (``hyper``, default the shared
+    architecture HYPER; {} keeps params.yaml's model and training settings) and only the binary
+    tasks."""
     import yaml
 
     from mtl.config import load_config
@@ -126,12 +129,13 @@ def bench_config(params: Path, rows: int, epochs: int, threads: int, overrides: 
     raw = yaml.safe_load(params.read_text())
     tasks = [t for t in raw["tasks"] if t.get("type", "binary") == "binary"]
     gate = {k: v for k, v in raw.get("gate", {}).get("tasks", {}).items() if k in {t["name"] for t in tasks}}
-    return load_config(params, HYPER | {
+    return load_config(params, (HYPER if hyper is None else hyper) | {
         "data.synthetic.rows": rows,
         "tasks": tasks,
         "gate.tasks": gate,
         "train.epochs": epochs,
         "train.num_threads": threads,
+        "train.progress": False,
     } | (overrides or {}))
 
 
@@ -205,6 +209,49 @@ def run_project(cfg, transform, train, val, test, histories: bool = True) -> Out
     return Outcome(name, seconds, len(result.history), len(train), auc,
                    note=f"loop.train reports {result.samples_per_second:,.0f} samples/s (its clock starts after "
                         f"the split is turned into tensors)", other_core_seconds=other.core_seconds)
+
+
+def run_time_to_quality(cfg, transform, train, val, test, target: dict[str, float], max_epochs: int) -> Outcome:
+    """This project with ``cfg`` (params.yaml's own model and training settings) trained for 1,
+    2, ... epochs, each a fresh run from the same seed, until its test AUC is at least
+    ``target`` on every task: the wall time of that run is what a user needs to match the
+    target. Early stopping keeps its validation rule (the best epoch so far is the model)."""
+    from mtl.models.layers import InputSpec
+    from mtl.training import loop
+
+    spec = InputSpec.from_transform(transform)
+    names = [t["name"] for t in transform.tasks]
+    for epochs in range(1, max_epochs + 1):
+        run_cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"epochs": epochs})})
+        with OtherLoad() as other:
+            started = time.perf_counter()
+            result = loop.train(train, val, spec, transform.tasks, run_cfg)
+            seconds = time.perf_counter() - started
+        auc = auc_per_task(np.asarray(test.labels), np.asarray(test.mask), loop.predict_raw(result.model, test), names)
+        reached = all(auc[n] >= target[n] for n in names)
+        print(f"shipped params.yaml, {epochs} epoch(s): {seconds:.1f} s, AUC "
+              + ", ".join(f"{n} {auc[n]:.4f}" for n in names) + (" -> reached" if reached else ""), flush=True)
+        if reached or len(result.history) < epochs:  # stopped early: more epochs give the same model
+            break
+    mc = cfg.model
+    name = (f"this project, shipped params.yaml ({mc.architecture}, interaction {mc.interaction}, "
+            f"{mc.experts} experts {list(mc.expert_hidden)})")
+    return Outcome(name, seconds, len(result.history), len(train), auc, other_core_seconds=other.core_seconds,
+                   note="reached torch-rechub's AUC on every task" if reached else
+                   f"did NOT reach torch-rechub's AUC on every task within {max_epochs} epochs")
+
+
+def time_to_quality_table(shipped: Outcome, rechub: Outcome, names: list[str]) -> str:
+    """Time until each reaches torch-rechub's final AUC: torch-rechub's whole run, ours from above."""
+    lines = ["| model | epochs | train s | time ratio | " + " | ".join(f"AUC {n}" for n in names) + " |",
+             "|---|---:|---:|---:|" + "---:|" * len(names)]
+    ratio = shipped.seconds / rechub.seconds
+    lines.append(f"| {rechub.name} (its best: the target) | {rechub.epochs} | {rechub.seconds:.1f} | 1 | "
+                 + " | ".join(f"{rechub.auc[n]:.4f}" for n in names) + " |")
+    lines.append(f"| {shipped.name} | {shipped.epochs} | {shipped.seconds:.1f} | "
+                 f"{'1/' + format(1 / ratio, '.1f') if ratio < 1 else format(ratio, '.2f')} | "
+                 + " | ".join(f"{shipped.auc[n]:.4f}" for n in names) + " |")
+    return "\n".join(lines)
 
 
 def rechub_inputs(transform, a):
@@ -309,6 +356,9 @@ def main() -> None:
     p.add_argument("--sequences", action="store_true",
                    help="the project with and without user histories (no torch-rechub side)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="train.device for the project")
+    p.add_argument("--no-time-to-quality", dest="time_to_quality", action="store_false",
+                   help="skip the time-to-quality run (params.yaml's own settings until torch-rechub's AUC)")
+    p.add_argument("--max-epochs", type=int, default=4, help="time-to-quality: most epochs tried")
     p.add_argument("--profile", action="store_true", help="also profile the project's training step")
     p.add_argument("--profile-steps", type=int, default=50, help="training batches profiled")
     args = p.parse_args()
@@ -350,8 +400,18 @@ def main() -> None:
         results.append(run_rechub(cfg, transform, train, val, test))
         results[-1].name += f" {version('torch-rechub')}"
         print(f"torch-rechub: {results[-1].samples_per_second:,.0f} samples/s", flush=True)
+    rechub = next((r for r in results if r.name.startswith("torch-rechub")), None)
+    shipped = None
+    if args.time_to_quality and rechub is not None:
+        shipped_cfg = bench_config(args.params, args.rows, args.epochs, args.threads, {"train.device": args.device},
+                                   hyper={})
+        shipped = run_time_to_quality(shipped_cfg, transform, train, val, test, rechub.auc, args.max_epochs)
     print()
     print(table(results, oracle_auc(features_dir, cfg, test, names), names))
+    if shipped is not None:
+        print("\ntime to torch-rechub's quality:\n")
+        print(time_to_quality_table(shipped, rechub, names))
+        results.append(shipped)
     for r in results:
         print(f"  {r.name}: {r.note}")
         if r.other_core_seconds is not None:

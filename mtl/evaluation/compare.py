@@ -84,6 +84,8 @@ def mtl_gain(vs_baseline: dict, result: dict) -> dict:
     for task, comp in vs_baseline.items():
         entry = {k: comp[k] for k in ("metric", "candidate", "champion", "gain", "gain_interval")}
         entry["baseline"] = entry.pop("champion")
+        if comp.get("baseline_at_threshold"):  # the baseline's F1 etc. at its own validation threshold
+            entry["baseline_at_threshold"] = comp["baseline_at_threshold"]
         tasks[task] = entry
         if comp["gain"] is None:
             continue

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 
@@ -26,14 +28,16 @@ def _metrics(task: dict, y: np.ndarray, s: np.ndarray, cfg: Config) -> dict:
     return metrics.regression_metrics(y, s)
 
 
-def evaluate_scores(scores: pd.DataFrame, rows: pd.DataFrame, cfg: Config, only: str | None = None) -> dict:
+def evaluate_scores(scores: pd.DataFrame, rows: pd.DataFrame, cfg: Config, only: str | None = None,
+                    thresholds: dict[str, float | None] | None = None) -> dict:
     """Metrics per task on the rows where each task is defined, and per value of each slice column.
 
     ``scores`` has one column per task (as the served model returns); ``rows`` are the raw test
     rows with labels (and truth columns when the data has them). Binary tasks get AUC with its
-    bootstrap interval, PR-AUC, log-loss, expected calibration error, GAUC (``evaluation.gauc_by``)
-    and the oracle AUC; funnel tasks also their AUC given the parent (CVR on clicks);
-    regression tasks RMSE and MAE.
+    bootstrap interval, PR-AUC, log-loss, expected calibration error, GAUC (``evaluation.gauc_by``),
+    the oracle AUC, and precision, recall, F1 and accuracy at the task's ``thresholds`` entry
+    (the model's F1-maximising threshold on validation; None without one); funnel tasks also
+    their AUC given the parent (CVR on clicks); regression tasks RMSE and MAE.
     """
     ev = cfg.evaluation
     schema = cfg.data.schema
@@ -46,6 +50,8 @@ def evaluate_scores(scores: pd.DataFrame, rows: pd.DataFrame, cfg: Config, only:
         y = pd.to_numeric(rows[task["label"]], errors="coerce").to_numpy(dtype="float64")[m]
         s = scores[task["name"]].to_numpy(dtype="float64")[m]
         entry = {"type": task["type"], **_metrics(task, y, s, cfg)}
+        if task["type"] == "binary":
+            entry |= metrics.threshold_metrics(y, s, (thresholds or {}).get(task["name"]))
         if task["type"] == "binary" and resamples is not None and entry["auc"] is not None:
             entry["auc_interval"] = metrics.interval(metrics.weighted_aucs(y, s, resamples.where(m)), ev.interval)
         if task["type"] == "binary" and ev.gauc_by and ev.gauc_by in rows:
@@ -68,17 +74,29 @@ def evaluate_scores(scores: pd.DataFrame, rows: pd.DataFrame, cfg: Config, only:
     return result
 
 
-def calibration_plots(scores: pd.DataFrame, rows: pd.DataFrame, cfg: Config,
-                      only: str | None = None) -> dict[str, list[dict]]:
-    """Reliability diagram points per binary task (mean prediction vs observed rate per bin)."""
-    out = {}
+def _binary_tasks(scores: pd.DataFrame, rows: pd.DataFrame, cfg: Config,
+                  only: str | None) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """(task, labels, scores) of each binary task, on the rows where the task is defined."""
     for task in task_dicts(cfg, only):
         if task["type"] == "binary":
             m = _task_rows(rows, task)
-            y = rows[task["label"]].to_numpy(dtype="float64")[m]
-            out[task["name"]] = metrics.reliability(y, scores[task["name"]].to_numpy(dtype="float64")[m],
-                                                    cfg.evaluation.calibration_bins)
-    return out
+            y = pd.to_numeric(rows[task["label"]], errors="coerce").to_numpy(dtype="float64")[m]
+            yield task["name"], y, scores[task["name"]].to_numpy(dtype="float64")[m]
+
+
+def at_thresholds(scores: pd.DataFrame, rows: pd.DataFrame, cfg: Config, thresholds: dict[str, float | None],
+                  only: str | None = None) -> dict[str, dict]:
+    """Per binary task, precision, recall, F1 and accuracy at its threshold, on the rows of its
+    AUC: what ``evaluate_scores`` reports, without the rest (a single-task baseline's)."""
+    return {name: metrics.threshold_metrics(y, s, thresholds.get(name))
+            for name, y, s in _binary_tasks(scores, rows, cfg, only)}
+
+
+def calibration_plots(scores: pd.DataFrame, rows: pd.DataFrame, cfg: Config,
+                      only: str | None = None) -> dict[str, list[dict]]:
+    """Reliability diagram points per binary task (mean prediction vs observed rate per bin)."""
+    return {name: metrics.reliability(y, s, cfg.evaluation.calibration_bins)
+            for name, y, s in _binary_tasks(scores, rows, cfg, only)}
 
 
 def _conditional_auc(task: dict, parent: str, scores: pd.DataFrame, rows: pd.DataFrame, m: np.ndarray) -> dict:
@@ -97,19 +115,13 @@ def _conditional_auc(task: dict, parent: str, scores: pd.DataFrame, rows: pd.Dat
 
 
 def roc_plots(scores: pd.DataFrame, rows: pd.DataFrame, cfg: Config, only: str | None = None) -> dict[str, list[dict]]:
-    out = {}
-    for task in task_dicts(cfg, only):
-        if task["type"] != "binary":
-            continue
-        m = _task_rows(rows, task)
-        y = rows[task["label"]].to_numpy(dtype="float64")[m]
-        out[task["name"]] = metrics.roc_points(y, scores[task["name"]].to_numpy()[m])
-    return out
+    return {name: metrics.roc_points(y, s) for name, y, s in _binary_tasks(scores, rows, cfg, only)}
 
 
 def format_table(result: dict, decision: dict | None = None, gain: dict | None = None) -> str:
     """The per-task table printed at the end of a run, with each slice value under its task, and
-    (with ``gain``) each task's gain over its single-task baseline."""
+    (with ``gain``) each task's gain over its single-task baseline. F1@t, P@t and R@t: F1,
+    precision and recall at the threshold chosen on validation."""
     fmt = lambda v: f"{v:.4f}" if isinstance(v, (int, float)) else "-"  # noqa: E731
 
     def ci(e: dict) -> str:
@@ -127,12 +139,14 @@ def format_table(result: dict, decision: dict | None = None, gain: dict | None =
         return f"{g['gain']:+.4f}{flag}"
 
     head = (f"{'task':<26}{'rows':>8}  {'AUC':>7}  {'95% interval':>16}  {'oracle':>7}  {'PR-AUC':>7}  "
-            f"{'logloss':>7}  {'ECE':>7}  {'GAUC':>7}  {'RMSE':>8}" + (f"  {'vs single-task':>14}" if gains else ""))
+            f"{'logloss':>7}  {'ECE':>7}  {'GAUC':>7}  {'F1@t':>7}  {'P@t':>7}  {'R@t':>7}  {'RMSE':>8}"
+            + (f"  {'vs single-task':>14}" if gains else ""))
     lines = [head]
     for name, e in result.items():
         lines.append(f"{name:<26}{e.get('rows', 0):>8}  {fmt(e.get('auc')):>7}  {ci(e):>16}  "
                      f"{fmt(e.get('oracle_auc')):>7}  {fmt(e.get('pr_auc')):>7}  {fmt(e.get('logloss')):>7}  "
-                     f"{fmt(e.get('ece')):>7}  {fmt(e.get('gauc')):>7}  {fmt(e.get('rmse')):>8}"
+                     f"{fmt(e.get('ece')):>7}  {fmt(e.get('gauc')):>7}  {fmt(e.get('f1')):>7}  "
+                     f"{fmt(e.get('precision')):>7}  {fmt(e.get('recall')):>7}  {fmt(e.get('rmse')):>8}"
                      + (f"  {vs_single(name):>14}" if gains else ""))
         for key in e:
             if key.startswith("auc_given_"):
@@ -144,7 +158,7 @@ def format_table(result: dict, decision: dict | None = None, gain: dict | None =
                 label = f"  {col}={v}"
                 lines.append(f"{label[:26]:<26}{se.get('rows', 0):>8}  {fmt(se.get('auc')):>7}  {'':>16}  {'':>7}  "
                              f"{fmt(se.get('pr_auc')):>7}  {fmt(se.get('logloss')):>7}  {fmt(se.get('ece')):>7}  "
-                             f"{'':>7}  {fmt(se.get('rmse')):>8}")
+                             f"{'':>7}  {'':>7}  {'':>7}  {'':>7}  {fmt(se.get('rmse')):>8}")
     if gains:
         lines.append("")
         dm = gain.get("delta_m")

@@ -162,6 +162,48 @@ def binary_metrics(y: np.ndarray, p: np.ndarray, bins: int = 10) -> dict[str, fl
             "rows": int(len(y))}
 
 
+def best_f1_threshold(y: np.ndarray, p: np.ndarray) -> float | None:
+    """The score threshold (predict positive where ``p >= threshold``) with the highest F1 on
+    these rows, chosen among the distinct scores; the highest such score when several tie. None
+    when the rows hold a single class: every threshold is then equally right or wrong."""
+    if len(y) == 0 or y.min() == y.max():
+        return None
+    order = np.argsort(-p, kind="stable")
+    ps = p[order]
+    # One cut point per distinct score, after its last (lowest-ranked) row: equal scores are all
+    # predicted alike, so no threshold can split them.
+    last = np.r_[np.flatnonzero(ps[1:] != ps[:-1]), len(ps) - 1]
+    tp = np.cumsum(y[order])[last]
+    f1 = 2 * tp / (last + 1 + tp[-1])  # F1 = 2 TP / (predicted positives + actual positives)
+    return float(ps[last[np.argmax(f1)]])
+
+
+def f1_thresholds(p: np.ndarray, labels: np.ndarray, mask: np.ndarray, tasks: list[dict]) -> dict[str, float | None]:
+    """Per binary task, :func:`best_f1_threshold` on the rows where the task is defined.
+
+    ``p``, ``labels`` and ``mask`` are (rows, tasks), as in a split's Arrays, with ``p`` the
+    served scores (probabilities). Chosen on validation, reported on test, on the rows and
+    scores of the task's headline AUC (a funnel task's: every impression)."""
+    return {t["name"]: best_f1_threshold(labels[mask[:, j], j], p[mask[:, j], j])
+            for j, t in enumerate(tasks) if t["type"] == "binary"}
+
+
+def threshold_metrics(y: np.ndarray, p: np.ndarray, threshold: float | None) -> dict[str, float | None]:
+    """Precision, recall, F1 and accuracy of predicting positive where ``p >= threshold``, and
+    the threshold. Each is None where undefined: no threshold (a model that has none, a task
+    whose validation rows held one class), no rows, no predicted or actual positives."""
+    if threshold is None or len(y) == 0:
+        return dict.fromkeys(("threshold", "precision", "recall", "f1", "accuracy"))
+    predicted = p >= threshold
+    positive = y == 1
+    tp, n_pred, n_pos = int((predicted & positive).sum()), int(predicted.sum()), int(positive.sum())
+    return {"threshold": float(threshold),
+            "precision": tp / n_pred if n_pred else None,
+            "recall": tp / n_pos if n_pos else None,
+            "f1": 2 * tp / (n_pred + n_pos) if n_pred + n_pos else None,
+            "accuracy": float((predicted == positive).mean())}
+
+
 def regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float | None]:
     return {"rmse": rmse(y, pred), "mae": mae(y, pred), "rows": int(len(y))}
 

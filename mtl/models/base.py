@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from mtl.config import ModelConfig
+from mtl.models.interactions import get_interaction
 from mtl.models.layers import FusedEmbedding, HistoryEncoder, InputSpec, history_inputs
 
 
@@ -25,6 +26,7 @@ class Shared:
     x: torch.Tensor  # the embedded input, (batch, d_in)
     scenario: torch.Tensor | None = None  # scenario ids, for scenario-aware gates
     ctx: dict | None = None  # whatever else an architecture's decode needs (PLE's per-task inputs)
+    emb: torch.Tensor | None = None  # the embedding rows this batch looked up (their L2 penalty)
 
 
 class MultiTaskModel(nn.Module):
@@ -34,35 +36,42 @@ class MultiTaskModel(nn.Module):
         self.cfg = cfg
         self.n_tasks = len(spec.tasks)
         self.embedding = FusedEmbedding(spec.cardinalities, cfg.embedding_dim)
-        self.d_in = self.embedding.out_dim + spec.n_numeric
-        self._add_history_and_text(spec, cfg, 1)
+        self._add_inputs(spec, cfg, 1)
         # Diagnostics: when set, gated architectures keep their last (tasks, batch, experts) gates.
         self.record_gates = False
         self.last_gates: torch.Tensor | None = None
 
-    def _add_history_and_text(self, spec: InputSpec, cfg: ModelConfig, copies: int) -> None:
-        """The history encoder and the text projections, when the data has them: their outputs
-        join the embedded input, so every architecture's experts (and gates) read them. Nothing
-        is built, and nothing costs, without them. ``copies``: independent ones per task (the
-        single-task baseline)."""
+    def _add_inputs(self, spec: InputSpec, cfg: ModelConfig, copies: int) -> None:
+        """The history encoder and the text projections, when the data has them, then the
+        feature interaction (model.interaction); sets ``d_in``, the width of one copy's input to
+        the architecture. History and text outputs join the embedded input, so every
+        architecture's experts (and gates) read them; nothing is built, and nothing costs,
+        without them. ``copies``: independent ones per task (the single-task baseline)."""
         self.history = self.text_projection = None
-        self.d_extra = 0
+        d_extra, fields = 0, len(spec.cardinalities)
         if spec.seq_shares:
             self.history = nn.ModuleList(
                 HistoryEncoder(spec.seq_length, cfg.embedding_dim, cfg.sequence.layers, cfg.sequence.heads)
                 for _ in range(copies))
-            self.d_extra += cfg.embedding_dim
+            d_extra += cfg.embedding_dim
+            fields += 1
         if spec.n_text:
             # Frozen sentence vectors in, a trainable projection per text column (and copy) out.
             self.text_projection = nn.Parameter(torch.empty(spec.n_text, spec.text_dim, cfg.text_dim * copies))
             nn.init.normal_(self.text_projection, std=spec.text_dim**-0.5)
-            self.d_extra += spec.n_text * cfg.text_dim
-        self.d_in += self.d_extra
+            d_extra += spec.n_text * cfg.text_dim
+            fields += spec.n_text if cfg.text_dim == cfg.embedding_dim else 0
+        self.d_extra = d_extra
+        d_flat = len(spec.cardinalities) * cfg.embedding_dim + spec.n_numeric + d_extra
+        self.interaction = get_interaction(cfg.interaction)(fields, cfg.embedding_dim, spec.n_numeric, d_flat,
+                                                            copies, cfg)
+        self.d_in = self.interaction.out_dim
 
     def extra_inputs(self, cat: torch.Tensor, seq: torch.Tensor | None, text: torch.Tensor | None,
                      copy: int = 0, width: int | None = None) -> list[torch.Tensor]:
-        """The history vector and the projected text vectors of copy ``copy`` (embedding columns
-        [copy * width, (copy + 1) * width) of a shared table)."""
+        """The history vector (batch, 1, dim) and the projected text vectors (batch, texts,
+        text_dim) of copy ``copy`` (embedding columns [copy * width, (copy + 1) * width) of a
+        shared table)."""
         out = []
         if self.history is not None:
             dim = self.cfg.embedding_dim
@@ -70,20 +79,31 @@ class MultiTaskModel(nn.Module):
                                                     self.spec.seq_shares, cat, seq)
             if width is not None:
                 tokens, query = tokens[..., copy * dim:(copy + 1) * dim], query[..., copy * dim:(copy + 1) * dim]
-            out.append(self.history[copy](tokens, query, padding))
+            out.append(self.history[copy](tokens, query, padding).unsqueeze(1))
         if self.text_projection is not None:
             d = self.cfg.text_dim
             w = self.text_projection[..., copy * d:(copy + 1) * d].to(text.dtype)
-            out.append(torch.einsum("btk,tkd->btd", text, w).flatten(1))
+            out.append(torch.einsum("btk,tkd->btd", text, w))
         return out
+
+    def interact(self, e: torch.Tensor, extra: list[torch.Tensor], num: torch.Tensor) -> torch.Tensor:
+        """(copies, batch, cols, dim) embeddings, each copy's extra inputs -> (copies, batch, d_in):
+        the flat input through the interaction layer. Vectors as wide as an embedding (the
+        history, text projections of that width) take part in the interaction as fields."""
+        dim = self.cfg.embedding_dim
+        extra = [v.to(e.dtype) for v in extra]
+        flat = [e.flatten(2), num.to(e.dtype).expand(e.shape[0], *num.shape)]
+        flat += [v.flatten(2) for v in extra]
+        fields = torch.cat([e, *(v for v in extra if v.shape[-1] == dim)], dim=2)
+        return self.interaction(fields, num, torch.cat(flat, dim=2))
 
     def embed(self, cat: torch.Tensor, num: torch.Tensor, seq: torch.Tensor | None = None,
               text: torch.Tensor | None = None) -> Shared:
-        e = self.embedding(cat)
-        extra = self.extra_inputs(cat, seq, text) if self.d_extra else []
-        x = torch.cat([e, num.to(e.dtype), *(v.to(e.dtype) for v in extra)], dim=1)
+        e = self.embedding.fields(cat)
+        extra = [v.unsqueeze(0) for v in self.extra_inputs(cat, seq, text)] if self.d_extra else []
+        x = self.interact(e.unsqueeze(0), extra, num)[0]
         scenario = cat[:, self.spec.scenario_input] if self.spec.scenario_input >= 0 else None
-        return Shared(x, x, scenario)
+        return Shared(x, x, scenario, emb=e)
 
     def represent(self, cat: torch.Tensor, num: torch.Tensor, seq: torch.Tensor | None = None,
                   text: torch.Tensor | None = None) -> Shared:

@@ -77,8 +77,12 @@ class FusedEmbedding(nn.Module):
         nn.init.normal_(self.table.weight, std=0.05)
         self.out_dim = len(cardinalities) * dim
 
+    def fields(self, cat: torch.Tensor) -> torch.Tensor:
+        """(batch, columns) ids -> (batch, columns, dim): one vector per field."""
+        return self.table(cat + self.offsets)
+
     def forward(self, cat: torch.Tensor) -> torch.Tensor:
-        return self.table(cat + self.offsets).flatten(1)
+        return self.fields(cat).flatten(1)
 
 
 class BatchedMLP(nn.Module):

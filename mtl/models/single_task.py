@@ -20,23 +20,22 @@ class SingleTask(MultiTaskModel):
         super().__init__(spec, cfg)
         # One table of width dim * tasks: task t only ever reads (and so only trains) its own slice.
         self.embedding = FusedEmbedding(spec.cardinalities, cfg.embedding_dim * self.n_tasks)
-        self._add_history_and_text(spec, cfg, self.n_tasks)  # one history encoder and projection per task
-        self.d_task = len(spec.cardinalities) * cfg.embedding_dim + spec.n_numeric + self.d_extra
-        self.mlps = BatchedMLP(self.n_tasks, self.d_task, cfg.expert_hidden, cfg.dropout, cfg.norm == "batch")
+        # One history encoder, text projection and interaction per task.
+        self._add_inputs(spec, cfg, self.n_tasks)
+        self.mlps = BatchedMLP(self.n_tasks, self.d_in, cfg.expert_hidden, cfg.dropout, cfg.norm == "batch")
         self.heads = Heads(self.n_tasks, self.mlps.out_dim, cfg.tower_hidden, cfg.dropout, cfg.norm == "batch")
 
     def embed(self, cat: torch.Tensor, num: torch.Tensor, seq: torch.Tensor | None = None,
               text: torch.Tensor | None = None) -> Shared:
-        e = self.embedding.table(cat + self.embedding.offsets)  # (batch, cols, dim * tasks)
+        e = self.embedding.fields(cat)  # (batch, cols, dim * tasks)
         b, cols, _ = e.shape
-        e = e.view(b, cols, self.n_tasks, -1).permute(2, 0, 1, 3).reshape(self.n_tasks, b, -1)
-        parts = [e, num.to(e.dtype).expand(self.n_tasks, *num.shape)]
+        e = e.view(b, cols, self.n_tasks, -1).permute(2, 0, 1, 3)  # (tasks, batch, cols, dim)
+        extra = []
         if self.d_extra:
-            dim = self.cfg.embedding_dim
-            parts.append(torch.stack([torch.cat(self.extra_inputs(cat, seq, text, t, dim), dim=1)
-                                      for t in range(self.n_tasks)]).to(e.dtype))
-        x = torch.cat(parts, dim=2)
-        return Shared(x, x)
+            per_task = [self.extra_inputs(cat, seq, text, t, self.cfg.embedding_dim) for t in range(self.n_tasks)]
+            extra = [torch.stack(parts) for parts in zip(*per_task)]
+        x = self.interact(e, extra, num)
+        return Shared(x, x, emb=e)
 
     def represent(self, cat: torch.Tensor, num: torch.Tensor, seq: torch.Tensor | None = None,
                   text: torch.Tensor | None = None) -> Shared:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import html
 
+THRESHOLD_TITLE = "At the threshold that maximised F1 on validation (test split)"
+
 
 def _f(v, digits: int = 4) -> str:
     return f"{v:.{digits}f}" if isinstance(v, (int, float)) and v is not None else "-"
@@ -47,6 +49,16 @@ def _detail_rows(card: dict) -> tuple[list[str], list[list[str]]]:
     head = ["task", "PR-AUC", "logloss", "ECE", "GAUC", "MAE", "rows"]
     return head, [[task, _f(e.get("pr_auc")), _f(e.get("logloss")), _f(e.get("ece")), _f(e.get("gauc")),
                    _f(e.get("mae")), str(e.get("rows", "-"))] for task, e in card["metrics"].items()]
+
+
+def _threshold_rows(card: dict) -> tuple[list[str], list[list[str]]]:
+    """Per binary task: the metrics at the threshold that maximised F1 on validation, and the
+    single-task baseline's F1 at its own (when trained)."""
+    head = ["task", "threshold", "precision", "recall", "F1", "accuracy", "single-task F1"]
+    baseline = (card.get("mtl_gain") or {}).get("tasks", {})
+    return head, [[task, _f(e.get("threshold")), _f(e.get("precision")), _f(e.get("recall")), _f(e.get("f1")),
+                   _f(e.get("accuracy")), _f((baseline.get(task, {}).get("baseline_at_threshold") or {}).get("f1"))]
+                  for task, e in card["metrics"].items() if e["type"] == "binary"]
 
 
 def _slice_rows(card: dict) -> tuple[list[str], list[list[str]]]:
@@ -113,6 +125,9 @@ def markdown(card: dict) -> str:
         _gain_line(card),
         _md_table(*_detail_rows(card)),
     ]
+    threshold_head, threshold_rows = _threshold_rows(card)
+    if threshold_rows:
+        parts += [f"## {THRESHOLD_TITLE}", _md_table(threshold_head, threshold_rows)]
     slice_head, slice_rows = _slice_rows(card)
     if slice_rows:
         parts += ["## Slices", _md_table(slice_head, slice_rows)]
@@ -152,6 +167,7 @@ def to_html(card: dict, roc: dict[str, list[dict]] | None = None, reliability: d
             plots.append(_svg_curve(points, "mean_prediction", "positive_rate", f"reliability: {task}"))
     lineage = card.get("lineage", {})
     slice_head, slice_rows = _slice_rows(card)
+    threshold_head, threshold_rows = _threshold_rows(card)
     return f"""<!doctype html><html><head><meta charset="utf-8">
 <title>{html.escape(card['model_name'])} v{html.escape(str(card.get('version', '-')))}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse;margin:1em 0}}
@@ -164,6 +180,7 @@ figure{{display:inline-block;margin:0 1em 1em 0}}</style></head><body>
 <ul>{''.join(f'<li>{html.escape(r)}</li>' for r in _reasons(decision))}</ul>
 <h2>Data and lineage</h2><ul>{''.join(f'<li>{html.escape(k)}: <code>{html.escape(str(v))}</code></li>' for k, v in sorted(lineage.items()))}</ul>
 <h2>Metrics</h2>{_html_table(*_rows(card))}<p>{html.escape(_gain_line(card))}</p>{_html_table(*_detail_rows(card))}
+{(f'<h2>{html.escape(THRESHOLD_TITLE)}</h2>' + _html_table(threshold_head, threshold_rows)) if threshold_rows else ''}
 {('<h2>Slices</h2>' + _html_table(slice_head, slice_rows)) if slice_rows else ''}
 <h2>Plots</h2>{''.join(plots)}
 </body></html>

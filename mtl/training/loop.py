@@ -29,6 +29,7 @@ from mtl.training.device import Runtime, select_runtime
 from mtl.training.distributed import Dist, from_env
 from mtl.training.checkpoint import load_training_state, save_training_state
 from mtl.training.losses import task_losses
+from mtl.training.optim import Schedule, build_optimizer
 from mtl.training.weighting import get_weighting
 from mtl.training.weighting.base import gradient_conflict
 
@@ -198,17 +199,11 @@ def train(
     if tc.compile:
         step = torch.compile(step)
     weighting = get_weighting(tc.weighting.method)(tasks, tc.weighting, model, runtime.device)
-    groups = [{"params": list(model.parameters())}]
-    if weighting.parameters():  # learnt loss weights (log-variances): never decayed towards 0
-        groups.append({"params": weighting.parameters(), "weight_decay": 0.0})
-    optimizer = torch.optim.Adam(
-        groups, lr=tc.learning_rate, weight_decay=tc.weight_decay,
-        # The fused kernel is several times faster than the per-tensor loop on CPU and GPU alike.
-        fused=True,
-    )
+    optimizer = build_optimizer(model, weighting.parameters(), tc)
     generator = torch.Generator().manual_seed(tc.seed)
     batches = _Batches(train_arrays, tc.batch_size, tc.shuffle_buffer_rows, runtime.device, generator, dist,
                        text_table)
+    schedule = Schedule(optimizer, tc.lr_schedule, tc.epochs * len(batches))
     is_binary = torch.tensor([t["type"] == "binary" for t in tasks], device=runtime.device)
     stopwatch = _Stopwatch(runtime.device)
     progress = _progress(tc.progress and dist.is_main)
@@ -222,6 +217,7 @@ def train(
     if saved is not None:
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
+        schedule.load_state_dict(saved["schedule"])
         weighting.load_state_dict(saved["weighting"])
         generator.set_state(saved["generator"])
         torch.set_rng_state(saved["torch_rng"])
@@ -244,7 +240,7 @@ def train(
             # represent / decode rather than forward: gradient methods act on the shared part's output.
             with runtime.autocast():
                 out, shared = step(cat, num, seq, text)
-                extra = model.extra_loss(out, labels, mask)
+                extra = _add(model.extra_loss(out, labels, mask), _embedding_penalty(shared, tc.embedding_l2))
             losses = task_losses(out, labels, mask, is_binary)
             if steps == 0 and len(tasks) > 1:  # one batch per epoch keeps the diagnostic cheap
                 cosines = gradient_conflict(losses, shared)
@@ -252,6 +248,7 @@ def train(
             with stopwatch:
                 stats = weighting.backward(losses, shared, model, extra, mask.any(0))
             optimizer.step()
+            schedule.step()
             with stopwatch:
                 # FAMO recomputes the batch's losses after the step; other methods never call this.
                 weighting.after_step(functools.partial(_batch_losses, model, runtime, cat, num, seq, text, labels,
@@ -266,7 +263,8 @@ def train(
         weighting.epoch_end(sums / max(steps, 1))
         scores = validation_scores(predict_raw(model, val_arrays, runtime, text_table=text_table), val_arrays, tasks)
         score = _selection_score(scores, tasks)
-        record = {"epoch": epoch, "val_selection_score": score, **scores}
+        record = {"epoch": epoch, "val_selection_score": score, **scores,
+                  "learning_rate": optimizer.param_groups[0]["lr"]}
         record.update({f"train_loss_{t['name']}": v for t, v in zip(tasks, train_losses)})
         record.update(_weighting_record(tasks, weight_sums / max(steps, 1), stopwatch.take_ms() / max(steps, 1),
                                         {k: v / max(steps, 1) for k, v in method_stats.items()}, cosines))
@@ -281,7 +279,7 @@ def train(
         if state_path is not None and dist.is_main:
             save_training_state(state_path, {
                 "fingerprint": fingerprint, "epoch": epoch, "stopped": stopped, "seen": seen,
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
                 "weighting": weighting.state_dict(), "generator": generator.get_state(),
                 "torch_rng": torch.get_rng_state(), "best_model": best_state, "best_score": best_score,
                 "best_epoch": best_epoch, "bad_epochs": bad_epochs, "history": history,
@@ -309,6 +307,17 @@ class _Forward(torch.nn.Module):
                 text: torch.Tensor | None = None):
         shared = self.model.represent(cat, num, seq, text)
         return self.model.decode(shared), shared
+
+
+def _add(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
+    return b if a is None else a if b is None else a + b
+
+
+def _embedding_penalty(shared, coefficient: float) -> torch.Tensor | None:
+    """train.embedding_l2 times the mean squared norm of the rows this batch looked up."""
+    if not coefficient or shared.emb is None:
+        return None
+    return coefficient * shared.emb.float().pow(2).sum(-1).sum(-1).mean()
 
 
 @torch.no_grad()

@@ -39,6 +39,19 @@ def test_chain_tracks_registers_and_gates(project):
         assert 0.5 < run.data.metrics[f"test_auc_{task}"] <= 1.0
         assert run.data.metrics[f"test_oracle_auc_{task}"] >= run.data.metrics[f"test_auc_{task}"] - 0.05
     assert "test_rmse_dwell" in run.data.metrics
+    # Thresholds chosen on validation (the model's and the baseline's), reported on test.
+    evaluation = json.loads(paths.metrics_file.read_text())
+    baseline_info = json.loads(paths.baseline_info.read_text())
+    for task in ("click", "add_to_cart", "purchase"):
+        e, t = evaluation["tasks"][task], info["thresholds"][task]
+        assert 0 < t < 1 and run.data.metrics[f"threshold_{task}"] == pytest.approx(t)
+        assert e["threshold"] == t and 0 <= e["f1"] <= 1 and 0 <= e["accuracy"] <= 1
+        assert {"precision", "recall"} <= set(e)
+        baseline_t = baseline_info["thresholds"][task]
+        assert 0 < baseline_t < 1
+        assert evaluation["mtl_gain"]["tasks"][task]["baseline_at_threshold"]["threshold"] == baseline_t
+    assert "dwell" not in info["thresholds"] and "f1" not in evaluation["tasks"]["dwell"]
+    assert 0 < evaluation["tasks"]["click"]["f1"] and "test_f1_click" in run.data.metrics
     assert run.data.tags["mtl.validation"] == "passed"
     assert run.data.tags["mtl.drift_reference"] == "none: no champion of model 'mtl-ecommerce' yet (the first run)"
     assert run.data.tags["mtl.git_commit"]
@@ -59,6 +72,7 @@ def test_chain_tracks_registers_and_gates(project):
     assert float(champion.tags["test_auc_click"]) == pytest.approx(run.data.metrics["test_auc_click"], abs=1e-5)
     assert decision["load_check"]["passed"]
     assert "# Model card: mtl-ecommerce version 1" in paths.model_card_md.read_text()
+    assert "maximised F1 on validation" in paths.model_card_md.read_text()
     assert "<svg" in paths.model_card_html.read_text()  # ROC and reliability curves, inline
 
     # A second candidate held to an impossible floor is rejected: it is registered (every

@@ -135,3 +135,26 @@ def test_a_corrupted_training_state_is_not_resumed_from(tmp_path, capsys):
     _flip_inside(path, weights)
     assert load_training_state(path, "f") is None
     assert "checksum mismatch, the training state is corrupted; training starts afresh" in capsys.readouterr().err
+
+
+def test_embedding_l2_shrinks_the_rows_batches_look_up_and_leaves_unseen_rows_alone():
+    train, val = synthetic_arrays(3000, 0), synthetic_arrays(500, 1)
+    train.cat[:, 0] = np.minimum(train.cat[:, 0], 39)  # user rows 40-49 never appear in training
+    norms = {}
+    for l2 in (0.0, 0.5):
+        model = loop.train(train, val, SPEC, TASKS, config(epochs=2, embedding_l2=l2)).model
+        table = model.embedding.table.weight.detach()
+        norms[l2] = table[:40].norm(dim=1).mean().item()
+        torch.manual_seed(42)
+        untouched = loop.build_model(SPEC, config()).embedding.table.weight[40:50]
+        assert torch.equal(table[40:50], untouched)  # no penalty (and no gradient) on rows never looked up
+    assert norms[0.5] < 0.85 * norms[0.0], norms
+
+
+def test_cosine_schedule_decays_the_learning_rate_to_zero_by_the_last_epoch():
+    train, val = synthetic_arrays(2000, 0), synthetic_arrays(500, 1)
+    constant = loop.train(train, val, SPEC, TASKS, config(epochs=2, patience=5))
+    cosine = loop.train(train, val, SPEC, TASKS, config(epochs=2, patience=5, lr_schedule="cosine"))
+    assert [h["learning_rate"] for h in constant.history] == [0.01, 0.01]
+    middle, end = (h["learning_rate"] for h in cosine.history)
+    assert middle == pytest.approx(0.005, rel=0.05) and end == pytest.approx(0.0, abs=1e-9)

@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # annotations only: importing this module loads neither numpy
 SHIPPED = "mtl.shipped"  # user attribute of the trial that trains params.yaml as it is
 VALUES = "mtl.values"  # user attribute: the dotted key -> value a trial trained with
 PARENT_RUN = "mlflow_run_id"  # study attribute: the MLflow run its trials are children of
-METRIC = "val_selection_score"  # the early-stopping metric (mean validation AUC): what is maximised
+METRIC = "val_selection_score"  # the early-stopping metric (mean validation AUC of the gated tasks): maximised
 
 
 class TuneError(RuntimeError):

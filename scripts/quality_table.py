@@ -3,6 +3,7 @@
     .venv/bin/python scripts/quality_table.py                       # all architectures, seeds 1-3
     .venv/bin/python scripts/quality_table.py --arch mmoe,single_task --seeds 1,2 --rows 300000
     .venv/bin/python scripts/quality_table.py --arch mmoe --inputs base,sequence,text,sequence+text  # README table
+    .venv/bin/python scripts/quality_table.py --interactions none,fm,dcn_v2   # architecture x interaction
 
 Preprocesses the log once (params.yaml settings, data.synthetic.rows overridable), then trains
 each architecture with each seed through the same trainer `mtl train` uses, scores the test
@@ -13,7 +14,10 @@ their AUC given the parent (CVR on clicks). Hyper-parameters are params.yaml's f
 ``--inputs`` compares what the model reads: ``base`` (the schema's categorical and numeric
 columns), ``sequence`` (plus the users' histories), ``text`` (plus item titles through the
 sentence encoder) or both. The features are built once with every input; a variant's model just
-leaves out the encoders it does not use, so all variants see identical rows.
+leaves out the encoders it does not use, so all variants see identical rows. ``--interactions``
+trains each architecture with each ``model.interaction`` (the rest of params.yaml as shipped).
+Each AUC column is followed by the share of the oracle's lift over random the model captures,
+(AUC - 0.5) / (oracle AUC - 0.5).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=None, help="synthetic rows (default: params.yaml)")
     p.add_argument("--inputs", default="base", help="comma-separated: base, sequence, text, sequence+text")
     p.add_argument("--workdir", default="/tmp/mtl-quality")
+    p.add_argument("--interactions", default=None, help="comma-separated model.interaction values (default: params.yaml's)")
     p.add_argument("--json", help="also write the raw results here")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting for every model (YAML value), e.g. --set model.norm=batch")
@@ -82,22 +87,24 @@ def main() -> None:
     table_ = transform.text_table()
 
     results: dict[str, list[dict]] = {}
-    for arch in args.arch.split(","):
-        for variant in variants:
-            parts = set(variant.split("+"))
-            spec = replace(full, seq_shares=full.seq_shares if "sequence" in parts else (),
-                           n_text=full.n_text if "text" in parts else 0)
-            name = arch if variants == ["base"] else f"{arch}, {variant}"
-            for seed in (int(s) for s in args.seeds.split(",")):
-                run_cfg = load_config(ROOT / "params.yaml", overrides | {"model.architecture": arch, "train.seed": seed})
-                started = time.perf_counter()
-                result = loop.train(train_rows, val, spec, transform.tasks, run_cfg, text_table=table_)
-                scores = Scorer(transform, result.model).predict(test_rows)
-                metrics = evaluate_scores(scores, test_rows, run_cfg)
-                results.setdefault(name, []).append(metrics)
-                aucs = ", ".join(f"{t} {m['auc']:.4f}" for t, m in metrics.items() if m.get("auc") is not None)
-                print(f"{name} seed {seed}: {aucs} (best epoch {result.best_epoch}, "
-                      f"{result.samples_per_second:,.0f} samples/s, {time.perf_counter() - started:.0f} s)", flush=True)
+    interactions = args.interactions.split(",") if args.interactions else [None]
+    for arch, interaction, variant in ((a, i, v) for a in args.arch.split(",") for i in interactions for v in variants):
+        parts = set(variant.split("+"))
+        spec = replace(full, seq_shares=full.seq_shares if "sequence" in parts else (),
+                       n_text=full.n_text if "text" in parts else 0)
+        name = ", ".join([arch] + ([interaction] if interaction else []) + ([variant] if variants != ["base"] else []))
+        chosen = {"model.interaction": interaction} if interaction else {}
+        for seed in (int(s) for s in args.seeds.split(",")):
+            run_cfg = load_config(ROOT / "params.yaml",
+                                  overrides | chosen | {"model.architecture": arch, "train.seed": seed})
+            started = time.perf_counter()
+            result = loop.train(train_rows, val, spec, transform.tasks, run_cfg, text_table=table_)
+            scores = Scorer(transform, result.model).predict(test_rows)
+            metrics = evaluate_scores(scores, test_rows, run_cfg)
+            results.setdefault(name, []).append(metrics)
+            aucs = ", ".join(f"{t} {m['auc']:.4f}" for t, m in metrics.items() if m.get("auc") is not None)
+            print(f"{name} seed {seed}: {aucs} (best epoch {result.best_epoch}, "
+                  f"{result.samples_per_second:,.0f} samples/s, {time.perf_counter() - started:.0f} s)", flush=True)
 
     print()
     print(table(results, cfg))
@@ -116,17 +123,22 @@ def table(results: dict[str, list[dict]], cfg) -> str:
         for key in first[t.name]:
             if key.startswith("auc_given_"):
                 columns.append((f"{t.name} given {key[len('auc_given_'):]}", t.name, key))
-    lines = ["| architecture | " + " | ".join(h for h, _, _ in columns) + " |",
-             "|---|" + "---:|" * len(columns)]
+    lifts = [task for _, task, key in columns if key == "auc" and first[task].get("oracle_auc")]
+    lines = ["| model | " + " | ".join(h for h, _, _ in columns) + " | "
+             + " | ".join(f"{t} % of oracle lift" for t in lifts) + " |",
+             "|---|" + "---:|" * (len(columns) + len(lifts))]
     for arch, runs in results.items():
         cells = []
         for _, task, key in columns:
             v = np.array([r[task][key] for r in runs], dtype=float)
             cells.append(f"{v.mean():.4f} ± {v.std(ddof=1) if len(v) > 1 else 0:.4f}")
+        for task in lifts:
+            lift = np.array([(r[task]["auc"] - 0.5) / (r[task]["oracle_auc"] - 0.5) for r in runs])
+            cells.append(f"{100 * lift.mean():.1f}")
         lines.append(f"| {arch} | " + " | ".join(cells) + " |")
     oracle = [f"{first[task]['oracle_auc']:.4f}" if key == "auc" and first[task].get("oracle_auc") else "-"
               for _, task, key in columns]
-    lines.append("| oracle (true probabilities) | " + " | ".join(oracle) + " |")
+    lines.append("| oracle (true probabilities) | " + " | ".join(oracle) + " |" + " 100 |" * len(lifts))
     return "\n".join(lines)
 
 

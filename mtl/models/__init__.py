@@ -14,6 +14,7 @@ ARCHITECTURES: dict[str, str] = {
     "mmoe": "mtl.models.mmoe:MMoE",
     "cgc": "mtl.models.ple:CGC",
     "ple": "mtl.models.ple:PLE",
+    "stem": "mtl.models.stem:STEM",
     "esmm": "mtl.models.funnel:ESMM",
     "aitm": "mtl.models.funnel:AITM",
 }

@@ -97,6 +97,22 @@ class MultiTaskModel(nn.Module):
         fields = torch.cat([e, *(v for v in extra if v.shape[-1] == dim)], dim=2)
         return self.interaction(fields, num, torch.cat(flat, dim=2))
 
+    def embed_copies(self, cat: torch.Tensor, num: torch.Tensor, seq: torch.Tensor | None, text: torch.Tensor | None,
+                     copies: int) -> Shared:
+        """The input of ``copies`` independent models, (copies, batch, d_in), from a table of
+        width embedding_dim * copies: copy c only ever reads (and so only trains) its own slice,
+        its own history encoder, text projection and interaction."""
+        e = self.embedding.fields(cat)  # (batch, cols, dim * copies)
+        b, cols, _ = e.shape
+        e = e.view(b, cols, copies, -1).permute(2, 0, 1, 3)  # (copies, batch, cols, dim)
+        extra = []
+        if self.d_extra:
+            per_copy = [self.extra_inputs(cat, seq, text, c, self.cfg.embedding_dim) for c in range(copies)]
+            extra = [torch.stack(parts) for parts in zip(*per_copy)]
+        x = self.interact(e, extra, num)
+        scenario = cat[:, self.spec.scenario_input] if self.spec.scenario_input >= 0 else None
+        return Shared(x, x, scenario, emb=e)
+
     def embed(self, cat: torch.Tensor, num: torch.Tensor, seq: torch.Tensor | None = None,
               text: torch.Tensor | None = None) -> Shared:
         e = self.embedding.fields(cat)

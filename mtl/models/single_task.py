@@ -27,15 +27,9 @@ class SingleTask(MultiTaskModel):
 
     def embed(self, cat: torch.Tensor, num: torch.Tensor, seq: torch.Tensor | None = None,
               text: torch.Tensor | None = None) -> Shared:
-        e = self.embedding.fields(cat)  # (batch, cols, dim * tasks)
-        b, cols, _ = e.shape
-        e = e.view(b, cols, self.n_tasks, -1).permute(2, 0, 1, 3)  # (tasks, batch, cols, dim)
-        extra = []
-        if self.d_extra:
-            per_task = [self.extra_inputs(cat, seq, text, t, self.cfg.embedding_dim) for t in range(self.n_tasks)]
-            extra = [torch.stack(parts) for parts in zip(*per_task)]
-        x = self.interact(e, extra, num)
-        return Shared(x, x, emb=e)
+        s = self.embed_copies(cat, num, seq, text, self.n_tasks)
+        s.scenario = None
+        return s
 
     def represent(self, cat: torch.Tensor, num: torch.Tensor, seq: torch.Tensor | None = None,
                   text: torch.Tensor | None = None) -> Shared:

@@ -158,9 +158,13 @@ def validation_scores(raw: np.ndarray, a: Arrays, tasks: list[dict]) -> dict[str
     return out
 
 
-def _selection_score(scores: dict[str, float | None], tasks: list[dict]) -> float:
-    """Early-stopping criterion: mean validation AUC over binary tasks (minus MSE if none)."""
-    aucs = [scores[f"val_auc_{t['name']}"] for t in tasks if t["type"] == "binary"]
+def _selection_score(scores: dict[str, float | None], tasks: list[dict], gated: tuple[str, ...] = ()) -> float:
+    """Early-stopping criterion: the mean validation AUC over the binary tasks the gate judges
+    (``gated``: gate.tasks; every binary task when none of them is gated), so the epoch kept is
+    the one the promotion gate would think best; minus the mean MSE if no task is binary."""
+    binary = [t["name"] for t in tasks if t["type"] == "binary"]
+    chosen = [n for n in binary if n in gated] or binary
+    aucs = [scores[f"val_auc_{n}"] for n in chosen]
     aucs = [a for a in aucs if a is not None]
     if aucs:
         return float(np.mean(aucs))
@@ -262,7 +266,7 @@ def train(
         train_losses = (sums / max(steps, 1)).tolist()
         weighting.epoch_end(sums / max(steps, 1))
         scores = validation_scores(predict_raw(model, val_arrays, runtime, text_table=text_table), val_arrays, tasks)
-        score = _selection_score(scores, tasks)
+        score = _selection_score(scores, tasks, tuple(cfg.gate.tasks))
         record = {"epoch": epoch, "val_selection_score": score, **scores,
                   "learning_rate": optimizer.param_groups[0]["lr"]}
         record.update({f"train_loss_{t['name']}": v for t, v in zip(tasks, train_losses)})

@@ -146,9 +146,19 @@ def test_expert_utilisation_is_reported_for_gated_models(name):
     model = get_architecture(name)(SPEC, CFG)
     cat, num, labels, mask = funnel_data(100)
     util = expert_utilisation(model, Arrays(cat.numpy(), num.numpy(), labels.numpy(), mask.numpy()))
-    if name in ("mmoe", "cgc", "ple"):
+    if name in ("mmoe", "cgc", "ple", "stem"):
         assert set(util) == set(SPEC.tasks)
         assert all(abs(sum(w) - 1) < 1e-3 for w in util.values())
     else:
         assert util == {}
     assert model.record_gates is False  # diagnostics leave the model as they found it
+
+
+def test_stem_tasks_own_their_embedding_slice_and_share_only_the_shared_one():
+    torch.manual_seed(5)
+    model = get_architecture("stem")(SPEC, CFG)
+    cat, num, labels, mask = funnel_data(64)
+    task_losses(model(cat, num), labels, mask, IS_BINARY)[2].backward()  # purchase only
+    grad = model.embedding.table.weight.grad.view(-1, 5, CFG.embedding_dim)  # 4 task slices, then the shared one
+    assert grad[:, 2].abs().sum() > 0 and grad[:, 4].abs().sum() > 0
+    assert grad[:, [0, 1, 3]].abs().sum() == 0  # the other tasks' own slices are untouched

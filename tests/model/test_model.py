@@ -158,3 +158,10 @@ def test_cosine_schedule_decays_the_learning_rate_to_zero_by_the_last_epoch():
     assert [h["learning_rate"] for h in constant.history] == [0.01, 0.01]
     middle, end = (h["learning_rate"] for h in cosine.history)
     assert middle == pytest.approx(0.005, rel=0.05) and end == pytest.approx(0.0, abs=1e-9)
+
+
+def test_early_stopping_selects_on_the_tasks_the_gate_judges():
+    scores = {"val_auc_ctr": 0.8, "val_auc_cvr": 0.6, "val_mse_dwell": 0.5}
+    assert loop._selection_score(scores, TASKS) == pytest.approx(0.7)  # no gated task: every binary one
+    assert loop._selection_score(scores, TASKS, ("cvr", "dwell")) == pytest.approx(0.6)
+    assert loop._selection_score({"val_mse_dwell": 0.5}, TASKS[2:]) == pytest.approx(-0.5)

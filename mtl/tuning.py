@@ -439,7 +439,11 @@ def _progress(echo: Callable[[str], None], total: int):
     return report
 
 
-def tune(cfg: Config, paths: Paths, echo: Callable[[str], None] = print) -> TuneResult:
+def _say(line: str) -> None:
+    print(line, flush=True)  # a search runs for minutes: its log must follow it, also into a file
+
+
+def tune(cfg: Config, paths: Paths, echo: Callable[[str], None] = _say) -> TuneResult:
     """Run the search until the study holds tune.trials finished trials (or tune.timeout_minutes
     passes), then write the best settings to tune_best.yaml when they beat the shipped ones."""
     from mtl import tracking

@@ -27,9 +27,7 @@ class SingleTask(MultiTaskModel):
 
     def embed(self, cat: torch.Tensor, num: torch.Tensor, seq: torch.Tensor | None = None,
               text: torch.Tensor | None = None) -> Shared:
-        s = self.embed_copies(cat, num, seq, text, self.n_tasks)
-        s.scenario = None
-        return s
+        return self.embed_copies(cat, num, seq, text, self.n_tasks)
 
     def represent(self, cat: torch.Tensor, num: torch.Tensor, seq: torch.Tensor | None = None,
                   text: torch.Tensor | None = None) -> Shared:

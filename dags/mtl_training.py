@@ -21,6 +21,7 @@ from datetime import timedelta
 from airflow.sdk import Param, chain, dag, get_current_context, setup, task, teardown
 
 from mtl.orchestration import LINKS_XCOM, default_args, deployment, form, gpu_task_args, project_dir, read_params
+from mtl.stagelist import BY_NAME, STAGES
 
 # The workspace whose dvc.yaml, params.yaml and data/ the tasks run on.
 PROJECT_DIR = project_dir(__file__)
@@ -61,19 +62,14 @@ def _run(stage: str) -> None:
     from mtl.orchestration import stage_links
     from mtl.pipeline import run_stage
 
-    force = False
-    if stage == "generate":
-        # New bytes in the same files (a retraining window that moved): DVC tracks data/01_raw,
-        # not the user's files, so it would not rerun generate by itself.
+    declared = BY_NAME[stage.split("@")[0]].force  # why, in mtl/stagelist.py
+    force = declared == "always"
+    if declared == "source_changed":
         from mtl.config import load_config
         from mtl.data.sources import source_changed
         from mtl.paths import Paths
 
         force = source_changed(load_config(PROJECT_DIR / "params.yaml"), Paths.at(PROJECT_DIR))
-    elif stage == "gate":
-        # The champion lives in the registry, outside what DVC tracks: judge against the current
-        # one on every run, so a rerun does not act on a verdict about an older champion.
-        force = True
     run_stage(stage, root=PROJECT_DIR, echo=logging.getLogger(f"mtl.{stage}").info, force=force)
     links = stage_links(PROJECT_DIR, stage)
     if links:
@@ -184,30 +180,30 @@ def _approval():
 def mtl_training():
     configured = configure()
     # Training work runs in the GPU pool (and queue, under Celery) so that a worker's GPUs are
-    # never oversubscribed; bad data does not get better on a retry, so validate never retries.
+    # never oversubscribed (Stage.gpu); retries as each stage declares.
     gpu = gpu_task_args(RAW)
-    names = ("generate", "validate", "preprocess", "baseline", "train", "score")
-    stages = [
-        run_stage.override(task_id=stage, **({"retries": 0} if stage == "validate" else {}),
-                           **(gpu if stage in ("baseline", "train") else {}))(stage)
-        for stage in names
-    ]
+    steps, by_name = [configured], {}
+    for stage in STAGES:  # mtl/stagelist.py: the same list as the CLI's and dvc.yaml's
+        args = {"retries": stage.retries} if stage.retries is not None else {}
+        if stage.per_task:
+            step = evaluate_task.expand(item=configured)
+        elif stage.name == "gate":
+            step = gate()  # a short circuit: a failed verdict skips promotion instead of failing it
+        else:
+            step = run_stage.override(task_id=stage.name, **args, **(gpu if stage.gpu else {}))(stage.name)
+        steps.append(step)
+        by_name[stage.name] = step
+        if stage.name == "gate" and AIRFLOW.get("approval"):
+            steps.append(_approval())
     if NODES > 1:
         # each peer needs the GPU pool slot and queue too: size the pool to the machines
-        by_name = dict(zip(names, stages))
         by_name["baseline"] >> train_peer.override(**gpu).expand(node=list(range(1, NODES))) >> by_name["score"]
-    evaluated = evaluate_task.expand(item=configured)
-    reduced = run_stage.override(task_id="evaluate")("evaluate")
-    steps = [configured, *stages, evaluated, reduced, gate()]
-    if AIRFLOW.get("approval"):
-        steps.append(_approval())
-    steps.append(run_stage.override(task_id="promote")("promote"))
     chain(*steps)
     ends = [steps[-1]]
     if DVC_REMOTE:
         # Beside the gate, not after it: a rejected candidate's data and model are worth sharing too.
         ends.append(push(DVC_REMOTE))
-        reduced >> ends[-1]
+        by_name["evaluate"] >> ends[-1]
     ends >> restore_params().as_teardown(setups=configured)
 
 

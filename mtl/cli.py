@@ -9,40 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-STAGE_HELP = {
-    "generate": "Produce data/01_raw: generate the synthetic impression log (data.source: synthetic) or "
-    "ingest the schema's columns through a dataset adapter (files, ali_ccp, aliexpress, census_income) "
-    "from data.path (your files are only read).",
-    "validate": "Check data/01_raw against the data contract: a Great Expectations suite derived from "
-    "data.schema, tasks and validation (columns, types, null policy, label domains, ranges, cardinality, "
-    "funnel rules, duplicate keys, time window, row floor) plus validation.expectations; the label-leakage "
-    "guard; drift against the current champion's training statistics (warn/fail levels). Writes "
-    "data/02_validation/result.json and Data Docs HTML; on failure moves the batch and its report to "
-    "validation.quarantine and exits non-zero, stopping the chain.",
-    "preprocess": "Split train/validation/test (the data's split column, else whole days of data.schema.time, "
-    "else seeded random), fit the feature transform (params `features`) on the training split, and stream "
-    "memory-mapped shards of every split to data/03_features.",
-    "baseline": "Train the single-task baseline (one model per task, the same features and training "
-    "settings) into data/04_model/baseline, the yardstick of each task's multi-task gain; skipped when "
-    "evaluation.baselines is false.",
-    "train": "Train the multi-task model (model.architecture) with early stopping on validation; log "
-    "params, per-epoch metrics and the model to MLflow; write data/04_model.",
-    "score": "With --input and --output: batch-score a parquet or CSV file (or folder) with a registered "
-    "model, the champion of gate.model_name unless --model or scoring.model names another; rows are read, "
-    "scored and written in chunks (scoring.chunk_rows), the output is one score column per task after the "
-    "scoring.keep columns, and OUTPUT.json records the model version. Without them: the pipeline stage, "
-    "scoring the raw test rows through the served-model path with the candidate and the single-task "
-    "baseline into data/05_evaluation/test_predictions.parquet (and baseline_predictions.parquet).",
-    "evaluate-task": "Evaluate one task (DVC stage evaluate_task@N, one mapped Airflow task each): metrics with "
-    "bootstrap intervals, slices, calibration, ROC, and the paired gain over its single-task baseline; "
-    "write data/05_evaluation/tasks/TASK/metrics.json.",
-    "evaluate": "Gather every task's evaluation: metrics.json beside the oracle AUC, the MTL gain (delta_m, "
-    "negative transfer), DVC metrics and plots under data/05_evaluation; log them to MLflow.",
-    "gate": "Judge the candidate against the current champion (alias 'champion') with the gate.tasks and "
-    "gate.slices thresholds; write data/06_promotion/gate.json. A failed gate is an outcome, not an error.",
-    "promote": "Register the candidate as a model version and move the 'champion' alias to it only when the "
-    "gate passed and the packaged model loads in a fresh process. Writes data/06_promotion/decision.json.",
-}
+from mtl.stagelist import BY_COMMAND, STAGES
+
+STAGE_HELP = {s.command: s.help for s in STAGES}  # subcommand -> description, in pipeline order
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,9 +23,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--project", help="project directory (default: $MTL_PROJECT_DIR or the nearest folder with dvc.yaml)")
     p.add_argument("--params", help="params file (default: <project>/params.yaml)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, text in STAGE_HELP.items():
+    for declared in STAGES:
+        name, text = declared.command, declared.help
         stage = sub.add_parser(name, help=text.split(";")[0].split(". ")[0], description=text)
-        if name == "evaluate-task":
+        if declared.per_task:
             stage.add_argument("task", help="the task's name (params.yaml tasks[].name)")
         if name == "score":
             stage.add_argument("--input", metavar="PATH", help="rows to score: a .parquet/.csv file or a folder of them")
@@ -70,6 +40,10 @@ def _parser() -> argparse.ArgumentParser:
                    description="Run every stage that is out of date (dvc repro), then print the per-task "
                    "table of test AUC beside the oracle AUC and the promotion decision.")
     sub.add_parser("report", help="print the per-task metrics table and the last promotion decision")
+    dvc_yaml = sub.add_parser("dvc-yaml", help="write dvc.yaml from the stage list (mtl/stagelist.py)",
+                              description="Write the project's dvc.yaml from mtl/stagelist.py, each stage's code "
+                              "deps computed from its imports; --check only says whether the file is up to date.")
+    dvc_yaml.add_argument("--check", action="store_true", help="exit 1, changing nothing, when dvc.yaml differs")
     sub.add_parser("champion", help="show the current champion of gate.model_name",
                    description="The version holding the 'champion' alias, its run, metrics and lineage, and "
                    "the 'previous_champion' that `mtl rollback` would restore.")
@@ -125,6 +99,21 @@ def _tune(cfg, paths, args) -> str:
     return tuning.tune(with_overrides(cfg, {k: v for k, v in given.items() if v is not None}), paths).describe()
 
 
+def _dvc_yaml(path: Path, check: bool) -> int:
+    from mtl.stagelist import dvc_yaml
+
+    text = dvc_yaml()
+    current = path.read_text() if path.is_file() else None
+    if check:
+        print(f"{path} is up to date" if current == text else
+              f"{path} differs from the stage list: run `mtl dvc-yaml` and commit it")
+        return 0 if current == text else 1
+    if current != text:
+        path.write_text(text)
+    print(f"{path} {'written' if current != text else 'already up to date'}")
+    return 0
+
+
 def _torchrun(cfg, root, args) -> list[str] | None:
     """The torchrun command for `mtl train` when train.distributed asks for several processes."""
     from mtl.training.distributed import launch_command
@@ -150,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     from mtl.promotion.registry import RegistryError
     from mtl.scoring import SchemaMismatch
     from mtl.serving.batch import ScoringError
-    from mtl.stages import STAGES, ValidationFailed, report
+    from mtl.stages import ValidationFailed, report
     from mtl.tuning import TuneError, TuneInterrupted
 
     try:
@@ -164,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\npipeline finished in {time.perf_counter() - started:.0f} s")
         elif args.command == "report":
             print(report(paths))
+        elif args.command == "dvc-yaml":
+            return _dvc_yaml(root / "dvc.yaml", args.check)
         elif args.command in ("champion", "rollback", "lineage"):
             from mtl import registry_cli
 
@@ -183,10 +174,9 @@ def main(argv: list[str] | None = None) -> int:
                 raise StageFailed(f"torchrun exited with {rc}; each rank's error is above")
         elif args.command == "tune":
             print(_tune(cfg, paths, args))
-        elif args.command == "evaluate-task":
-            STAGES["evaluate_task"](cfg, paths, args.task)
         else:
-            STAGES[args.command](cfg, paths)
+            stage = BY_COMMAND[args.command]
+            stage.load()(cfg, paths, *([args.task] if stage.per_task else []))
         return 0
     except (ConfigError, SourceError, SplitError, ExpectationsFileError, FileNotFoundError, RegistryError,
             ScoringError, SchemaMismatch, TuneError) as err:

@@ -678,18 +678,6 @@ def _read_plots(folder: Path) -> dict[str, list[dict]]:
     return {p.stem.split("_", 1)[1]: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
 
 
-STAGES = {
-    "generate": generate,
-    "validate": validate,
-    "preprocess": preprocess,
-    "baseline": baseline,
-    "train": train,
-    "score": score,
-    "evaluate_task": evaluate_task,
-    "evaluate": evaluate,
-    "gate": gate,
-    "promote": promote,
-}
 
 
 def report(paths: Paths) -> str:

@@ -48,9 +48,9 @@ def build(project: Path, rows: int) -> Path:
     (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", "import sys; from mtl.config import load_config; "
-                           "from mtl.paths import Paths; from mtl.stages import STAGES; "
+                           "from mtl.paths import Paths; from mtl.stagelist import functions; "
                            "root = sys.argv[1]; cfg = load_config(root + '/params.yaml'); paths = Paths.at(root)\n"
-                           "for stage in STAGES.values(): stage(cfg, paths)", str(project)],
+                           "for stage in functions().values(): stage(cfg, paths)", str(project)],
                           capture_output=True, text=True, env=_env(project))
     if proc.returncode != 0:
         sys.exit(f"building the champion failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from mtl.stagelist import STAGES
 from tests.airflow.airflow_env import DAG_ID, airflow_env
 
 REPO = Path(__file__).resolve().parents[2]
@@ -99,6 +100,7 @@ def test_training_dag_shape(checkout_dags):
     dag = checkout_dags["dags"][DAG_ID]
     assert dag["tasks"][0] == "configure" and dag["tasks"][-1] == "restore_params"
     assert dag["tasks"][1:-1] == PIPELINE  # approval is off in params.yaml
+    assert PIPELINE == [s.name for s in STAGES]  # the DAG, the CLI and dvc.yaml come from one list
     up = dag["upstream"]
     # a plain chain: each step waits for the one before it
     for before, after in zip(["configure", *PIPELINE], PIPELINE):

@@ -9,9 +9,11 @@ import pytest
 from mlflow import MlflowClient
 
 from mtl import tracking
+from mtl.codedeps import code_deps
 from mtl.config import SyntheticConfig
 from mtl.data import synthetic
 from mtl.paths import Paths
+from mtl.stagelist import STAGES
 from tests.conftest import chain, ran, set_params
 from tests.e2e.test_stages import run_chain
 
@@ -56,6 +58,24 @@ def test_repro_runs_the_chain_once_and_reruns_only_what_changed(project):
     assert ran(partial.stdout) == chain(start="baseline")
     assert json.loads(paths.train_info.read_text())["epochs_run"] == 1
     assert set(json.loads(paths.metrics_file.read_text())["mtl_gain"]["tasks"]) == set(metrics["tasks"])
+
+    # An edit to a module a stage's code imports makes exactly the stages that run it stale
+    # (their code deps are computed from imports: mtl/codedeps.py), and no other.
+    assert _stale(project) == set()
+    stale = set()
+    for edited in ("mtl/models/stem.py", "mtl/data/gx_custom.py"):  # gx_custom: imported inside a function
+        with (project / edited).open("a") as f:
+            f.write("\n# an edit\n")
+        stale |= {s.name for s in STAGES if edited in code_deps(s.function)}
+        assert _stale(project) == stale
+    assert {"train", "baseline", "validate"} <= stale and not {"generate", "preprocess"} & stale
+
+
+def _stale(root) -> set[str]:
+    """The stages `dvc status` reports as changed (their own deps, params or outputs)."""
+    proc = subprocess.run([sys.executable, "-m", "dvc", "status", "--json"], cwd=root, capture_output=True, text=True,
+                          env=_env(), check=True)
+    return {name.split("@")[0] for name in json.loads(proc.stdout or "{}")}
 
 
 def _write_bad(tmp_path, name, mutate) -> str:

@@ -11,7 +11,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from mtl import cli, stages, tracking
+from mtl import cli, stagelist, stages, tracking
 from mtl.config import load_config
 from mtl.paths import Paths
 from mtl.promotion import registry
@@ -64,7 +64,7 @@ def test_rollback_lineage_and_a_broken_package(project, capsys):
     set_params(project, {"train.seed": 8})
     cfg = load_config(project / "params.yaml")
     for name in ("train", "score", "evaluate_task", "evaluate", "gate"):
-        stages.STAGES[name](cfg, paths)
+        stagelist.functions()[name](cfg, paths)
     model_id = json.loads(paths.train_info.read_text())["model_uri"].split("/")[-1]
     location = Path(mlflow.get_logged_model(model_id).artifact_location.removeprefix("file://"))
     (location / "artifacts" / "model.pt").write_bytes(b"not a checkpoint")
@@ -83,14 +83,14 @@ def _candidate(root: Path, overrides: dict, data_from: Path | None = None) -> Pa
 
     copy_project(root)
     set_params(root, overrides)
-    names = list(stages.STAGES)[:-1]  # all but promote
+    names = list(stagelist.functions())[:-1]  # all but promote
     if data_from is not None:
         for layer in ("01_raw", "02_validation", "03_features"):
             shutil.copytree(data_from / "data" / layer, root / "data" / layer)
         names = ["train", "score", "evaluate_task", "evaluate", "gate"]
     cfg, paths = load_config(root / "params.yaml"), Paths.at(root)
     for name in names:
-        stages.STAGES[name](cfg, paths)
+        stagelist.functions()[name](cfg, paths)
     return root
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mtl import stages
+from mtl import stagelist
 from mtl.config import load_config
 from mtl.paths import Paths
 from mtl.scoring import SchemaMismatch, Scorer
@@ -37,7 +37,7 @@ def champion(tmp_path_factory):
         mp.setenv("MTL_PROJECT_DIR", str(root))
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         cfg, paths = load_config(root / "params.yaml"), Paths.at(root)
-        for stage in stages.STAGES.values():
+        for stage in stagelist.functions().values():
             stage(cfg, paths)
         assert json.loads(paths.decision_file.read_text())["promote"]
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from mtl import stages, tracking
+from mtl import stagelist, stages, tracking
 from mtl.config import load_config
 from mtl.paths import Paths
 from tests.conftest import require_text_extra, set_params
@@ -16,7 +16,7 @@ from tests.conftest import require_text_extra, set_params
 def run_chain(root, overrides=None):
     cfg = load_config(root / "params.yaml", overrides)
     paths = Paths.at(root)
-    for name, stage in stages.STAGES.items():
+    for name, stage in stagelist.functions().items():
         stage(cfg, paths)
     return paths
 
@@ -164,7 +164,7 @@ def test_your_own_files_with_histories(project, fmt):
     cfg = load_config(project / "params.yaml")
     paths = Paths.at(project)
     for name in ("generate", "validate", "preprocess", "train", "score"):
-        stages.STAGES[name](cfg, paths)
+        stagelist.functions()[name](cfg, paths)
     from mtl.data.shards import open_split
 
     seq = open_split(paths.split_dir("train")).all().seq

@@ -1,0 +1,55 @@
+"""The stage list is the one declaration of the pipeline: dvc.yaml, the CLI and the DAG follow it,
+and each stage's code deps are computed from its imports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mtl.cli import STAGE_HELP
+from mtl.codedeps import code_deps
+from mtl.stagelist import STAGES, dvc_yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_checked_in_dvc_yaml_is_the_generated_one():
+    assert (REPO / "dvc.yaml").read_text() == dvc_yaml(), "run `mtl dvc-yaml` and commit dvc.yaml"
+
+
+def test_dvc_yaml_and_the_cli_list_the_same_stages_in_order():
+    names = [s.name for s in STAGES]
+    assert list(yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]) == names
+    assert list(STAGE_HELP) == [n.replace("_", "-") for n in names]
+
+
+@pytest.mark.parametrize("stage", STAGES, ids=lambda s: s.name)
+def test_every_stage_depends_on_its_module_and_the_config(stage):
+    deps = code_deps(stage.function)
+    assert {"mtl/stages.py", "mtl/config.py", "mtl/paths.py", "mtl/__init__.py"} <= set(deps)
+    assert all((REPO / d).is_file() for d in deps)
+
+
+def test_code_deps_follow_imports_inside_functions():
+    # the modules the hand-written list had missed
+    assert "mtl/data/gx_custom.py" in code_deps("mtl.stages:validate")
+    assert "mtl/data/text.py" in code_deps("mtl.stages:preprocess")
+
+
+def test_a_registry_counts_where_it_resolves_a_class_not_where_a_name_is_checked():
+    train = set(code_deps("mtl.stages:train"))
+    for module in ("stem", "mmoe", "funnel", "interactions/fm", "interactions/dcn_v2"):
+        assert f"mtl/models/{module}.py" in train
+    assert "mtl/training/weighting/famo.py" in train
+    # the config checks architecture names against the registry: that imports no model, so an
+    # edit to a model does not make the data stages stale
+    generate = set(code_deps("mtl.stages:generate"))
+    assert "mtl/models/stem.py" not in generate and "mtl/training/loop.py" not in generate
+    assert "mtl/data/validation.py" not in set(code_deps("mtl.stages:train"))
+
+
+def test_an_unknown_function_is_named():
+    with pytest.raises(ValueError, match="no top-level nope"):
+        code_deps("mtl.stages:nope")

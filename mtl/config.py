@@ -325,6 +325,10 @@ class SequenceModel(_Frozen):
     # Attention heads; must divide model.embedding_dim. One 16-wide head is 1.7x faster on a CPU
     # than two 8-wide ones (flash attention is per head), at the same parameter count.
     heads: PositiveInt = 1
+    # How the (encoded) history becomes one vector: attention (the candidate attends over it,
+    # DIN/BST) or mean (the average of its elements: an estimate of the user's taste whose
+    # inner product with the candidate, under model.interaction fm, is a dot-product affinity).
+    pooling: Literal["attention", "mean"] = "attention"
 
 
 class CrossConfig(_Frozen):

@@ -51,7 +51,8 @@ class MultiTaskModel(nn.Module):
         d_extra, fields = 0, len(spec.cardinalities)
         if spec.seq_shares:
             self.history = nn.ModuleList(
-                HistoryEncoder(spec.seq_length, cfg.embedding_dim, cfg.sequence.layers, cfg.sequence.heads)
+                HistoryEncoder(spec.seq_length, cfg.embedding_dim, cfg.sequence.layers, cfg.sequence.heads,
+                               cfg.sequence.pooling)
                 for _ in range(copies))
             d_extra += cfg.embedding_dim
             fields += 1

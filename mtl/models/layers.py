@@ -185,8 +185,9 @@ class HistoryEncoder(nn.Module):
     how much a user clicks is itself a signal.
     """
 
-    def __init__(self, length: int, dim: int, layers: int, heads: int):
+    def __init__(self, length: int, dim: int, layers: int, heads: int, pooling: str = "attention"):
         super().__init__()
+        self.pool = {"attention": self._attend, "mean": self._mean}[pooling]
         self.position = nn.Parameter(torch.randn(length + 1, dim) * 0.02)
         self.empty = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
         self.encoder = None
@@ -194,7 +195,7 @@ class HistoryEncoder(nn.Module):
             layer = nn.TransformerEncoderLayer(dim, heads, dim_feedforward=4 * dim, dropout=0.0, batch_first=True,
                                                norm_first=True)
             self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
-        self.attention = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.attention = nn.MultiheadAttention(dim, heads, batch_first=True) if pooling == "attention" else None
         self.length = nn.Embedding(length + 1, dim)
         nn.init.normal_(self.length.weight, std=0.02)
         self.out_dim = dim
@@ -213,8 +214,18 @@ class HistoryEncoder(nn.Module):
         mask = torch.cat([torch.zeros(b, 1, dtype=torch.bool, device=padding.device), padding], dim=1)
         if self.encoder is not None:
             tokens = self.encoder(tokens, src_key_padding_mask=mask)
+        return self.pool(tokens, query, mask) + self.length((~padding).sum(1))
+
+    def _attend(self, tokens: torch.Tensor, query: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         out, _ = self.attention(query.unsqueeze(1), tokens, tokens, key_padding_mask=mask, need_weights=False)
-        return out.squeeze(1) + self.length((~padding).sum(1))
+        return out.squeeze(1)
+
+    @staticmethod
+    def _mean(tokens: torch.Tensor, query: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The mean of the history's elements (the "no history" token only when it is empty)."""
+        keep = (~mask[:, 1:]).unsqueeze(-1).to(tokens.dtype)
+        n = keep.sum(1)
+        return torch.where(n > 0, (tokens[:, 1:] * keep).sum(1) / n.clamp_min(1), tokens[:, 0])
 
 
 def history_inputs(table: nn.Embedding, offsets: torch.Tensor, shares: tuple[int, ...], cat: torch.Tensor,

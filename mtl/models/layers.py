@@ -175,14 +175,16 @@ class ScenarioGates(nn.Module):
 
 class HistoryEncoder(nn.Module):
     """A user's history -> one vector per row: a small Transformer encoder over the history, then
-    target attention, the candidate item attending over the encoded history (as in DIN/BST).
+    target attention, the candidate item attending over the encoded history (as in DIN/BST), or
+    with ``pooling="mean"`` the mean of its elements (a taste estimate in the embedding's own
+    space, which an FM interaction multiplies with the candidate).
 
     Tokens are the history elements' embeddings (summed over aligned columns: item + category)
     plus a learnt embedding of their recency. A learnt "no history" token sits in front of every
     history, so a row with an empty or short history still attends over something (an all-masked
     attention row would be NaN) and the model can say "nothing relevant here". Attention weights
-    sum to one whatever the length, so a learnt embedding of the length is added to the output:
-    how much a user clicks is itself a signal.
+    sum to one and a mean divides by the length, so neither says how long the history is: a
+    learnt embedding of the length is added, as how much a user clicks is itself a signal.
     """
 
     def __init__(self, length: int, dim: int, layers: int, heads: int, pooling: str = "attention"):

@@ -185,3 +185,19 @@ def test_a_bad_pooling_is_refused_naming_the_key():
 
     with pytest.raises(ConfigError, match="model.sequence.pooling"):
         load_config(Path(__file__).resolve().parents[2] / "params.yaml", {"model.sequence.pooling": "max"})
+
+
+@pytest.mark.parametrize("name", ["stem", "single_task", "mmoe"])
+def test_mean_pooling_in_a_model_trains_and_roundtrips(name, tmp_path):
+    torch.manual_seed(0)
+    cfg = CFG.model_copy(update={"sequence": CFG.sequence.model_copy(update={"layers": 0, "pooling": "mean"}),
+                                 "interaction": "fm", "architecture": name})
+    model = get_architecture(name)(SPEC, cfg)
+    cat, num, seq, text = batch()
+    out = model(cat, num, seq, text)
+    assert out.shape == (64, 4) and torch.isfinite(out).all()
+    assert not torch.allclose(model(cat, num, batch(seed=1)[2], text), out)  # the history matters
+    out.sum().backward()
+    assert model.embedding.table.weight.grad.abs().sum() > 0
+    save_model(tmp_path / "m.pt", model.eval(), SPEC, cfg)
+    assert torch.allclose(load_model(tmp_path / "m.pt")(cat, num, seq, text), model(cat, num, seq, text))

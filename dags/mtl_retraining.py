@@ -18,13 +18,12 @@ import json
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, chain, dag, task
 
-from mtl.orchestration import default_args, incoming_dir, project_dir, read_params
+from mtl.orchestration import default_args, incoming_dir, project_dir, read_config
 
 PROJECT_DIR = project_dir(__file__)
-RAW = read_params(PROJECT_DIR)
-AIRFLOW = RAW.get("airflow") or {}
-RETRAINING = AIRFLOW.get("retraining") or {}
-INCOMING_DIR = incoming_dir(PROJECT_DIR, RAW)
+AIRFLOW = read_config(PROJECT_DIR).airflow  # the typed params.yaml, as every stage reads it
+RETRAINING = AIRFLOW.retraining
+INCOMING_DIR = incoming_dir(PROJECT_DIR, AIRFLOW)
 INCOMING = Asset(name="mtl_incoming", uri=INCOMING_DIR.as_uri(), group="mtl")
 STATE = PROJECT_DIR / ".mtl"
 
@@ -63,13 +62,13 @@ def publish_new_files(*, outlet_events=None) -> dict:
 
 @dag(
     dag_id="mtl_ingest",
-    schedule=RETRAINING.get("scan_schedule") or "*/10 * * * *",
+    schedule=RETRAINING.scan_schedule,
     catchup=False,
     max_active_runs=1,
     tags=["mtl", "ingest", "asset"],
     doc_md=f"Looks for new data files in `{INCOMING_DIR}` and publishes the folder as the Asset "
     f"`mtl_incoming`, which triggers `mtl_retraining`. Runs on `airflow.retraining.scan_schedule`.",
-    default_args=default_args(RAW),
+    default_args=default_args(AIRFLOW),
 )
 def mtl_ingest():
     publish_new_files()
@@ -77,9 +76,9 @@ def mtl_ingest():
 
 def _retraining_conf() -> dict:
     """mtl_training's form values for a retraining run: the incoming files, the newest window."""
-    source = RETRAINING.get("source") or "files"
+    source = RETRAINING.source
     folder = str(INCOMING_DIR)
-    conf = {"window_days": RETRAINING.get("window_days", 14)}
+    conf = {"window_days": RETRAINING.window_days}
     if source == "files":
         conf |= {"data_source": folder, "data_path": None}
     else:
@@ -118,7 +117,7 @@ def record(**context) -> None:
 
 
 def _schedule():
-    cron = RETRAINING.get("schedule")
+    cron = RETRAINING.schedule
     if not cron:
         return [INCOMING]
     return AssetOrTimeSchedule(timetable=CronTriggerTimetable(cron, timezone="UTC"), assets=[INCOMING])
@@ -130,10 +129,10 @@ def _schedule():
     catchup=False,
     max_active_runs=1,
     tags=["mtl", "retraining", "asset"],
-    doc_md=f"Retrains on the newest `{RETRAINING.get('window_days', 14)}` days of the files in "
-    f"`{INCOMING_DIR}`: on `{RETRAINING.get('schedule')}` and whenever `mtl_ingest` publishes new files. "
+    doc_md=f"Retrains on the newest `{RETRAINING.window_days}` days of the files in "
+    f"`{INCOMING_DIR}`: on `{RETRAINING.schedule}` and whenever `mtl_ingest` publishes new files. "
     "Unchanged data is a no-op. The training itself is an `mtl_training` run (gated promotion included).",
-    default_args=default_args(RAW),
+    default_args=default_args(AIRFLOW),
 )
 def mtl_retraining():
     retrain = TriggerDagRunOperator(

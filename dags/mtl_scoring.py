@@ -15,15 +15,13 @@ from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import CronDataIntervalTimetable, Param, chain, dag, task
 
-from mtl.orchestration import default_args, project_dir, read_params
+from mtl.orchestration import default_args, project_dir, read_config
 
 PROJECT_DIR = project_dir(__file__)
-RAW = read_params(PROJECT_DIR)
-SCORING = (RAW.get("airflow") or {}).get("scoring") or {}
-INPUT = SCORING.get("input", "data/to_score/{day}")
-OUTPUT = SCORING.get("output", "data/07_scores/{day}.parquet")
-SCHEDULE = SCORING.get("schedule", "@daily")
-MODEL = (RAW.get("scoring") or {}).get("model") or f"models:/{(RAW.get('gate') or {}).get('model_name', 'mtl-ecommerce')}@champion"
+CFG = read_config(PROJECT_DIR)  # the typed params.yaml, as every stage reads it
+SCORING = CFG.airflow.scoring
+INPUT, OUTPUT, SCHEDULE = SCORING.input, SCORING.output, SCORING.schedule
+MODEL = CFG.scoring.model or f"models:/{CFG.gate.model_name}@champion"
 
 
 def _day(context) -> str:
@@ -32,7 +30,7 @@ def _day(context) -> str:
     return run_day(context["params"].get("day"), context.get("data_interval_start"))
 
 
-@task.sensor(poke_interval=300, timeout=float(SCORING.get("wait_hours", 6)) * 3600, mode="reschedule")
+@task.sensor(poke_interval=300, timeout=SCORING.wait_hours * 3600, mode="reschedule")
 def wait_for_input(**context) -> bool:
     """Until the day's input exists (the sensor fails after airflow.scoring.wait_hours)."""
     from mtl.serving.daily import day_input
@@ -72,7 +70,7 @@ def score(**context) -> dict:
     "naming the model version). Trigger with a **day** to score that day again.",
     params={"day": Param(None, type=["null", "string"], format="date",
                          description="YYYY-MM-DD; empty: the run's data interval (scheduled) or yesterday")},
-    default_args=default_args(RAW) | {"retry_delay": timedelta(minutes=5)},
+    default_args=default_args(CFG.airflow) | {"retry_delay": timedelta(minutes=5)},
 )
 def mtl_scoring():
     chain(wait_for_input(), score())

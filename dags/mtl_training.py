@@ -20,16 +20,16 @@ from datetime import timedelta
 
 from airflow.sdk import Param, chain, dag, get_current_context, setup, task, teardown
 
-from mtl.orchestration import LINKS_XCOM, default_args, deployment, form, gpu_task_args, project_dir, read_params
+from mtl.orchestration import LINKS_XCOM, default_args, deployment, form, gpu_task_args, project_dir, read_config
 from mtl.stagelist import BY_NAME, STAGES
 
 # The workspace whose dvc.yaml, params.yaml and data/ the tasks run on.
 PROJECT_DIR = project_dir(__file__)
-RAW = read_params(PROJECT_DIR)
-AIRFLOW = RAW.get("airflow") or {}
-DVC_REMOTE = deployment(RAW)["dvc_remote"]
+CFG = read_config(PROJECT_DIR)  # the typed params.yaml, as every stage reads it
+AIRFLOW = CFG.airflow
+DVC_REMOTE = deployment(AIRFLOW)["dvc_remote"]
 # Machines of a multi-node training: `train` is one, a `train_peer` task runs on each other.
-NODES = int(((RAW.get("train") or {}).get("distributed") or {}).get("nnodes") or 1)
+NODES = CFG.train.distributed.nnodes
 
 DOC_MD = f"""
 # Multi-task training
@@ -43,7 +43,7 @@ epochs, loss balancing, data source and window, gate strictness) whose values ov
 * `evaluate_task` is mapped: one task instance per model task, then `evaluate` gathers them.
 * `gate` judges the candidate against the current champion; when it fails, promotion is skipped
   and the champion is untouched. {"`approve` waits for a person (Required actions) before `promote`."
-  if AIRFLOW.get("approval") else "Set `airflow.approval: true` to have a person approve promotions."}
+  if AIRFLOW.approval else "Set `airflow.approval: true` to have a person approve promotions."}
 * {f"`push` uploads the run's DVC outputs to the remote `{DVC_REMOTE}` once they are evaluated."
   if DVC_REMOTE else "Set `airflow.dvc_remote` (or $MTL_DVC_REMOTE) to push each run's outputs to a DVC remote."}
 * Bad data fails the run at `validate` (its GX Data Docs are linked from the task): the task log
@@ -81,9 +81,9 @@ def _run(stage: str) -> None:
 def configure(**context) -> list[dict]:
     """Apply this run's form values over params.yaml (validated first: nothing changes on error).
     Returns the run's model tasks, which `evaluate_task` maps over."""
-    from mtl.orchestration import apply_overlay, overrides
+    from mtl.orchestration import apply_overlay, overrides, read_config
 
-    dotted = overrides(dict(context["params"]), read_params(PROJECT_DIR))
+    dotted = overrides(dict(context["params"]), read_config(PROJECT_DIR))
     run = {"dag_id": context["dag"].dag_id, "run_id": context["run_id"]}
     params = apply_overlay(PROJECT_DIR, dotted, run)
     print(f"params.yaml for this run: {dotted or 'as in the project'}")
@@ -161,7 +161,7 @@ def _approval():
         subject="Promote the candidate of {{ dag_run.run_id }} to champion?",
         body="The gate passed. Its verdict, task by task, is in data/06_promotion/gate.json and on the "
         "MLflow run of the candidate (see the task's links). Approve to move the champion alias.",
-        response_timeout=timedelta(hours=float(AIRFLOW.get("approval_timeout_hours", 24))),
+        response_timeout=timedelta(hours=AIRFLOW.approval_timeout_hours),
         defaults="Reject",  # no answer in time: the champion stays
         retries=0,
     )
@@ -174,14 +174,14 @@ def _approval():
     max_active_runs=1,  # one DVC workspace: runs queue
     tags=["mtl", "training", "dvc"],
     doc_md=DOC_MD,
-    params={name: Param(**spec) for name, spec in form(RAW).items()},
-    default_args=default_args(RAW),
+    params={name: Param(**spec) for name, spec in form(CFG).items()},
+    default_args=default_args(AIRFLOW),
 )
 def mtl_training():
     configured = configure()
     # Training work runs in the GPU pool (and queue, under Celery) so that a worker's GPUs are
     # never oversubscribed (Stage.gpu); retries as each stage declares.
-    gpu = gpu_task_args(RAW)
+    gpu = gpu_task_args(AIRFLOW)
     steps, by_name = [configured], {}
     for stage in STAGES:  # mtl/stagelist.py: the same list as the CLI's and dvc.yaml's
         args = {"retries": stage.retries} if stage.retries is not None else {}
@@ -193,7 +193,7 @@ def mtl_training():
             step = run_stage.override(task_id=stage.name, **args, **(gpu if stage.gpu else {}))(stage.name)
         steps.append(step)
         by_name[stage.name] = step
-        if stage.name == "gate" and AIRFLOW.get("approval"):
+        if stage.name == "gate" and AIRFLOW.approval:
             steps.append(_approval())
     if NODES > 1:
         # each peer needs the GPU pool slot and queue too: size the pool to the machines

@@ -139,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     from mtl.promotion.registry import RegistryError
     from mtl.scoring import SchemaMismatch
     from mtl.serving.batch import ScoringError
-    from mtl.stages import ValidationFailed, report
+    from mtl.stages.common import ValidationFailed
+    from mtl.stages.report import report
     from mtl.tuning import TuneError, TuneInterrupted
 
     try:

@@ -10,9 +10,9 @@ The unit is a top-level name of a module (a function, a class, an assigned const
 depends on the file it is in, on its module's top-level imports (they run when it is imported),
 on the same module's names it mentions, and on what its body imports, each imported name
 analysed in turn; ``import mtl.x`` or ``from mtl import x`` takes all of ``x``. Registries map a
-name to a ``"mtl.models.mmoe:MMoE"`` string and import it on use: a function that calls
-``resolve`` depends on the registry strings it reaches, while code that only checks a name
-against a registry (the config) does not. Importing a module also runs its packages'
+name to a ``"mtl.models.mmoe:MMoE"`` string (mtl/names.py) and import it on use: a function
+that calls ``resolve`` depends on the registry strings it reaches, while code that only checks a
+name against a registry (the config) does not. Importing a module also runs its packages'
 ``__init__.py``.
 
 Pure ``ast``: nothing is imported, so this runs without torch or pandas.
@@ -122,21 +122,33 @@ def closure(units: set[tuple[str, str]]) -> set[Path]:
     return files
 
 
+def _constant(module: str, name: str) -> list[ast.AST]:
+    """The assignment nodes of constant ``name`` as ``module`` sees it: its own, or those of the
+    module it imports the name from (``from mtl.names import ARCHITECTURES``)."""
+    names, imports, is_package = _module(module)
+    if name in names:
+        return [m for node in names[name] if isinstance(node, ast.Assign | ast.AnnAssign) for m in ast.walk(node)]
+    for node in imports:
+        if isinstance(node, ast.ImportFrom) and any((a.asname or a.name) == name for a in node.names):
+            for source, imported in _imported_units(node, module, is_package):
+                if imported == name:
+                    return _constant(source, name)
+    return []
+
+
 def _registered(module: str, walked: list[ast.AST]) -> set[tuple[str, str]]:
     """The registry entries a resolving function reaches: strings in its body and in the
-    module's constants it mentions."""
-    names, _, _ = _module(module)
+    constants it mentions (its module's own, or imported from another mtl module)."""
     nodes = list(walked)
     for n in walked:
-        if isinstance(n, ast.Name) and n.id in names:
-            nodes.extend(m for node in names[n.id] if isinstance(node, ast.Assign | ast.AnnAssign)
-                         for m in ast.walk(node))
+        if isinstance(n, ast.Name):
+            nodes.extend(_constant(module, n.id))
     return {(m.group(1), m.group(2)) for n in nodes if isinstance(n, ast.Constant) and isinstance(n.value, str)
             and (m := _REGISTERED.match(n.value))}
 
 
 def code_deps(target: str) -> list[str]:
-    """``"mtl.stages:train"`` -> the source files (relative to the project root, sorted) that
+    """``"mtl.stages.train:run"`` -> the source files (relative to the project root, sorted) that
     function can run."""
     module, name = target.split(":")
     if module_file(module) is None or name not in _module(module)[0]:

@@ -2,7 +2,9 @@
 params overlay, and the retraining window's fingerprint.
 
 The DAG files import this module while the scheduler parses them, so at module level it imports
-only the standard library, PyYAML and the name registries (no torch, pandas, MLflow, DVC).
+only the standard library, PyYAML, the typed config (pydantic, which Airflow has loaded already)
+and the name registries (no torch, pandas, numpy, MLflow, DVC). Every setting is read through
+the typed config, so the DAGs and the stages see the same defaults.
 
 A run's form values override params.yaml for that run only: `apply_overlay` keeps the project's
 own params.yaml aside (.mtl/params.base.yaml) and writes the merged one, so that DVC sees, records
@@ -24,8 +26,8 @@ from typing import Any
 
 import yaml
 
-from mtl.models import ARCHITECTURES
-from mtl.training.weighting import WEIGHTINGS
+from mtl.config import AirflowConfig, Config
+from mtl.names import ARCHITECTURES, WEIGHTINGS
 
 STATE_DIR = ".mtl"
 BASE_PARAMS = "params.base.yaml"
@@ -41,20 +43,29 @@ GATE_MODES = {
 
 
 def read_params(root: Path) -> dict:
-    """params.yaml as a plain dict (the project's own file: the base, while an overlay is active)."""
+    """params.yaml as written (the project's own file: the base, while an overlay is active)."""
+    from mtl.config import read_raw
+
     base = Path(root) / STATE_DIR / BASE_PARAMS
-    path = base if base.is_file() else Path(root) / "params.yaml"
-    return yaml.safe_load(path.read_text()) or {}
+    return read_raw(base if base.is_file() else Path(root) / "params.yaml")
 
 
-def form(raw: dict) -> dict[str, dict]:
+def read_config(root: Path) -> Config:
+    """The project's typed config (its own params.yaml, not a run's overlay): what the DAG files
+    read at parse time. A broken params.yaml is the DAG's import error, naming the key."""
+    from mtl.config import parse_config
+
+    base = Path(root) / STATE_DIR / BASE_PARAMS
+    return parse_config(read_params(root), source=str(base if base.is_file() else Path(root) / "params.yaml"))
+
+
+def form(cfg: Config) -> dict[str, dict]:
     """The trigger form: param name -> keyword arguments of ``airflow.sdk.Param``, with
     params.yaml's values as defaults. Described as data so the DAG stays a thin shell."""
-    data, train = raw.get("data", {}), raw.get("train", {})
-    task_names = [t["name"] for t in raw.get("tasks", [])]
+    task_names = [t.name for t in cfg.tasks]
     return {
         "architecture": dict(
-            default=raw.get("model", {}).get("architecture", "mmoe"), type="string", enum=sorted(ARCHITECTURES),
+            default=cfg.model.architecture, type="string", enum=sorted(ARCHITECTURES),
             title="Architecture", description="model.architecture: the multi-task network to train"),
         "tasks": dict(
             # `examples` makes Airflow's form a multi-select; `items.enum` makes the API refuse others
@@ -62,22 +73,22 @@ def form(raw: dict) -> dict[str, dict]:
             examples=task_names, title="Tasks",
             description="Which of params.yaml's tasks to train and gate (default: all)"),
         "epochs": dict(
-            default=int(train.get("epochs", 4)), type="integer", minimum=1, maximum=1000,
+            default=cfg.train.epochs, type="integer", minimum=1, maximum=1000,
             title="Epochs", description="train.epochs: most epochs (early stopping may end sooner)"),
         "weighting": dict(
-            default=train.get("weighting", {}).get("method", "static"), type="string", enum=sorted(WEIGHTINGS),
+            default=cfg.train.weighting.method, type="string", enum=sorted(WEIGHTINGS),
             title="Loss balancing", description="train.weighting.method: how the task losses are combined "
             "(task weights apply to static only and are dropped for the others)"),
         "data_source": dict(
-            default=data.get("source", "synthetic"), type="string", minLength=1,
+            default=cfg.data.source, type="string", minLength=1,
             title="Data source", description="data.source: synthetic, an adapter name (with data.path), or the "
             "path of your parquet/CSV file or folder"),
         "data_path": dict(
-            default=data.get("path"), type=["null", "string"],
+            default=cfg.data.path, type=["null", "string"],
             title="Data path", description="data.path: the files an adapter source reads (empty for synthetic "
             "or when the source is itself a path)"),
         "window_days": dict(
-            default=data.get("window_days"), type=["null", "integer"], minimum=1,
+            default=cfg.data.window_days, type=["null", "integer"], minimum=1,
             title="Window (days)", description="data.window_days: train on the newest N days of the data "
             "(file sources; empty: all rows)"),
         "gate": dict(
@@ -101,30 +112,27 @@ def _gate_for(mode: str, gate: dict) -> dict:
     return gate
 
 
-def overrides(values: dict[str, Any], raw: dict) -> dict[str, Any]:
+# form field -> the params.yaml key it sets
+FORM_KEYS = {"architecture": "model.architecture", "epochs": "train.epochs", "weighting": "train.weighting.method",
+             "data_source": "data.source", "data_path": "data.path", "window_days": "data.window_days"}
+
+
+def overrides(values: dict[str, Any], cfg: Config) -> dict[str, Any]:
     """Dotted-key overrides of params.yaml for the form ``values`` (only what differs from it).
 
     Choices that would leave params.yaml inconsistent are carried through: dropping a task drops
     its gate entry, and a balancing method other than static drops the static task weights.
+    Tasks and the gate are written as params.yaml sets them (``exclude_unset``), not with every
+    default spelled out.
     """
-    out: dict[str, Any] = {}
-    simple = {"architecture": "model.architecture", "epochs": "train.epochs",
-              "weighting": "train.weighting.method", "data_source": "data.source", "data_path": "data.path",
-              "window_days": "data.window_days"}
-    def get(dotted: str):
-        node = raw
-        for part in dotted.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
-        return node
-
-    current = {key: get(key) for key in simple.values()}
-    unknown = set(values) - set(simple) - {"tasks", "gate"}
+    unknown = set(values) - set(FORM_KEYS) - {"tasks", "gate"}
     if unknown:
-        raise ValueError(f"unknown form field(s) {sorted(unknown)}; the form has {sorted([*simple, 'tasks', 'gate'])}")
-    for field, key in simple.items():
-        if field in values and values[field] != current[key]:
-            out[key] = values[field]
-    tasks = raw.get("tasks", [])
+        raise ValueError(f"unknown form field(s) {sorted(unknown)}; the form has {sorted([*FORM_KEYS, 'tasks', 'gate'])}")
+    full = cfg.model_dump(mode="json", by_alias=True)
+    current = {key: _get(full, key) for key in FORM_KEYS.values()}
+    out: dict[str, Any] = {key: values[field] for field, key in FORM_KEYS.items()
+                           if field in values and values[field] != current[key]}
+    tasks = [t.model_dump(mode="json", by_alias=True, exclude_unset=True) for t in cfg.tasks]
     names = [t["name"] for t in tasks]
     chosen = values.get("tasks") or names
     missing = [n for n in chosen if n not in names]
@@ -137,39 +145,35 @@ def overrides(values: dict[str, Any], raw: dict) -> dict[str, Any]:
             t.pop("weight", None)
     if new_tasks != tasks:
         out["tasks"] = new_tasks
-    gate = copy.deepcopy(raw.get("gate", {}))
+    configured = cfg.gate.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    gate = copy.deepcopy(configured)
     if set(chosen) != set(names):
         gate["tasks"] = {k: v for k, v in (gate.get("tasks") or {}).items() if k in chosen}
         for rule in (gate.get("slices") or {}).values():
             if rule and rule.get("tasks"):
                 rule["tasks"] = [n for n in rule["tasks"] if n in chosen]
     gate = _gate_for(values.get("gate", "as_configured"), gate)
-    if gate != raw.get("gate", {}):
+    if gate != configured:
         out["gate"] = gate
     return out
 
 
-def merged(raw: dict, dotted: dict[str, Any]) -> dict:
-    out = copy.deepcopy(raw)
-    for key, value in dotted.items():
-        node = out
-        *parents, last = key.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[last] = value
-    return out
+def _get(tree: dict, dotted: str):
+    node = tree
+    for part in dotted.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
 
 
 def apply_overlay(root: Path, dotted: dict[str, Any], run: dict[str, Any]) -> dict:
     """Validate the run's params (params.yaml + ``dotted``) and make them the workspace's
     params.yaml until `restore`. Raises ConfigError naming the bad key; then nothing changed."""
-    from mtl.config import parse_config
+    from mtl.config import apply_overrides, parse_config
 
     root = Path(root)
     state = root / STATE_DIR
     restore(root)  # a previous run that died before its teardown left its overlay: undo it first
-    raw = read_params(root)
-    params = merged(raw, dotted)
+    params = apply_overrides(read_params(root), dotted)
     cfg = parse_config(params, source=f"params.yaml with this run's overrides {json.dumps(dotted, default=str)}")
     if not cfg.data.is_synthetic:  # a path that does not exist fails here, naming the key and the fix
         from mtl.data.sources import source_files
@@ -204,8 +208,8 @@ def active_run(root: Path) -> dict | None:
 
 # --- retraining ------------------------------------------------------------------------------
 
-def incoming_dir(root: Path, raw: dict) -> Path:
-    folder = Path(raw.get("airflow", {}).get("retraining", {}).get("incoming", "data/incoming"))
+def incoming_dir(root: Path, airflow: AirflowConfig) -> Path:
+    folder = Path(airflow.retraining.incoming)
     return folder if folder.is_absolute() else Path(root) / folder
 
 
@@ -280,33 +284,30 @@ def project_dir(dag_file: str) -> Path:
 DEPLOYMENT_ENV = {"gpu_queue": "MTL_GPU_QUEUE", "dvc_remote": "MTL_DVC_REMOTE"}
 
 
-def deployment(raw: dict, env: Mapping[str, str] | None = None) -> dict[str, str | None]:
+def deployment(airflow: AirflowConfig, env: Mapping[str, str] | None = None) -> dict[str, str | None]:
     """`airflow.gpu_queue` and `airflow.dvc_remote`, each overridden by its environment variable
     when that is set and not empty."""
     env = os.environ if env is None else env
-    section = raw.get("airflow") or {}
-    return {key: env.get(var) or section.get(key) or None for key, var in DEPLOYMENT_ENV.items()}
+    return {key: env.get(var) or getattr(airflow, key) or None for key, var in DEPLOYMENT_ENV.items()}
 
 
-def gpu_task_args(raw: dict, env: Mapping[str, str] | None = None) -> dict[str, str]:
+def gpu_task_args(airflow: AirflowConfig, env: Mapping[str, str] | None = None) -> dict[str, str]:
     """Pool (and Celery queue, when one is set) of the tasks that may use a GPU: baseline, train."""
-    section = raw.get("airflow") or {}
-    args = {"pool": section.get("gpu_pool") or "default_pool"}
-    queue = deployment(raw, env)["gpu_queue"]
+    args = {"pool": airflow.gpu_pool}
+    queue = deployment(airflow, env)["gpu_queue"]
     if queue:
         args["queue"] = queue
     return args
 
 
-def default_args(raw: dict) -> dict:
+def default_args(airflow: AirflowConfig) -> dict:
     """Task defaults of every DAG: retries with exponential backoff (params.yaml airflow)."""
     from datetime import timedelta
 
-    section = raw.get("airflow") or {}
     return {
         "owner": "mtl",
-        "retries": int(section.get("retries", 2)),
-        "retry_delay": timedelta(seconds=float(section.get("retry_delay_seconds", 30))),
+        "retries": airflow.retries,
+        "retry_delay": timedelta(seconds=airflow.retry_delay_seconds),
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=30),
     }

@@ -4,7 +4,7 @@ Each entry says what a stage runs, reads, writes and needs; the CLI's subcommand
 DAG ``mtl_training`` and ``dvc.yaml`` are derived from this list (``mtl dvc-yaml`` writes the
 file; a test fails when the checked-in one differs). A stage's code dependencies are not
 written here at all: ``mtl.codedeps`` computes them from the stage function's imports, so they
-cannot go stale. Adding a stage is a function in ``mtl.stages`` plus one entry here.
+cannot go stale. Adding a stage is a module in ``mtl/stages/`` plus one entry here.
 
 Import-light (no torch, pandas or MLflow): the Airflow scheduler parses the DAG, which reads
 this list, constantly.
@@ -22,7 +22,7 @@ NOT_CACHED = {"cache": False}
 @dataclass(frozen=True)
 class Stage:
     name: str  # the DVC stage and the Airflow task id
-    function: str  # "module:function", called as function(cfg, paths[, task])
+    function: str  # "module:function" (mtl.stages.NAME:run), called as function(cfg, paths[, task])
     help: str  # the CLI's description (its first sentence is the one-line help)
     deps: tuple[str, ...] = ()  # data and config files it reads (its code is computed)
     params: tuple[str, ...] = ()  # the params.yaml keys it reads
@@ -58,7 +58,7 @@ class Stage:
 
 STAGES: tuple[Stage, ...] = (
     Stage(
-        "generate", "mtl.stages:generate",
+        "generate", "mtl.stages.generate:run",
         "Produce data/01_raw: generate the synthetic impression log (data.source: synthetic) or ingest the "
         "schema's columns through a dataset adapter (files, ali_ccp, aliexpress, census_income) from data.path "
         "(your files are only read).",
@@ -70,7 +70,7 @@ STAGES: tuple[Stage, ...] = (
         force="source_changed",
     ),
     Stage(
-        "validate", "mtl.stages:validate",
+        "validate", "mtl.stages.validate:run",
         "Check data/01_raw against the data contract: a Great Expectations suite derived from data.schema, "
         "tasks and validation (columns, types, null policy, label domains, ranges, cardinality, funnel rules, "
         "duplicate keys, time window, row floor) plus validation.expectations; the label-leakage guard; drift "
@@ -87,7 +87,7 @@ STAGES: tuple[Stage, ...] = (
              "a batch is judged against the champion of the run that first validates it.",
     ),
     Stage(
-        "preprocess", "mtl.stages:preprocess",
+        "preprocess", "mtl.stages.preprocess:run",
         "Split train/validation/test (the data's split column, else whole days of data.schema.time, else "
         "seeded random), fit the feature transform (params `features`) on the training split, and stream "
         "memory-mapped shards of every split to data/03_features.",
@@ -96,7 +96,7 @@ STAGES: tuple[Stage, ...] = (
         outs=("data/03_features",),
     ),
     Stage(
-        "baseline", "mtl.stages:baseline",
+        "baseline", "mtl.stages.baseline:run",
         "Train the single-task baseline (one model per task, the same features and training settings) into "
         "data/04_model/baseline, the yardstick of each task's multi-task gain; skipped when "
         "evaluation.baselines is false.",
@@ -108,7 +108,7 @@ STAGES: tuple[Stage, ...] = (
         gpu=True,
     ),
     Stage(
-        "train", "mtl.stages:train",
+        "train", "mtl.stages.train:run",
         "Train the multi-task model (model.architecture) with early stopping on validation; log params, "
         "per-epoch metrics and the model to MLflow; write data/04_model.",
         deps=("data/03_features",),
@@ -119,7 +119,7 @@ STAGES: tuple[Stage, ...] = (
         gpu=True,
     ),
     Stage(
-        "score", "mtl.stages:score",
+        "score", "mtl.stages.score:run",
         "With --input and --output: batch-score a parquet or CSV file (or folder) with a registered model, the "
         "champion of gate.model_name unless --model or scoring.model names another; rows are read, scored and "
         "written in chunks (scoring.chunk_rows), the output is one score column per task after the "
@@ -132,7 +132,7 @@ STAGES: tuple[Stage, ...] = (
               ("data/05_evaluation/baseline_predictions.parquet", NOT_CACHED)),
     ),
     Stage(
-        "evaluate_task", "mtl.stages:evaluate_task",
+        "evaluate_task", "mtl.stages.evaluate_task:run",
         "Evaluate one task (DVC stage evaluate_task@N, one mapped Airflow task each): metrics with bootstrap "
         "intervals, slices, calibration, ROC, and the paired gain over its single-task baseline; write "
         "data/05_evaluation/tasks/TASK/metrics.json.",
@@ -147,7 +147,7 @@ STAGES: tuple[Stage, ...] = (
              "run as one mapped task each by the Airflow DAG; `evaluate` below is the reduce.",
     ),
     Stage(
-        "evaluate", "mtl.stages:evaluate",
+        "evaluate", "mtl.stages.evaluate:run",
         "Gather every task's evaluation: metrics.json beside the oracle AUC, the MTL gain (delta_m, negative "
         "transfer), DVC metrics and plots under data/05_evaluation; log them to MLflow.",
         deps=("data/04_model/train.json", "data/05_evaluation/tasks"),
@@ -157,7 +157,7 @@ STAGES: tuple[Stage, ...] = (
                ("data/05_evaluation/calibration", {"cache": False, "x": "mean_prediction", "y": "positive_rate"})),
     ),
     Stage(
-        "gate", "mtl.stages:gate",
+        "gate", "mtl.stages.gate:run",
         "Judge the candidate against the current champion (alias 'champion') with the gate.tasks and "
         "gate.slices thresholds; write data/06_promotion/gate.json. A failed gate is an outcome, not an error.",
         deps=("data/04_model/train.json", "data/05_evaluation/metrics.json",
@@ -169,7 +169,7 @@ STAGES: tuple[Stage, ...] = (
         force="always",
     ),
     Stage(
-        "promote", "mtl.stages:promote",
+        "promote", "mtl.stages.promote:run",
         "Register the candidate as a model version and move the 'champion' alias to it only when the gate "
         "passed and the packaged model loads in a fresh process. Writes data/06_promotion/decision.json.",
         deps=("data/03_features", "data/04_model/model.pt", "data/04_model/train.json",

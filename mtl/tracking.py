@@ -1,15 +1,21 @@
-"""MLflow setup and lineage tags. The only module that decides where runs are tracked."""
+"""MLflow setup, lineage tags and the names of what the stages log. The only module that decides
+where runs are tracked."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from mtl.paths import Paths
+
+if TYPE_CHECKING:
+    from mtl.config import Config
 
 EXPERIMENT = "mtl-training"
 TUNE_EXPERIMENT = "mtl-tuning"  # `mtl tune`: a parent run per study, a child run per trial
@@ -92,3 +98,84 @@ def lineage_tags(paths: Paths) -> dict[str, str]:
         tags["mtl.airflow_dag_id"] = str(active.get("dag_id"))
         tags["mtl.overrides"] = json.dumps(active.get("overrides", {}), sort_keys=True, default=str)[:5000]
     return tags
+
+
+# --- MLflow names: what the stages log, named in one place ------------------------------------
+
+_METRIC_CHARS = re.compile(r"[^\w\-. :/]")
+
+
+def metric_name(name: str) -> str:
+    """``name`` with the characters MLflow refuses in a metric name (it allows alphanumerics and
+    ``_-. :/``) replaced by ``_``."""
+    return _METRIC_CHARS.sub("_", name)
+
+
+def flat_params(cfg: Config) -> dict[str, str]:
+    """The whole config as MLflow params: dotted keys, tasks by name (``tasks.click.type``)."""
+    flat: dict[str, str] = {}
+
+    def walk(prefix: str, node) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(f"{prefix}.{k}" if prefix else k, v)
+        elif isinstance(node, list) and node and isinstance(node[0], dict) and "name" in node[0]:
+            for item in node:
+                walk(f"{prefix}.{item['name']}", {k: v for k, v in item.items() if k != "name"})
+        else:
+            flat[prefix] = json.dumps(node) if isinstance(node, (list, dict)) else str(node)
+
+    walk("", cfg.model_dump(mode="json", by_alias=True))
+    return flat
+
+
+def validation_tags(validation: dict) -> dict[str, str]:
+    """The validation outcome on the MLflow run: passed / passed with warnings, and the warnings."""
+    warned = [c for c in validation.get("checks", []) if not c["success"] and c.get("severity") == "warning"]
+    tags = {"mtl.validation": ("passed" if validation.get("success") else "failed")
+            + (f" with {len(warned)} warning(s)" if warned else "")}
+    if warned:
+        tags["mtl.validation_warnings"] = "\n".join(c["detail"] for c in warned)[:5000]
+    reference = validation.get("drift_reference") or {}
+    tags["mtl.drift_reference"] = reference.get("name") or f"none: {reference.get('skipped', 'not checked')}"
+    return tags
+
+
+def validation_metrics(validation: dict) -> dict[str, float]:
+    """Every drift measure as a metric (drift_psi_price, drift_label_shift_click/search, ...)."""
+    out = {"validation_warnings": float(validation.get("warnings", 0))}
+    for c in validation.get("checks", []):
+        if c["expectation"].startswith("drift.") and c.get("value") is not None:
+            out[metric_name(f"{c['expectation'].replace('.', '_')}_{c['column']}")] = float(c["value"])
+    return out
+
+
+_TEST_METRICS = ("auc", "pr_auc", "logloss", "ece", "gauc", "oracle_auc", "precision", "recall", "f1", "accuracy",
+                 "rmse", "mae")
+
+
+def evaluation_metrics(result: dict) -> dict[str, float]:
+    """MLflow metric names: test_<metric>_<task>, test_<metric>_<task>.<column>:<value> per slice."""
+    flat = {}
+    for task, e in result.items():
+        for k in (*_TEST_METRICS, *(k for k in e if k.startswith("auc_given_"))):
+            if e.get(k) is not None:
+                flat[f"test_{k}_{task}"] = e[k]
+        if e.get("auc_interval"):
+            flat[f"test_auc_low_{task}"], flat[f"test_auc_high_{task}"] = e["auc_interval"]
+        for col, values in e.get("slices", {}).items():
+            for v, se in values.items():
+                for k in ("auc", "rmse"):
+                    if se.get(k) is not None:
+                        flat[metric_name(f"test_{k}_{task}.{col}:{v}")] = se[k]
+    return flat
+
+
+def gain_metrics(gain: dict | None) -> dict[str, float]:
+    """The multi-task gain over the single-task baselines: per task and Δm."""
+    if not gain:
+        return {}
+    flat = {f"test_mtl_gain_{t}": g["gain"] for t, g in gain["tasks"].items() if g.get("gain") is not None}
+    if gain.get("delta_m") is not None:
+        flat["test_delta_m"] = gain["delta_m"]
+    return flat

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from mtl.config import Config, ConfigError, SearchDimension, load_config, with_overrides
-from mtl.orchestration import BASE_PARAMS, STATE_DIR, merged
+from mtl.config import Config, ConfigError, SearchDimension, apply_overrides, load_config, with_overrides
+from mtl.orchestration import BASE_PARAMS, STATE_DIR
 from mtl.paths import Paths
 
 if TYPE_CHECKING:  # annotations only: importing this module loads neither numpy nor torch
@@ -150,7 +150,7 @@ def verdict(best: TrialRow | None, shipped: TrialRow | None) -> tuple[bool, str]
 
 
 def flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Leaf values by dotted key: the inverse of ``merged({}, dotted)`` (mtl.orchestration)."""
+    """Leaf values by dotted key: the inverse of ``apply_overrides({}, dotted)`` (mtl.config)."""
     out: dict[str, Any] = {}
     for key, value in tree.items():
         dotted = f"{prefix}.{key}" if prefix else str(key)
@@ -170,7 +170,7 @@ def overlay_text(best: TrialRow, shipped: TrialRow, study: str) -> str:
     header = (f"# `mtl tune`, study {study}: trial {best.number} scored {METRIC} {best.value:.4f} on the\n"
               f"# validation split, the shipped settings (trial {shipped.number}) {shipped.value:.4f}.\n"
               "# `mtl tune --apply` writes these values into params.yaml (its comments kept); then `mtl run`.\n")
-    return header + yaml.dump(merged({}, best.values), Dumper=_OverlayDumper, sort_keys=False,
+    return header + yaml.dump(apply_overrides({}, best.values), Dumper=_OverlayDumper, sort_keys=False,
                               default_flow_style=False)
 
 

@@ -40,7 +40,7 @@ def _locate(path: str, root: Path, key: str, expects: str) -> Path:
     if not resolved.exists():
         known = ""
         if key == "data.source":  # maybe a misspelt adapter name rather than a path
-            from mtl.data.adapters import ADAPTERS
+            from mtl.names import ADAPTERS
 
             known = f" data.source is either a path or one of {sorted(ADAPTERS)} (with data.path)."
         raise SourceError(

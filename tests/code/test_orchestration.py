@@ -19,38 +19,45 @@ def raw() -> dict:
     return yaml.safe_load((REPO / "params.yaml").read_text())
 
 
-def test_form_defaults_are_params_yaml(raw):
-    form = orch.form(raw)
+@pytest.fixture
+def cfg():
+    return load_config(REPO / "params.yaml")
+
+
+def test_form_defaults_are_params_yaml(raw, cfg):
+    form = orch.form(cfg)
     assert form["epochs"]["default"] == raw["train"]["epochs"]
     assert form["architecture"]["default"] == raw["model"]["architecture"]
     assert form["tasks"]["default"] == [t["name"] for t in raw["tasks"]]
     # the form's defaults change nothing
-    assert orch.overrides({k: v["default"] for k, v in form.items()}, raw) == {}
+    assert orch.overrides({k: v["default"] for k, v in form.items()}, cfg) == {}
 
 
-def test_overrides_only_what_differs(raw):
-    out = orch.overrides({"epochs": 1, "architecture": "ple", "window_days": None}, raw)
+def test_overrides_only_what_differs(cfg):
+    out = orch.overrides({"epochs": 1, "architecture": "ple", "window_days": None}, cfg)
     assert out == {"train.epochs": 1, "model.architecture": "ple"}
 
 
-def test_dropping_a_task_drops_its_gate_entry(raw):
-    out = orch.overrides({"tasks": ["click", "purchase"]}, raw)
+def test_dropping_a_task_drops_its_gate_entry(raw, cfg):
+    out = orch.overrides({"tasks": ["click", "purchase"]}, cfg)
     assert [t["name"] for t in out["tasks"]] == ["click", "purchase"]
     assert set(out["gate"]["tasks"]) == {"click", "purchase"}
+    # written as params.yaml has them, not with every default spelled out
+    assert out["tasks"] == [t for t in raw["tasks"] if t["name"] in ("click", "purchase")]
     load_config(REPO / "params.yaml", out)  # a valid config
 
 
-def test_another_balancing_method_drops_static_weights(raw):
+def test_another_balancing_method_drops_static_weights(raw, cfg):
     assert any("weight" in t for t in raw["tasks"])
-    out = orch.overrides({"weighting": "famo"}, raw)
+    out = orch.overrides({"weighting": "famo"}, cfg)
     assert out["train.weighting.method"] == "famo"
     assert not any("weight" in t for t in out["tasks"])
     assert load_config(REPO / "params.yaml", out).train.weighting.method == "famo"
 
 
 @pytest.mark.parametrize("mode, scale, require", [("strict", 0.5, True), ("relaxed", 2.0, False)])
-def test_gate_strictness(raw, mode, scale, require):
-    gate = orch.overrides({"gate": mode}, raw)["gate"]
+def test_gate_strictness(raw, cfg, mode, scale, require):
+    gate = orch.overrides({"gate": mode}, cfg)["gate"]
     assert gate["require_improvement"] is require
     for task, rule in raw["gate"]["tasks"].items():
         assert gate["tasks"][task]["max_regression"] == pytest.approx(rule["max_regression"] * scale)
@@ -59,11 +66,11 @@ def test_gate_strictness(raw, mode, scale, require):
         raw["gate"]["slices"]["scenario"]["max_regression"] * scale)
 
 
-def test_unknown_field_or_task_is_refused(raw):
+def test_unknown_field_or_task_is_refused(cfg):
     with pytest.raises(ValueError, match="unknown form field"):
-        orch.overrides({"epoch": 3}, raw)
+        orch.overrides({"epoch": 3}, cfg)
     with pytest.raises(ValueError, match="not tasks of params.yaml"):
-        orch.overrides({"tasks": ["clicks"]}, raw)
+        orch.overrides({"tasks": ["clicks"]}, cfg)
 
 
 def test_overlay_applies_records_and_restores(project):
@@ -125,13 +132,30 @@ def test_stage_links(project):
                                                      "model_name": "m", "model_version": "3"}
 
 
-def test_deployment_settings_override_params_yaml(raw):
+def test_deployment_settings_override_params_yaml(raw, cfg):
     """A stack's queue and remote (environment) win over params.yaml; empty means not set."""
-    section = {**raw, "airflow": {**raw["airflow"], "gpu_queue": "gpus", "dvc_remote": None}}
+    section = cfg.airflow.model_copy(update={"gpu_queue": "gpus", "dvc_remote": None})
     assert orch.deployment(section, env={}) == {"gpu_queue": "gpus", "dvc_remote": None}
     env = {"MTL_GPU_QUEUE": "gpu", "MTL_DVC_REMOTE": "minio"}
     assert orch.deployment(section, env=env) == {"gpu_queue": "gpu", "dvc_remote": "minio"}
     assert orch.deployment(section, env={"MTL_GPU_QUEUE": ""})["gpu_queue"] == "gpus"
     assert orch.gpu_task_args(section, env=env) == {"pool": raw["airflow"]["gpu_pool"], "queue": "gpu"}
     # no queue anywhere: the executor's default queue (LocalExecutor ignores queues anyway)
-    assert orch.gpu_task_args(raw, env={}) == {"pool": raw["airflow"]["gpu_pool"]}
+    assert orch.gpu_task_args(cfg.airflow, env={}) == {"pool": raw["airflow"]["gpu_pool"]}
+
+
+def test_the_dags_read_the_typed_config_defaults(tmp_path):
+    """A params.yaml without an airflow section gets the config's defaults in the DAGs (one
+    source of defaults: the pool is mtl.config's, not a second guess in the orchestration)."""
+    from mtl.config import AirflowConfig
+
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw.pop("airflow")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    cfg = orch.read_config(tmp_path)
+    assert cfg.airflow == AirflowConfig()
+    assert orch.gpu_task_args(cfg.airflow, env={}) == {"pool": AirflowConfig().gpu_pool}
+    assert orch.default_args(cfg.airflow)["retries"] == AirflowConfig().retries
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw | {"train": {"epochs": 0}}))
+    with pytest.raises(ConfigError, match="train.epochs"):
+        orch.read_config(tmp_path)

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from mtl.config import DEFAULT_SPACE, ConfigError, SearchDimension, load_config, parse_config, with_overrides
-from mtl.orchestration import merged
+from mtl.config import apply_overrides
 from mtl.tuning import (TrialRow, apply_best, current_values, flat, overlay_text, shipped_params, study_name,
                         suggest, table, verdict)
 
@@ -133,7 +133,7 @@ def test_verdict():
 
 def test_overlay_is_params_shaped_and_loads_as_overrides(tmp_path):
     values = {"train.learning_rate": 0.00313, "model.expert_hidden": [64, 32], "model.interaction": "none"}
-    assert flat(merged({}, values)) == values
+    assert flat(apply_overrides({}, values)) == values
     text = overlay_text(row(4, 0.72, **values), row(0, 0.70, shipped=True), "s")
     assert "  expert_hidden: [64, 32]\n" in text and "train:\n  learning_rate: 0.00313\n" in text
     loaded = flat(yaml.safe_load(text))

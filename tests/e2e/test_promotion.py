@@ -11,10 +11,11 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from mtl import cli, stagelist, stages, tracking
+from mtl import cli, stagelist, tracking
 from mtl.config import load_config
 from mtl.paths import Paths
 from mtl.promotion import registry
+from mtl.stages import promote
 from tests.conftest import SMALL_OVERRIDES, copy_project, set_params
 from tests.e2e.test_stages import run_chain
 
@@ -68,7 +69,7 @@ def test_rollback_lineage_and_a_broken_package(project, capsys):
     model_id = json.loads(paths.train_info.read_text())["model_uri"].split("/")[-1]
     location = Path(mlflow.get_logged_model(model_id).artifact_location.removeprefix("file://"))
     (location / "artifacts" / "model.pt").write_bytes(b"not a checkpoint")
-    decision = stages.promote(cfg, paths)
+    decision = promote.run(cfg, paths)
     assert not decision["promote"]
     assert not decision["load_check"]["passed"]
     assert "failed the load check in a fresh process" in decision["summary"]
@@ -106,7 +107,7 @@ def test_two_concurrent_promotions_end_with_the_better_model(tmp_path, monkeypat
     # models reliably: the champion is all but untrained, "weak" a little better, "strong" much.
     base = SMALL_OVERRIDES | {"gate.slices": {}, "gate.tasks": {"click": {"max_regression": 0.0}}}
     first = _candidate(tmp_path / "first", base | {"train.epochs": 1, "train.learning_rate": 0.00001})
-    stages.promote(load_config(first / "params.yaml"), Paths.at(first))
+    promote.run(load_config(first / "params.yaml"), Paths.at(first))
     strong = _candidate(tmp_path / "strong", base | {"train.epochs": 3, "train.seed": 7}, data_from=first)
     weak = _candidate(tmp_path / "weak", base | {"train.epochs": 1, "train.learning_rate": 0.0002, "train.seed": 8},
                       data_from=first)

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from mtl import stagelist, stages, tracking
+from mtl import stagelist, tracking
+from mtl.stages.report import report
 from mtl.config import load_config
 from mtl.paths import Paths
 from tests.conftest import require_text_extra, set_params
@@ -55,7 +56,7 @@ def test_chain_tracks_registers_and_gates(project):
     assert run.data.tags["mtl.validation"] == "passed"
     assert run.data.tags["mtl.drift_reference"] == "none: no champion of model 'mtl-ecommerce' yet (the first run)"
     assert run.data.tags["mtl.git_commit"]
-    assert stages.report(paths).startswith("data validation: passed, ")
+    assert report(paths).startswith("data validation: passed, ")
     history = MlflowClient().get_metric_history(info["run_id"], "val_auc_click")
     assert [h.step for h in history] == list(range(1, len(history) + 1))
 

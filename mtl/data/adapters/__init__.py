@@ -1,20 +1,20 @@
 """Dataset adapters: how the files of a known layout become the canonical raw log.
 
-Selected by ``data.source`` through the ``ADAPTERS`` registry (one small module per adapter,
-see base.py for the interface). Importing this package is cheap: modules hold classes, and
-pyarrow is imported only when an adapter reads.
+Selected by ``data.source`` through the ``ADAPTERS`` registry of mtl/names.py (one small module
+per adapter, see base.py for the interface). Importing this package is cheap: an adapter's
+module is imported when it is asked for, and pyarrow only when it reads.
 """
 
-from mtl.data.adapters.base import ADAPTERS, Adapter, Reading, SourceError, register
-from mtl.data.adapters import ali_ccp, aliexpress, census_income, files, synthetic  # noqa: F401  (register)
+from mtl.data.adapters.base import Adapter, Reading, SourceError
+from mtl.names import ADAPTERS
+from mtl.registry import resolve
 
 
 def get_adapter(name: str) -> Adapter:
     """A fresh adapter by registry name; SourceError listing the known names otherwise."""
-    try:
-        return ADAPTERS[name]()
-    except KeyError:
-        raise SourceError(f"data.source: no adapter named {name!r}; known: {sorted(ADAPTERS)}") from None
+    if name not in ADAPTERS:
+        raise SourceError(f"data.source: no adapter named {name!r}; known: {sorted(ADAPTERS)}")
+    return resolve(ADAPTERS, name)()
 
 
-__all__ = ["ADAPTERS", "Adapter", "Reading", "SourceError", "get_adapter", "register"]
+__all__ = ["ADAPTERS", "Adapter", "Reading", "SourceError", "get_adapter"]

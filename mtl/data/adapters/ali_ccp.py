@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from mtl.data.adapters.base import register
 from mtl.data.adapters.layout import CsvLayout
 
 IDS = ("101", "121", "122", "124", "125", "126", "127", "128", "129", "205", "206", "207", "210", "216",
@@ -10,13 +9,14 @@ IDS = ("101", "121", "122", "124", "125", "126", "127", "128", "129", "205", "20
 DENSE = ("D109_14", "D110_14", "D127_14", "D150_14", "D508", "D509", "D702", "D853")
 
 
-@register("ali_ccp")
 class AliCCP(CsvLayout):
     """ali_ccp_train.csv / ali_ccp_val.csv / ali_ccp_test.csv: one row per impression.
 
     Columns keep their names: the feature-field ids of the dataset ("101" user id, "205" item
     id, ...; D* are the dense versions of the multi-value fields) and the labels click, purchase.
     """
+
+    name = "ali_ccp"
 
     ids = IDS
     dense = DENSE

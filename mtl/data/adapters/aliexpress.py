@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from mtl.data.adapters.base import SourceError, register, short_list, split_of, stem, tokens
+from mtl.data.adapters.base import SourceError, short_list, split_of, stem, tokens
 from mtl.data.adapters.layout import CsvLayout, common_parent
 
 COUNTRY_COLUMN = "country"
@@ -33,13 +33,14 @@ def country_of(path: Path, top: Path) -> str | None:
     return None
 
 
-@register("aliexpress")
 class AliExpress(CsvLayout):
     """The public AliExpress dataset (also FuxiCTR's copy, which has the same header).
 
     Every row gets a ``country`` column, the scenario: a multi-country model is judged per
     country. Declare it in data.schema (scenario: country) to keep it.
     """
+
+    name = "aliexpress"
 
     ids = IDS
     dense = DENSE

@@ -1,4 +1,4 @@
-"""What every dataset adapter shares: the interface, the registry, and the CSV/split helpers.
+"""What every dataset adapter shares: the interface and the CSV/split helpers.
 
 An adapter turns the files of one layout into the canonical raw log:
 
@@ -25,8 +25,6 @@ if TYPE_CHECKING:
 
     from mtl.config import Config
 
-ADAPTERS: dict[str, type["Adapter"]] = {}
-
 # Bytes of CSV parsed at once: large enough for few, big record batches, small enough to bound memory.
 CSV_BLOCK_BYTES = 16 << 20
 CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2")
@@ -41,17 +39,6 @@ class SourceError(ValueError):
     """The configured data source cannot be read; the message says what was expected."""
 
 
-def register(name: str):
-    """Class decorator: make an adapter selectable as ``data.source: <name>``."""
-
-    def deco(cls: type[Adapter]) -> type[Adapter]:
-        cls.name = name
-        ADAPTERS[name] = cls
-        return cls
-
-    return deco
-
-
 @dataclass(frozen=True)
 class Reading:
     """What an adapter will produce: the schema, then the rows (read lazily, batch by batch)."""
@@ -61,7 +48,7 @@ class Reading:
 
 
 class Adapter:
-    name: ClassVar[str]
+    name: ClassVar[str]  # its data.source name, as in mtl/names.py ADAPTERS
     format: ClassVar[str] = "csv"  # recorded in the raw manifest
     # The layout, in words, for error messages: what to download and where to put it.
     expects: ClassVar[str] = ""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-from mtl.data.adapters.base import register
 from mtl.data.adapters.layout import CsvLayout
 
 DENSE = ("age", "wage_per_hour", "capital_gains", "capital_losses", "divdends_from_stocks",
@@ -25,7 +24,6 @@ def snake_case(column: str) -> str:
     return re.sub(r"[^0-9a-z]+", "_", column.strip().lower()).strip("_")
 
 
-@register("census_income")
 class CensusIncome(CsvLayout):
     """census_income_train.csv / _val.csv / _test.csv with the original column names.
 
@@ -34,6 +32,8 @@ class CensusIncome(CsvLayout):
     needs no quoting and no name has a space. The dataset's own spelling is kept otherwise
     ("divdends from stocks" -> divdends_from_stocks). Files already in snake_case read the same.
     """
+
+    name = "census_income"
 
     ids = IDS
     dense = DENSE

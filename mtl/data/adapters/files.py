@@ -16,7 +16,6 @@ from mtl.data.adapters.base import (
     conform,
     is_csv,
     iter_csv,
-    register,
     split_of,
     wanted_columns,
 )
@@ -35,7 +34,6 @@ def format_of(path: Path) -> str | None:
     return "csv" if is_csv(path) else None
 
 
-@register("files")
 class Files(Adapter):
     """Your own parquet/CSV file or folder (searched recursively; one format per folder).
 
@@ -54,6 +52,8 @@ class Files(Adapter):
     Split: a column named data.split.column is kept. Without one, a folder whose files are all
     named (or foldered) train / val / test gets that column from the names.
     """
+
+    name = "files"
 
     expects = "a .parquet or .csv file, or a folder of them (one format per folder)"
 

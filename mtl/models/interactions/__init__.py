@@ -5,19 +5,14 @@ taste for an item *is* such a product. An interaction layer sits between the emb
 whatever the architecture builds on it (experts, shared bottom, towers), so every architecture
 can use every interaction; the single-task baseline gets an independent one per task.
 
-The registry maps a name to ``module:Class`` so that validating a config never imports torch.
-Adding an interaction means adding one module and one line here.
+The registry (mtl/names.py) maps a name to ``module:Class`` so that validating a config never
+imports torch. Adding an interaction means adding one module here and one line there.
 """
 
 from __future__ import annotations
 
+from mtl.names import INTERACTIONS
 from mtl.registry import resolve
-
-INTERACTIONS: dict[str, str] = {
-    "none": "mtl.models.interactions.none:NoInteraction",
-    "fm": "mtl.models.interactions.fm:FM",
-    "dcn_v2": "mtl.models.interactions.dcn_v2:CrossNetV2",
-}
 
 
 def get_interaction(name: str):

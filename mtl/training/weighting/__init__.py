@@ -5,24 +5,14 @@ weighting decides how the tasks' losses meet on it. Methods that weight losses (
 uncertainty, dwa, gradnorm, famo) and methods that combine the tasks' gradients on the shared
 representation (pcgrad, cagrad) sit behind one base class, ``base.Weighting``.
 
-The registry maps a name to ``module:Class`` so that validating a config never imports torch.
-Adding a method means adding one module and one line here.
+The registry (mtl/names.py) maps a name to ``module:Class`` so that validating a config never
+imports torch. Adding a method means adding one module here and one line there.
 """
 
 from __future__ import annotations
 
+from mtl.names import WEIGHTINGS
 from mtl.registry import resolve
-
-WEIGHTINGS: dict[str, str] = {
-    "equal": "mtl.training.weighting.equal:Equal",
-    "static": "mtl.training.weighting.static:Static",
-    "uncertainty": "mtl.training.weighting.uncertainty:Uncertainty",
-    "dwa": "mtl.training.weighting.dwa:DWA",
-    "gradnorm": "mtl.training.weighting.gradnorm:GradNorm",
-    "pcgrad": "mtl.training.weighting.pcgrad:PCGrad",
-    "cagrad": "mtl.training.weighting.cagrad:CAGrad",
-    "famo": "mtl.training.weighting.famo:FAMO",
-}
 
 
 def get_weighting(name: str):

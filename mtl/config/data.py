@@ -1,0 +1,191 @@
+"""The ``data`` section: where the raw log comes from, its schema, how it is split."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from mtl.config.base import Fraction, Frozen, PositiveInt
+from mtl.names import ADAPTERS, SYNTHETIC
+
+
+class SyntheticConfig(Frozen):
+    """Knobs of the generated impression log (see mtl/data/synthetic.py)."""
+
+    rows: PositiveInt = 1_000_000
+    users: PositiveInt = 20_000
+    user_segments: PositiveInt = 24
+    items: PositiveInt = 10_000
+    categories: PositiveInt = 100
+    brands: PositiveInt = 500
+    scenarios: tuple[str, ...] = ("home_feed", "search", "product_detail")
+    days: PositiveInt = 14
+    latent_dim: PositiveInt = 8
+    # Correlation between the latent item factors that drive the different tasks: 1.0 makes
+    # every task depend on the same user-item affinity, 0.0 makes them unrelated.
+    task_correlation: Annotated[float, Field(ge=0.0, le=1.0)] = 0.7
+    # Each impression's user history: their last N clicks before it (hist_item_ids,
+    # hist_category_ids), from the log and the rest of the site since history_days before the
+    # log starts. 0: no history columns. history_times adds their times (hist_ts).
+    history_length: Annotated[int, Field(ge=0)] = 50
+    history_days: Annotated[int, Field(ge=0)] = 14
+    history_times: bool = False
+    titles: bool = True  # an item title column (title), for text features
+    seed: int = 42
+
+    @field_validator("scenarios")
+    @classmethod
+    def _non_empty(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError("needs at least one scenario name and no duplicates")
+        return v
+
+
+class SchemaConfig(Frozen):
+    """Which columns of the raw data play which role. Columns not named here are ignored."""
+
+    categorical: tuple[str, ...] = ()
+    numeric: tuple[str, ...] = ()
+    labels: tuple[str, ...]
+    scenario: str | None = None
+    time: str | None = None
+    # label column -> column holding the true probability of that label (synthetic data only);
+    # never used as a feature, only to report the best AUC any model could reach.
+    truth: dict[str, str] = Field(default_factory=dict)
+    # List columns of the user's recent behaviour before each row, oldest first, each mapped to
+    # the categorical column whose vocabulary and embedding its elements share, e.g.
+    # {hist_item_ids: item_id, hist_category_ids: category_id}. Columns of one row are aligned
+    # (element i of each describes the same event). Read by model.sequence's encoder.
+    sequence: dict[str, str] = Field(default_factory=dict)
+    # Optional list column of the time of each history element: validation checks that every
+    # one is before the row's `time` (a history holding the impression or its future is a leak).
+    sequence_time: str | None = None
+    # Free-text columns (item titles): encoded once per distinct value by a pretrained sentence
+    # encoder (features.text) and fed to the model through a trainable projection.
+    text: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _roles_consistent(self) -> "SchemaConfig":
+        features = list(self.categorical) + list(self.numeric)
+        if not features:
+            raise ValueError("declare at least one categorical or numeric feature column")
+        for column, shares in self.sequence.items():
+            if shares not in self.categorical:
+                raise ValueError(f"sequence column {column!r} shares {shares!r}, which is not a categorical column; "
+                                 f"map it to one of {list(self.categorical)}")
+        if self.sequence_time is not None:
+            if not self.sequence:
+                raise ValueError("sequence_time needs sequence columns to describe")
+            if self.time is None:
+                raise ValueError("sequence_time needs time, the column each history must precede")
+        seen: dict[str, str] = {}
+        roles = {
+            "categorical": self.categorical,
+            "numeric": self.numeric,
+            "labels": self.labels,
+            "truth": tuple(self.truth.values()),
+            "sequence": tuple(self.sequence),
+            "sequence_time": (self.sequence_time,) if self.sequence_time else (),
+            "text": self.text,
+        }
+        for role, cols in roles.items():
+            for c in cols:
+                if c in seen:
+                    raise ValueError(f"column {c!r} is listed both as {seen[c]} and as {role}")
+                seen[c] = role
+        for label in self.truth:
+            if label not in self.labels:
+                raise ValueError(f"truth names label {label!r}, which is not in labels")
+        if self.time is not None and self.time in seen:
+            raise ValueError(f"time column {self.time!r} cannot also be a {seen[self.time]} column")
+        return self
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return self.categorical + self.numeric
+
+    def required_columns(self) -> tuple[str, ...]:
+        cols = list(self.features) + list(self.sequence) + list(self.text) + list(self.labels)
+        for extra in (self.scenario, self.time):
+            if extra is not None and extra not in cols:
+                cols.append(extra)
+        return tuple(cols)
+
+
+class SplitConfig(Frozen):
+    """How rows are divided into train / validation / test (see mtl/data/splits.py).
+
+    ``auto`` uses, in order: a split column the data brings (public datasets ship their official
+    splits), whole days of ``data.schema.time`` (validation and test are the latest days, so the
+    model is judged on the future it will face), or a seeded random split.
+    """
+
+    method: Literal["auto", "column", "time", "random"] = "auto"
+    column: str = "split"  # values train / validation (or val) / test
+    validation_days: PositiveInt = 1
+    test_days: PositiveInt = 1
+    # Fractions for the random split (and for carving validation rows out of a split column that
+    # has none).
+    validation: Fraction = 0.1
+    test: Fraction = 0.1
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _leaves_training_rows(self) -> "SplitConfig":
+        if self.validation + self.test >= 0.9:
+            raise ValueError("validation + test must leave at least 10% of rows for training")
+        return self
+
+
+class DataConfig(Frozen):
+    # "synthetic" (generated), the name of a dataset adapter ("files", "ali_ccp", "aliexpress",
+    # "census_income"; see mtl/data/adapters/) read from `path`, or directly a path to your own
+    # parquet/CSV file or folder (shorthand for source: files, path: <it>).
+    source: str = SYNTHETIC
+    path: str | None = None
+    synthetic: SyntheticConfig = SyntheticConfig()
+    schema_: SchemaConfig = Field(alias="schema")
+    split: SplitConfig = SplitConfig()
+    # A sliding window: keep only rows in the last N whole days of data.schema.time (the newest
+    # day in the files counts as day 1). null keeps every row. Files are read, never rewritten.
+    window_days: PositiveInt | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @property
+    def schema(self) -> SchemaConfig:  # noqa: D401 - the pydantic field is aliased
+        return self.schema_
+
+    @property
+    def is_synthetic(self) -> bool:
+        return self.source == SYNTHETIC
+
+    @property
+    def adapter(self) -> str:
+        """The adapter that reads the source (a bare path means the generic "files" adapter)."""
+        return self.source if self.source in ADAPTERS or self.is_synthetic else "files"
+
+    @property
+    def source_path(self) -> str | None:
+        """Where the adapter reads from: ``path``, or the source itself when it is a path."""
+        if self.is_synthetic:
+            return None
+        return self.path if self.source in _adapter_names() else self.source
+
+    @model_validator(mode="after")
+    def _path_given(self) -> "DataConfig":
+        if self.source in _adapter_names() and self.source != SYNTHETIC and not self.path:
+            raise ValueError(f"data.path: source {self.source!r} reads files; set data.path to the file or folder")
+        if self.window_days is not None:
+            if self.is_synthetic:
+                raise ValueError("data.window_days: the synthetic log is generated whole; a window applies to "
+                                 "file sources (set data.source) or set window_days to null")
+            if not self.schema_.time:
+                raise ValueError("data.window_days: needs data.schema.time, the column the window counts days of")
+        return self
+
+
+def _adapter_names() -> set[str]:
+    """The data.source values that are names, not paths."""
+    return {SYNTHETIC, *ADAPTERS}

@@ -1,0 +1,83 @@
+"""The ``scoring`` and ``airflow`` sections: batch scoring and how the DAGs run the pipeline."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, field_validator
+
+from mtl.config.base import Frozen, PositiveInt
+
+
+class RetrainingConfig(Frozen):
+    """The `mtl_retraining` DAG: when it runs and on what data (dags/mtl_retraining.py)."""
+
+    # A cron expression or preset (@daily, @weekly); null: only when new files land.
+    schedule: str | None = "@weekly"
+    # Folder (relative to the project, or absolute) where new data files are dropped. The
+    # `mtl_ingest` DAG publishes new files there as an Airflow Asset, which triggers retraining.
+    incoming: str = "data/incoming"
+    # How often `mtl_ingest` looks at the folder (cron or preset).
+    scan_schedule: str = "*/10 * * * *"
+    # The adapter that reads the incoming files (files | ali_ccp | aliexpress | census_income).
+    source: str = "files"
+    # Retrain on the newest N days of data.schema.time across the incoming files (null: all rows,
+    # e.g. for data without a time column).
+    window_days: PositiveInt | None = 14
+
+
+class ScoringConfig(Frozen):
+    """Batch scoring with a registered model (`mtl score`, the `mtl_scoring` DAG; mtl/serving/)."""
+
+    # A model URI (models:/name/3, models:/name@alias, runs:/...); null: the champion of gate.model_name.
+    model: str | None = None
+    # Rows read, scored and written at once: bounds memory whatever the input size.
+    chunk_rows: PositiveInt = 200_000
+    # Input columns copied beside the scores (keys to join them back); each must be in the input.
+    keep: tuple[str, ...] = ()
+
+
+class DailyScoringConfig(Frozen):
+    """The `mtl_scoring` DAG (dags/mtl_scoring.py): each day's rows scored with the champion."""
+
+    # A cron expression or preset; null: only when triggered (with a day in the form).
+    schedule: str | None = "@daily"
+    # The day's input and output, relative to the project or absolute; {day} is YYYY-MM-DD (the
+    # day the run's data interval covers). The input is a parquet/CSV file or a folder of them;
+    # without a suffix, {day}.parquet, {day}.csv and the folder {day} are looked for.
+    input: Annotated[str, Field(min_length=1)] = "data/to_score/{day}"
+    output: Annotated[str, Field(min_length=1)] = "data/07_scores/{day}.parquet"
+    # How long a run waits for its day's input to appear before failing.
+    wait_hours: Annotated[float, Field(ge=0)] = 6.0
+
+    @field_validator("input", "output")
+    @classmethod
+    def _has_day(cls, value: str) -> str:
+        if "{day}" not in value:
+            raise ValueError(f"{value!r} has no {{day}}: each day needs its own file")
+        return value
+
+
+class AirflowConfig(Frozen):
+    """How the Airflow DAGs run the pipeline (dags/). Read by the DAG files at parse time."""
+
+    # Stop before promotion until a person approves in the Airflow UI (Required actions).
+    approval: bool = False
+    # Without an answer in this time the candidate is rejected (the champion stays).
+    approval_timeout_hours: Annotated[float, Field(gt=0)] = 24.0
+    # Retries of a failed task (never for validation: bad data does not get better), with
+    # exponential backoff starting from retry_delay_seconds.
+    retries: Annotated[int, Field(ge=0)] = 2
+    retry_delay_seconds: Annotated[float, Field(ge=0)] = 30.0
+    # Pool the training tasks run in when they will use a GPU (size it to the GPUs of a worker);
+    # `make airflow` creates it with one slot.
+    gpu_pool: str = "mtl_gpu"
+    # Celery queue for GPU training work (only the CeleryExecutor routes by queue); null: default.
+    # A deployment may override it with $MTL_GPU_QUEUE (docker-compose.yaml sets it from .env).
+    gpu_queue: str | None = None
+    # DVC remote that mtl_training pushes the run's outputs to once they are evaluated (raw data,
+    # features, model: what dvc.lock records), so other clones and machines can `dvc pull` them;
+    # null: no push. $MTL_DVC_REMOTE overrides it (the compose stack: its MinIO bucket).
+    dvc_remote: str | None = None
+    retraining: RetrainingConfig = RetrainingConfig()
+    scoring: DailyScoringConfig = DailyScoringConfig()

@@ -1,0 +1,85 @@
+"""Stage ``promote``: the second half of promotion. Registers the candidate as a model version
+(every candidate) and moves ``champion`` to it only if the gate passed, the packaged model loads
+and scores in a fresh process, and the champion the gate judged against is still the champion
+(else it is judged again, under the lock). Writes the decision and the model card."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mtl.config import Config
+from mtl.paths import Paths
+from mtl.stages.common import read_json, write_json
+
+
+def run(cfg: Config, paths: Paths) -> dict:
+    import mlflow
+
+    from mtl import tracking
+    from mtl.promotion import registry, service
+    from mtl.stages.gate import candidate
+
+    judged = candidate(cfg, paths)
+    verdict = read_json(paths.gate_file, "gate")
+    if verdict.get("candidate_run_id") != judged.run_id:
+        raise FileNotFoundError(f"{paths.gate_file} judged run {verdict.get('candidate_run_id')}, not the current "
+                                f"candidate {judged.run_id}: run the gate stage first (dvc repro gate)")
+    tracking.configure(paths)
+    lineage = _lineage(paths, judged.run_id)
+    metric_tags = {f"test_{k}_{task}": f"{e[k]:.5f}" for task, e in judged.metrics.items() for k in ("auc", "rmse")
+                   if e.get(k) is not None}
+    payload = {"model_name": judged.name, "candidate_run_id": judged.run_id} | service.promote(
+        cfg, judged, verdict, lineage | metric_tags, tracking.tracking_uri(paths),
+        registry.lock_for(paths, judged.name))
+    version = payload.get("registered_version") or payload["champion_version"]
+    card = _write_card(paths, judged, version, lineage, payload)
+    write_json(paths.decision_file, payload)
+    if payload["already_champion"]:  # a rerun: the run's own decision stays as it was logged
+        print(f"promotion: {payload['summary']}")
+        return payload
+    promoted = bool(payload["promote"])
+    with mlflow.start_run(run_id=judged.run_id):
+        mlflow.log_dict(payload, "promotion/decision.json")
+        mlflow.log_artifact(str(paths.model_card_md), "promotion")
+        mlflow.log_artifact(str(paths.model_card_html), "promotion")
+        mlflow.set_tag("mtl.promotion", "promoted" if promoted else "rejected")
+        mlflow.set_tag("mtl.registered_version", version)
+    print(card)
+    print(f"promotion: {payload['summary']} ({judged.name} version {version}"
+          + (" is @champion)" if promoted else " registered, champion unchanged)"))
+    return payload
+
+
+def _lineage(paths: Paths, run_id: str) -> dict[str, str]:
+    """What the registered version records about where it came from."""
+    from mtl import tracking
+    from mtl.data.features import Transform
+
+    return tracking.lineage_tags(paths) | {
+        "mtl.run_id": run_id,
+        "mtl.validation": tracking.validation_tags(read_json(paths.validation_result, "validate"))["mtl.validation"],
+        "mtl.transform_sha256": Transform.load(paths.transform_file).fingerprint(),
+    }
+
+
+def _write_card(paths: Paths, judged, version: str, lineage: dict, payload: dict) -> str:
+    """The model card (markdown and HTML with the ROC and reliability plots); returns the markdown."""
+    from mtl.promotion import model_card
+
+    evaluation = read_json(paths.metrics_file, "evaluate")
+    card = {"model_name": judged.name, "version": version, "run_id": judged.run_id, "lineage": lineage,
+            "metrics": judged.metrics, "comparison": payload["comparison"], "decision": payload,
+            "mtl_gain": evaluation.get("mtl_gain")}
+    markdown = model_card.markdown(card)
+    paths.promotion_dir.mkdir(parents=True, exist_ok=True)
+    paths.model_card_md.write_text(markdown)
+    paths.model_card_html.write_text(model_card.to_html(card, _read_plots(paths.plots_dir),
+                                                        _read_plots(paths.calibration_dir)))
+    return markdown
+
+
+def _read_plots(folder: Path) -> dict[str, list[dict]]:
+    if not folder.is_dir():
+        return {}
+    return {p.stem.split("_", 1)[1]: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}

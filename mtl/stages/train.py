@@ -1,0 +1,165 @@
+"""Stage ``train``: the multi-task model, tracked as one MLflow run (params, per-epoch metrics,
+the served model), resumable after a killed process; under torchrun every rank trains and rank 0
+alone tracks and writes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+
+from mtl.config import Config
+from mtl.paths import Paths
+from mtl.stages.common import read_json, write_json
+
+
+@dataclass
+class Inputs:
+    """What training reads: the fitted transform and the shards of the two training splits."""
+
+    transform: object  # mtl.data.features.Transform
+    train: object  # a lazily read split
+    validation: object  # the validation split, in memory
+    spec: object  # mtl.models.layers.InputSpec
+    text_table: object
+
+    @classmethod
+    def open(cls, cfg: Config, paths: Paths) -> Inputs:
+        from mtl.data import features
+        from mtl.data.shards import open_split
+        from mtl.models.layers import InputSpec
+
+        transform = features.Transform.load(paths.transform_file)
+        return cls(transform, open_split(paths.split_dir("train")), open_split(paths.split_dir("validation")).all(),
+                   InputSpec.from_transform(transform, cfg.data.schema.scenario), transform.text_table())
+
+
+def run(cfg: Config, paths: Paths) -> dict:
+    import mlflow
+
+    from mtl import tracking
+    from mtl.training import loop
+    from mtl.training.checkpoint import load_training_state
+
+    data = Inputs.open(cfg, paths)
+    fingerprint = run_fingerprint(data.transform, cfg)
+    if int(os.environ.get("RANK", "0")) != 0:
+        # A worker rank under torchrun: train its share in lockstep; rank 0 alone tracks and writes.
+        loop.train(data.train, data.validation, data.spec, data.transform.tasks, cfg, state_path=paths.train_state,
+                   fingerprint=fingerprint, text_table=data.text_table)
+        return {}
+    experiment_id = tracking.configure(paths)
+    saved = load_training_state(paths.train_state, fingerprint)  # loaded once: read here and by the loop
+    previous = resumable_run(saved)
+    with mlflow.start_run(**({"run_id": previous} if previous else {"experiment_id": experiment_id})) as run:
+        _log_inputs(cfg, paths, data, run)
+        result = loop.train(data.train, data.validation, data.spec, data.transform.tasks, cfg,
+                            on_epoch=_epoch_logger(cfg), state_path=paths.train_state, fingerprint=fingerprint,
+                            run_id=run.info.run_id, replay=previous is None, saved=saved, text_table=data.text_table)
+        info = _log_outcome(cfg, paths, data, result)
+    info = {"run_id": run.info.run_id, "experiment_id": experiment_id} | info
+    write_json(paths.train_info, info)
+    paths.train_state.unlink(missing_ok=True)  # finished: the next run starts fresh
+    print(
+        f"trained {cfg.model.architecture} on {result.device}: best epoch {result.best_epoch}/{len(result.history)}, "
+        f"{result.samples_per_second:,.0f} samples/s; MLflow run {run.info.run_id}"
+    )
+    return info
+
+
+def _log_inputs(cfg: Config, paths: Paths, data: Inputs, run) -> None:
+    """Tags, params and the validation outcome, before training starts."""
+    import mlflow
+
+    from mtl import tracking
+
+    validation = read_json(paths.validation_result, "validate")
+    mlflow.set_tags(tracking.lineage_tags(paths) | tracking.validation_tags(validation) | {
+        "mtl.transform_sha256": data.transform.fingerprint(),
+        "mtl.data_source": cfg.data.source,
+    })
+    # a resumed run has its params already (MLflow refuses to log one twice)
+    mlflow.log_params({k: v for k, v in tracking.flat_params(cfg).items() if k not in run.data.params})
+    mlflow.log_dict(validation, "validation/result.json")
+    mlflow.log_metrics(tracking.validation_metrics(validation))
+
+
+def _epoch_logger(cfg: Config):
+    import mlflow
+
+    def on_epoch(rec: dict) -> None:
+        mlflow.log_metrics({k: v for k, v in rec.items() if k != "epoch" and v is not None}, step=rec["epoch"])
+        vals = ", ".join(f"{k[4:]} {v:.4f}" for k, v in rec.items() if k.startswith("val_") and v is not None)
+        print(f"epoch {rec['epoch']}/{cfg.train.epochs}: {vals}", flush=True)
+
+    return on_epoch
+
+
+def _log_outcome(cfg: Config, paths: Paths, data: Inputs, result) -> dict:
+    """Save the model, choose its thresholds, log diagnostics and the served model; the
+    training summary that train.json records."""
+    import mlflow
+
+    from mtl.serving.package import log_pyfunc
+    from mtl.training.checkpoint import save_model
+    from mtl.training.diagnostics import expert_utilisation
+
+    if result.resumed_from:
+        print(f"resumed from the checkpoint of epoch {result.resumed_from - 1} (a killed run)", flush=True)
+        mlflow.set_tag("mtl.resumed_from_epoch", result.resumed_from - 1)
+    save_model(paths.model_file, result.model, data.spec, cfg.model)
+    thresholds = validation_thresholds(result.model, data.validation, data.transform, data.text_table)
+    mlflow.log_metrics({f"threshold_{task}": t for task, t in thresholds.items() if t is not None})
+    utilisation = expert_utilisation(result.model, data.validation, text_table=data.text_table)
+    if utilisation:
+        mlflow.log_dict(utilisation, "diagnostics/expert_utilisation.json")
+        mlflow.log_metrics({f"expert_util_{task}_{e}": w for task, ws in utilisation.items()
+                            for e, w in enumerate(ws)})
+    mlflow.log_metrics({"best_epoch": result.best_epoch, "train_seconds": result.seconds,
+                        "train_samples_per_second": result.samples_per_second})
+    model_info = log_pyfunc(paths)
+    return {
+        "model_uri": model_info.model_uri,
+        "best_epoch": result.best_epoch,
+        "epochs_run": len(result.history),
+        "seconds": round(result.seconds, 2),
+        "samples_per_second": round(result.samples_per_second),
+        "device": result.device,
+        "thresholds": thresholds,
+        "history": result.history,
+    }
+
+
+def validation_thresholds(model, val_arrays, transform, text_table) -> dict[str, float | None]:
+    """Each binary task's F1-maximising threshold, chosen on the validation split (so its test
+    metrics are out of sample) and on the scale the score stage writes (probabilities)."""
+    from mtl.evaluation.metrics import f1_thresholds
+    from mtl.scoring import scores_from_raw
+    from mtl.training.loop import predict_raw
+
+    scores = scores_from_raw(predict_raw(model, val_arrays, text_table=text_table), transform).to_numpy()
+    return f1_thresholds(scores, val_arrays.labels, val_arrays.mask, transform.tasks)
+
+
+def run_fingerprint(transform, cfg: Config) -> str:
+    """What a resumed run must share with the killed one: data, model and training settings."""
+    train = cfg.train.model_dump(mode="json", exclude={"progress", "num_threads"})
+    payload = {"transform": transform.fingerprint(), "model": cfg.model.model_dump(mode="json"), "train": train}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def resumable_run(saved: dict | None) -> str | None:
+    """The MLflow run of a killed or failed training whose saved state this one resumes, while
+    that run is still open: the retry goes on in it, so a fault leaves no duplicate run behind."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    run_id = (saved or {}).get("mlflow_run_id")
+    if not run_id:
+        return None
+    try:
+        status = mlflow.get_run(run_id).info.status
+    except MlflowException:  # a state from another tracking store
+        return None
+    return run_id if status != "FINISHED" else None

@@ -66,7 +66,7 @@ def _run(stage: str) -> None:
     force = declared == "always"
     if declared == "source_changed":
         from mtl.config import load_config
-        from mtl.data.sources import source_changed
+        from mtl.data.ingest.sources import source_changed
         from mtl.paths import Paths
 
         force = source_changed(load_config(PROJECT_DIR / "params.yaml"), Paths.at(PROJECT_DIR))

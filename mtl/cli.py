@@ -128,65 +128,116 @@ def _torchrun(cfg, root, args) -> list[str] | None:
     return launch_command(cfg, argv, cuda, run_id)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    from mtl.config import ConfigError, load_config
-    from mtl.data.sources import SourceError
-    from mtl.data.splits import SplitError
-    from mtl.data.validation import ExpectationsFileError
-    from mtl.paths import Paths
-    from mtl.pipeline import StageFailed, project_root, run_all
+def _run(args, cfg, root, paths) -> int:
+    from mtl.pipeline import run_all
+    from mtl.stages.report import report
+
+    started = time.perf_counter()
+    run_all(root)
+    print("\n" + report(paths))
+    print(f"\npipeline finished in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+def _report(args, cfg, root, paths) -> int:
+    from mtl.stages.report import report
+
+    print(report(paths))
+    return 0
+
+
+def _registry(args, cfg, root, paths) -> int:
+    from mtl import registry_cli
+
+    print(getattr(registry_cli, args.command)(cfg, paths, *([args.version] if args.command == "lineage" else [])))
+    return 0
+
+
+def _score(args, cfg, root, paths) -> int:
+    """With --input/--output: batch scoring with a registered model; else the pipeline stage."""
+    from mtl.serving.batch import ScoringError, score
+
+    if not (args.input or args.output):
+        return _stage(args, cfg, root, paths)
+    if not (args.input and args.output):
+        raise ScoringError("batch scoring needs both --input and --output")
+    keep = None if args.keep is None else [c.strip() for c in args.keep.split(",") if c.strip()]
+    print(score(cfg, paths, args.input, args.output, model=args.model, chunk_rows=args.chunk_rows,
+                keep=keep).describe())
+    return 0
+
+
+def _train(args, cfg, root, paths) -> int:
+    """The stage, or torchrun launching it on every process train.distributed asks for."""
+    from mtl.pipeline import StageFailed
+
+    launch = _torchrun(cfg, root, args)
+    if not launch:
+        return _stage(args, cfg, root, paths)
+    print("training with torchrun: " + " ".join(launch[1:]), flush=True)
+    rc = subprocess.run(launch).returncode
+    if rc != 0:
+        raise StageFailed(f"torchrun exited with {rc}; each rank's error is above")
+    return 0
+
+
+def _stage(args, cfg, root, paths) -> int:
+    stage = BY_COMMAND[args.command]
+    stage.load()(cfg, paths, *([args.task] if stage.per_task else []))
+    return 0
+
+
+def _write_dvc_yaml(args, cfg, root, paths) -> int:
+    return _dvc_yaml(root / "dvc.yaml", args.check)
+
+
+def _search(args, cfg, root, paths) -> int:
+    print(_tune(cfg, paths, args))
+    return 0
+
+
+# The commands that are not a plain stage call; every other subcommand runs its stage.
+COMMANDS = {"run": _run, "report": _report, "dvc-yaml": _write_dvc_yaml, "champion": _registry,
+            "rollback": _registry, "lineage": _registry, "score": _score, "train": _train, "tune": _search}
+
+
+def _errors() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """(what the user must fix: exit 2, a failed stage or contract: exit 1), imported on use."""
+    from mtl.config import ConfigError
+    from mtl.data.contracts.suite import ExpectationsFileError
+    from mtl.data.features.splits import SplitError
+    from mtl.data.ingest.sources import SourceError
+    from mtl.pipeline import StageFailed
     from mtl.promotion.registry import RegistryError
     from mtl.scoring import SchemaMismatch
     from mtl.serving.batch import ScoringError
     from mtl.stages.common import ValidationFailed
-    from mtl.stages.report import report
-    from mtl.tuning import TuneError, TuneInterrupted
+    from mtl.tuning import TuneError
 
+    return ((ConfigError, SourceError, SplitError, ExpectationsFileError, FileNotFoundError, RegistryError,
+             ScoringError, SchemaMismatch, TuneError), (StageFailed, ValidationFailed))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from mtl.config import load_config
+    from mtl.paths import Paths
+    from mtl.pipeline import project_root
+    from mtl.tuning import TuneInterrupted
+
+    usage, failed = _errors()
     try:
         root = project_root(args.project)
         paths = Paths.at(root)
         cfg = load_config(args.params or root / "params.yaml")  # fail fast on a bad config
-        if args.command == "run":
-            started = time.perf_counter()
-            run_all(root)
-            print("\n" + report(paths))
-            print(f"\npipeline finished in {time.perf_counter() - started:.0f} s")
-        elif args.command == "report":
-            print(report(paths))
-        elif args.command == "dvc-yaml":
-            return _dvc_yaml(root / "dvc.yaml", args.check)
-        elif args.command in ("champion", "rollback", "lineage"):
-            from mtl import registry_cli
-
-            print(getattr(registry_cli, args.command)(cfg, paths, *([args.version] if args.command == "lineage" else [])))
-        elif args.command == "score" and (args.input or args.output):
-            if not (args.input and args.output):
-                raise ScoringError("batch scoring needs both --input and --output")
-            from mtl.serving.batch import score
-
-            keep = None if args.keep is None else [c.strip() for c in args.keep.split(",") if c.strip()]
-            print(score(cfg, paths, args.input, args.output, model=args.model, chunk_rows=args.chunk_rows,
-                        keep=keep).describe())
-        elif args.command == "train" and (launch := _torchrun(cfg, root, args)):
-            print("training with torchrun: " + " ".join(launch[1:]), flush=True)
-            rc = subprocess.run(launch).returncode
-            if rc != 0:
-                raise StageFailed(f"torchrun exited with {rc}; each rank's error is above")
-        elif args.command == "tune":
-            print(_tune(cfg, paths, args))
-        else:
-            stage = BY_COMMAND[args.command]
-            stage.load()(cfg, paths, *([args.task] if stage.per_task else []))
-        return 0
-    except (ConfigError, SourceError, SplitError, ExpectationsFileError, FileNotFoundError, RegistryError,
-            ScoringError, SchemaMismatch, TuneError) as err:
+        return COMMANDS.get(args.command, _stage)(args, cfg, root, paths)
+    except usage as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except TuneInterrupted as err:
         print(err, file=sys.stderr)
         return 130
-    except (StageFailed, ValidationFailed) as err:
+    except failed as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except Exception as err:

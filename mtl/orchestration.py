@@ -16,7 +16,6 @@ even when a task failed) puts the project's file back. Runs that share a workspa
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
 import shutil
@@ -176,7 +175,7 @@ def apply_overlay(root: Path, dotted: dict[str, Any], run: dict[str, Any]) -> di
     params = apply_overrides(read_params(root), dotted)
     cfg = parse_config(params, source=f"params.yaml with this run's overrides {json.dumps(dotted, default=str)}")
     if not cfg.data.is_synthetic:  # a path that does not exist fails here, naming the key and the fix
-        from mtl.data.sources import source_files
+        from mtl.data.ingest.sources import source_files
 
         source_files(cfg, root)
     state.mkdir(exist_ok=True)
@@ -229,13 +228,9 @@ def listing(folder: Path) -> dict[str, list]:
 
 def content_fingerprint(files: list[Path], base: Path) -> str:
     """md5 over the files' relative names and bytes (streamed): equal iff the data is equal."""
-    h = hashlib.md5()
-    for f in sorted(files):
-        h.update(str(f.relative_to(base)).encode() + b"\0")
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
+    from mtl.hashing import files_md5
+
+    return files_md5(sorted(files), lambda f: str(f.relative_to(base)).encode() + b"\0")
 
 
 # --- links shown on task instances (plugins/mtl_links.py reads them) ---------------------------

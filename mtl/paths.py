@@ -1,7 +1,8 @@
 """The catalog of every path the pipeline reads or writes, in numbered layers.
 
-The numbers make the one-way flow visible: each stage reads only lower-numbered layers. The same
-paths are declared as deps/outs in ``dvc.yaml``; tests/code/test_dvc_yaml.py keeps the two in step.
+The numbers make the one-way flow visible: each stage reads only lower-numbered layers. The
+stage list (mtl/stagelist.py, from which dvc.yaml is generated) declares the same paths as each
+stage's deps and outs; tests/code/test_stagelist.py checks that every one of them is here.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ def parse_size(text: str) -> int:
 def child(raw: Path, out: Path, rows: int) -> None:
     sys.path.insert(0, str(ROOT))
     from mtl.config import load_config
-    from mtl.data.preprocess import build
+    from mtl.data.features.preprocess import build
 
     cfg = load_config(ROOT / "params.yaml", {"data.synthetic.rows": rows})
     summary = build(raw, cfg, out)
@@ -44,7 +44,7 @@ def child(raw: Path, out: Path, rows: int) -> None:
 def ensure_raw(workdir: Path, rows: int) -> Path:
     sys.path.insert(0, str(ROOT))
     from mtl.config import load_config
-    from mtl.data import synthetic
+    from mtl.data.ingest import synthetic
 
     raw = workdir / f"raw_{rows}.parquet"
     if not raw.exists():

@@ -6,7 +6,7 @@
     .bench-venv/bin/python scripts/bench_train.py --only project --profile   # where the project's step spends time
 
 Both models see identical data: the default synthetic log (generated once and cached in
---workdir), split and encoded by the project's own preprocessing (`mtl.data.preprocess.build`).
+--workdir), split and encoded by the project's own preprocessing (`mtl.data.features.preprocess.build`).
 torch-rechub gets the same encoded columns (one SparseFeature per categorical input, one
 DenseFeature per numeric input) and the same labels. Both use the same hyper-parameters: 8
 experts of [256, 128], towers [64], embedding 16, batch 2048, Adam at learning rate 0.002 with
@@ -154,8 +154,8 @@ def bench_config(params: Path, rows: int, epochs: int, threads: int, overrides: 
 
 def prepare(cfg, workdir: Path) -> Path:
     """The features directory for ``cfg`` (cached by the data, features and tasks settings)."""
-    from mtl.data import synthetic
-    from mtl.data.preprocess import build
+    from mtl.data.ingest import synthetic
+    from mtl.data.features.preprocess import build
 
     rows = cfg.data.synthetic.rows
     raw = workdir / f"raw_{rows}_{_key(cfg.data.synthetic.model_dump(mode='json'))}.parquet"
@@ -386,7 +386,7 @@ def main() -> None:
     args = p.parse_args()
 
     from mtl.data import features
-    from mtl.data.shards import open_split
+    from mtl.data.features.shards import open_split
 
     torch.set_num_threads(args.threads)
     import yaml

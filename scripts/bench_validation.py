@@ -34,7 +34,8 @@ def prepare(rows: int, data: Path) -> tuple[Path, Path]:
     """The log to validate and the reference transform (cached)."""
     import pandas as pd
 
-    from mtl.data import features, synthetic
+    from mtl.data import features
+    from mtl.data.ingest import synthetic
 
     data.mkdir(parents=True, exist_ok=True)
     log = data / f"synthetic_{rows}.parquet"
@@ -56,7 +57,7 @@ def measure(log: Path, reference: Path, docs: Path) -> dict:
     """Runs in the child process: the validate stage's work, timed step by step."""
     started = time.perf_counter()
     from mtl.data.features import Transform
-    from mtl.data.validation import validate_file
+    from mtl.data.contracts.validation import validate_file
 
     cfg = _config(10, 42)
     t = Transform.load(reference)

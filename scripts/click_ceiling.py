@@ -5,7 +5,7 @@
 The synthetic log records the true click probability of every row; the oracle AUC uses it. But
 a model only sees ids: a user's own taste (their latent factor) is learnable only from their
 rows, an item's only from its impressions. This rebuilds the generator's latent factors
-(mtl/data/synthetic.py, params.yaml's data.synthetic) and scores the test day with the true
+(mtl/data/ingest/synthetic.py, params.yaml's data.synthetic) and scores the test day with the true
 click logit in which what a model could not know from the training days is replaced by its
 best guess:
 
@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 def main() -> None:
     from mtl.config import load_config
-    from mtl.data import synthetic
+    from mtl.data.ingest import synthetic
 
     cfg = load_config(ROOT / "params.yaml")
     if cfg.data.source != "synthetic":
@@ -55,7 +55,7 @@ def main() -> None:
     p = test["p_click"].to_numpy()
     logit = np.log(p / (1 - p))
     v = world.item_factor["click"]
-    # the affinity part of the click logit is 1.3 <u, v> (mtl/data/synthetic.py)
+    # the affinity part of the click logit is 1.3 <u, v> (mtl/data/ingest/synthetic.py)
     rest = logit - 1.3 * np.einsum("ij,ij->i", world.user_factor[u], v[i])
     segment_mean = np.stack([world.user_factor[world.user_segment == s].mean(0)
                              for s in range(cfg.data.synthetic.user_segments)])

@@ -59,10 +59,10 @@ def main() -> None:
 
     import pandas as pd
 
-    from mtl.data import synthetic
+    from mtl.data.ingest import synthetic
     from mtl.data.features import Transform
-    from mtl.data.preprocess import TEST_RAW, TRANSFORM, build
-    from mtl.data.shards import open_split
+    from mtl.data.features.preprocess import TEST_RAW, TRANSFORM, build
+    from mtl.data.features.shards import open_split
     from mtl.evaluation.evaluate import evaluate_scores
     from mtl.models.layers import InputSpec
     from mtl.scoring import Scorer

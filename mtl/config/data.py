@@ -11,7 +11,7 @@ from mtl.names import ADAPTERS, SYNTHETIC
 
 
 class SyntheticConfig(Frozen):
-    """Knobs of the generated impression log (see mtl/data/synthetic.py)."""
+    """Knobs of the generated impression log (see mtl/data/ingest/synthetic.py)."""
 
     rows: PositiveInt = 1_000_000
     users: PositiveInt = 20_000
@@ -114,7 +114,7 @@ class SchemaConfig(Frozen):
 
 
 class SplitConfig(Frozen):
-    """How rows are divided into train / validation / test (see mtl/data/splits.py).
+    """How rows are divided into train / validation / test (see mtl/data/features/splits.py).
 
     ``auto`` uses, in order: a split column the data brings (public datasets ship their official
     splits), whole days of ``data.schema.time`` (validation and test are the latest days, so the
@@ -140,7 +140,7 @@ class SplitConfig(Frozen):
 
 class DataConfig(Frozen):
     # "synthetic" (generated), the name of a dataset adapter ("files", "ali_ccp", "aliexpress",
-    # "census_income"; see mtl/data/adapters/) read from `path`, or directly a path to your own
+    # "census_income"; see mtl/data/ingest/adapters/) read from `path`, or directly a path to your own
     # parquet/CSV file or folder (shorthand for source: files, path: <it>).
     source: str = SYNTHETIC
     path: str | None = None

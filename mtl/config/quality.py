@@ -49,7 +49,7 @@ class Levels(Frozen):
 
 class DriftConfig(Frozen):
     """Drift and skew of a new batch against the training data of the current champion, from the
-    statistics saved in its fitted transform (mtl/data/drift.py). Without a champion (the first
+    statistics saved in its fitted transform (mtl/data/contracts/drift.py). Without a champion (the first
     run) there is nothing to compare with, and the report says so."""
 
     enabled: bool = True
@@ -67,7 +67,7 @@ class DriftConfig(Frozen):
 
 
 class ValidationConfig(Frozen):
-    """The data contract the validate stage enforces (mtl/data/validation.py), on top of what
+    """The data contract the validate stage enforces (mtl/data/contracts/validation.py), on top of what
     data.schema and tasks imply (columns, types, label domains, funnel rules)."""
 
     min_rows: PositiveInt = 1  # row-count floor: a much smaller batch is a broken export
@@ -83,7 +83,7 @@ class ValidationConfig(Frozen):
     # the form of a GX 1.x suite's "expectations" list; null: none.
     expectations: str | None = None
     # A feature that alone predicts a label this well (AUC, or |correlation| for regression) is
-    # a leak: validation fails (mtl/data/leakage.py). Scored on a sample of rows.
+    # a leak: validation fails (mtl/data/contracts/leakage.py). Scored on a sample of rows.
     leak_threshold: Annotated[float, Field(gt=0.5, le=1.0)] = 0.99
     leak_sample_rows: PositiveInt = 100_000
     drift: DriftConfig = DriftConfig()

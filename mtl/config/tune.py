@@ -1,4 +1,4 @@
-"""The ``tune`` section: `mtl tune`'s search space and budget (mtl/tuning.py)."""
+"""The ``tune`` section: `mtl tune`'s search space and budget (mtl/tuning/)."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ class PruningConfig(Frozen):
 
 
 class TuneConfig(Frozen):
-    """`mtl tune`: hyperparameter search with Optuna's TPE sampler (mtl/tuning.py)."""
+    """`mtl tune`: hyperparameter search with Optuna's TPE sampler (mtl/tuning/)."""
 
     # Finished (complete or pruned) trials the study should hold; a rerun adds only the rest.
     trials: PositiveInt = 20

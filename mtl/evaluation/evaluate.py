@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from mtl.config import Config
-from mtl.data.features import condition_mask
+from mtl.data.columns import condition_mask
 from mtl.evaluation import metrics
 
 
@@ -118,6 +118,28 @@ def roc_plots(scores: pd.DataFrame, rows: pd.DataFrame, cfg: Config, only: str |
     return {name: metrics.roc_points(y, s) for name, y, s in _binary_tasks(scores, rows, cfg, only)}
 
 
+def _gain_lines(gain: dict) -> list[str]:
+    dm = gain.get("delta_m")
+    negative = gain.get("negative_transfer") or []
+    return ["", "multi-task gain over single-task baselines (AUC, or RMSE reduction; * beyond noise): "
+            f"mean relative gain Δm {dm:+.2%}" if dm is not None else "Δm undefined",
+            "negative transfer: " + (", ".join(
+                f"{n['task']} ({n['gain']:+.4f}{', beyond noise' if n['beyond_noise'] else ', within noise'})"
+                for n in negative) if negative else "none")]
+
+
+def _decision_lines(decision: dict) -> list[str]:
+    lines = ["", f"promotion: {decision['summary']}"]
+    for t in decision["tasks"]:
+        lines.append(f"  {'PASS' if t['passed'] else 'FAIL'} {t['task']}: {t['reason']}")
+    for t in decision.get("slices", []):
+        lines.append(f"  {'PASS' if t['passed'] else 'FAIL'} {t['task']} on {t['slice']}: {t['reason']}")
+    if decision.get("improvement"):
+        lines.append(f"  {'PASS' if decision['improvement']['passed'] else 'FAIL'} improvement: "
+                     f"{decision['improvement']['reason']}")
+    return lines
+
+
 def format_table(result: dict, decision: dict | None = None, gain: dict | None = None) -> str:
     """The per-task table printed at the end of a run, with each slice value under its task, and
     (with ``gain``) each task's gain over its single-task baseline. F1@t, P@t and R@t: F1,
@@ -160,22 +182,7 @@ def format_table(result: dict, decision: dict | None = None, gain: dict | None =
                              f"{fmt(se.get('pr_auc')):>7}  {fmt(se.get('logloss')):>7}  {fmt(se.get('ece')):>7}  "
                              f"{'':>7}  {'':>7}  {'':>7}  {'':>7}  {fmt(se.get('rmse')):>8}")
     if gains:
-        lines.append("")
-        dm = gain.get("delta_m")
-        lines.append("multi-task gain over single-task baselines (AUC, or RMSE reduction; * beyond noise): "
-                     f"mean relative gain Δm {dm:+.2%}" if dm is not None else "Δm undefined")
-        negative = gain.get("negative_transfer") or []
-        lines.append("negative transfer: " + (", ".join(
-            f"{n['task']} ({n['gain']:+.4f}{', beyond noise' if n['beyond_noise'] else ', within noise'})"
-            for n in negative) if negative else "none"))
+        lines += _gain_lines(gain)
     if decision is not None:
-        lines.append("")
-        lines.append(f"promotion: {decision['summary']}")
-        for t in decision["tasks"]:
-            lines.append(f"  {'PASS' if t['passed'] else 'FAIL'} {t['task']}: {t['reason']}")
-        for t in decision.get("slices", []):
-            lines.append(f"  {'PASS' if t['passed'] else 'FAIL'} {t['task']} on {t['slice']}: {t['reason']}")
-        if decision.get("improvement"):
-            lines.append(f"  {'PASS' if decision['improvement']['passed'] else 'FAIL'} improvement: "
-                         f"{decision['improvement']['reason']}")
+        lines += _decision_lines(decision)
     return "\n".join(lines)

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import average_precision_score, log_loss, roc_auc_score, roc_curve
 
+from mtl.stats import rank_auc
+
 
 def auc(y: np.ndarray, score: np.ndarray) -> float | None:
     """ROC AUC, or None when the rows hold a single class (AUC is undefined, not 0.5)."""
@@ -72,18 +74,9 @@ def gauc(y: np.ndarray, p: np.ndarray, groups: np.ndarray) -> float | None:
         ys = yy[lo:hi]
         positives = ys.sum()
         if 0 < positives < len(ys):
-            total += (hi - lo) * _sorted_auc(ys, pp[lo:hi])
+            total += (hi - lo) * rank_auc(ys, pp[lo:hi], presorted=True)
             weight += hi - lo
     return float(total / weight) if weight else None
-
-
-def _sorted_auc(y: np.ndarray, p: np.ndarray) -> float:
-    """AUC of rows already sorted by score (ties share their rank: the Mann-Whitney statistic)."""
-    _, first, counts = np.unique(p, return_index=True, return_counts=True)
-    ranks = np.repeat(first + (counts + 1) / 2.0, counts)
-    n_pos = y.sum()
-    n_neg = len(y) - n_pos
-    return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 @dataclass(frozen=True)

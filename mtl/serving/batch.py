@@ -27,9 +27,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from mtl.data.adapters.base import is_csv
-from mtl.data.adapters.files import PARQUET_SUFFIXES
-from mtl.data.features import keep_lists
+from mtl.data.ingest.adapters.base import is_csv
+from mtl.data.ingest.adapters.files import PARQUET_SUFFIXES
+from mtl.data.columns import keep_lists
 from mtl.scoring import Scorer, SchemaMismatch, check_columns
 
 ALIAS_URI = re.compile(r"models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)")

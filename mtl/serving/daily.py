@@ -7,8 +7,8 @@ import re
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
-from mtl.data.adapters.base import is_csv
-from mtl.data.adapters.files import PARQUET_SUFFIXES
+from mtl.data.ingest.adapters.base import is_csv
+from mtl.data.ingest.adapters.files import PARQUET_SUFFIXES
 
 DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 

@@ -7,7 +7,7 @@ from mtl.paths import Paths
 
 
 def run(cfg: Config, paths: Paths) -> dict:
-    from mtl.data.sources import materialise_raw
+    from mtl.data.ingest.sources import materialise_raw
 
     manifest = materialise_raw(cfg, paths)
     print(f"raw data: {manifest['rows']:,} rows from {manifest['source']} -> {paths.raw_file}")

@@ -8,7 +8,7 @@ from mtl.stages.common import ValidationFailed
 
 
 def run(cfg: Config, paths: Paths) -> dict:
-    from mtl.data.preprocess import build
+    from mtl.data.features.preprocess import build
 
     if not paths.validation_passed.is_file():
         if not paths.validation_result.is_file():

@@ -27,7 +27,7 @@ class Inputs:
     @classmethod
     def open(cls, cfg: Config, paths: Paths) -> Inputs:
         from mtl.data import features
-        from mtl.data.shards import open_split
+        from mtl.data.features.shards import open_split
         from mtl.models.layers import InputSpec
 
         transform = features.Transform.load(paths.transform_file)
@@ -46,17 +46,17 @@ def run(cfg: Config, paths: Paths) -> dict:
     fingerprint = run_fingerprint(data.transform, cfg)
     if int(os.environ.get("RANK", "0")) != 0:
         # A worker rank under torchrun: train its share in lockstep; rank 0 alone tracks and writes.
-        loop.train(data.train, data.validation, data.spec, data.transform.tasks, cfg, state_path=paths.train_state,
-                   fingerprint=fingerprint, text_table=data.text_table)
+        loop.train(data.train, data.validation, data.spec, data.transform.tasks, cfg,
+                   resume=loop.Resume(paths.train_state, fingerprint), text_table=data.text_table)
         return {}
     experiment_id = tracking.configure(paths)
     saved = load_training_state(paths.train_state, fingerprint)  # loaded once: read here and by the loop
     previous = resumable_run(saved)
     with mlflow.start_run(**({"run_id": previous} if previous else {"experiment_id": experiment_id})) as run:
         _log_inputs(cfg, paths, data, run)
+        resume = loop.Resume(paths.train_state, fingerprint, run.info.run_id, replay=previous is None, saved=saved)
         result = loop.train(data.train, data.validation, data.spec, data.transform.tasks, cfg,
-                            on_epoch=_epoch_logger(cfg), state_path=paths.train_state, fingerprint=fingerprint,
-                            run_id=run.info.run_id, replay=previous is None, saved=saved, text_table=data.text_table)
+                            on_epoch=_epoch_logger(cfg), resume=resume, text_table=data.text_table)
         info = _log_outcome(cfg, paths, data, result)
     info = {"run_id": run.info.run_id, "experiment_id": experiment_id} | info
     write_json(paths.train_info, info)

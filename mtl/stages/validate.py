@@ -64,8 +64,8 @@ def quarantine(cfg: Config, paths: Paths, summary: str) -> Path:
 
 
 def run(cfg: Config, paths: Paths) -> dict:
-    from mtl.data.sources import check_source_unchanged
-    from mtl.data.validation import validate_file
+    from mtl.data.ingest.sources import check_source_unchanged
+    from mtl.data.contracts.validation import validate_file
 
     check_source_unchanged(cfg, paths)
     if not paths.raw_file.is_file():

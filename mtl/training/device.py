@@ -16,10 +16,6 @@ class Runtime:
     # it; None means plain fp32.
     amp_dtype: torch.dtype | None
 
-    @property
-    def is_cuda(self) -> bool:
-        return self.device.type == "cuda"
-
     def autocast(self):
         if self.amp_dtype is None:
             return contextlib.nullcontext()

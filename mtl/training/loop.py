@@ -21,7 +21,7 @@ import torch
 
 from mtl.config import Config
 from mtl.data.features import Arrays
-from mtl.data.shards import Shards
+from mtl.data.features.shards import Shards
 from mtl.evaluation import metrics
 from mtl.models import get_architecture
 from mtl.models.layers import InputSpec
@@ -172,131 +172,173 @@ def _selection_score(scores: dict[str, float | None], tasks: list[dict], gated: 
     return -float(np.mean(mses)) if mses else 0.0
 
 
-def train(
-    train_arrays: Shards | Arrays,
-    val_arrays: Arrays,
-    spec: InputSpec,
-    tasks: list[dict],
-    cfg: Config,
-    on_epoch: Callable[[dict], None] | None = None,
-    state_path: Path | None = None,
-    fingerprint: str = "",
-    run_id: str = "",
-    replay: bool = True,
-    saved: dict | None = None,
-    text_table: np.ndarray | None = None,
-) -> TrainResult:
-    """Train with early stopping on validation; returns the best epoch's model.
+@dataclass
+class Resume:
+    """Checkpointing of a training that may be killed: the full state (model, optimizer, loss
+    weighting, RNG, best weights so far, history) is saved to ``state_path`` after every epoch,
+    and a run that finds a state with the same ``fingerprint`` (same data, model and training
+    config) resumes after its last epoch, so it ends with the same model."""
 
-    With ``state_path``, the full training state (model, optimizer, loss weighting, RNG, best
-    weights so far, history) is saved after every epoch, and a run that finds a state with the
-    same ``fingerprint`` (same data, model and training config) resumes after its last epoch, so
-    a killed run continues where it stopped and ends with the same model. ``text_table``: the
-    transform's sentence vectors (``Transform.text_table()``), when it has text columns.
-    """
-    tc = cfg.train
-    runtime = select_runtime(tc.device, tc.num_threads, int(os.environ.get("LOCAL_RANK", "0")), tc.precision)
-    dist = from_env(runtime.device.type)
-    seed_everything(tc.seed)
-    model = build_model(spec, cfg).to(runtime.device)
-    step = dist.wrap(_Forward(model), runtime.device)  # DistributedDataParallel under torchrun
-    if tc.compile:
-        step = torch.compile(step)
-    weighting = get_weighting(tc.weighting.method)(tasks, tc.weighting, model, runtime.device)
-    optimizer = build_optimizer(model, weighting.parameters(), tc)
-    generator = torch.Generator().manual_seed(tc.seed)
-    batches = _Batches(train_arrays, tc.batch_size, tc.shuffle_buffer_rows, runtime.device, generator, dist,
-                       text_table)
-    schedule = Schedule(optimizer, tc.lr_schedule, tc.epochs * len(batches))
-    is_binary = torch.tensor([t["type"] == "binary" for t in tasks], device=runtime.device)
-    stopwatch = _Stopwatch(runtime.device)
-    progress = _progress(tc.progress and dist.is_main)
+    state_path: Path
+    fingerprint: str = ""
+    run_id: str = ""  # the MLflow run the state belongs to: a resumed run goes on in it
+    replay: bool = True  # report the resumed epochs' records again through on_epoch (a new MLflow run)
+    saved: dict | None = None  # the state, when the caller has loaded it already
 
-    best_state, best_score, best_epoch, bad_epochs = None, -float("inf"), 0, 0
-    history: list[dict] = []
-    seen, started = 0, time.perf_counter()
-    first_epoch, stopped, resumed_from = 1, False, 0
-    if saved is None and state_path is not None:  # the caller may have loaded it already
-        saved = load_training_state(state_path, fingerprint)
-    if saved is not None:
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        schedule.load_state_dict(saved["schedule"])
-        weighting.load_state_dict(saved["weighting"])
-        generator.set_state(saved["generator"])
+    def load(self) -> dict | None:
+        return self.saved if self.saved is not None else load_training_state(self.state_path, self.fingerprint)
+
+
+class _Session:
+    """One training's collaborators: the runtime (device, precision), the distributed setup, the
+    model and its compiled step, the loss weighting, optimizer and schedule, the batches."""
+
+    def __init__(self, train_arrays: Shards | Arrays, spec: InputSpec, tasks: list[dict], cfg: Config,
+                 text_table: np.ndarray | None):
+        tc = self.tc = cfg.train
+        self.tasks = tasks
+        self.runtime = select_runtime(tc.device, tc.num_threads, int(os.environ.get("LOCAL_RANK", "0")), tc.precision)
+        self.dist = from_env(self.runtime.device.type)
+        seed_everything(tc.seed)
+        self.model = build_model(spec, cfg).to(self.runtime.device)
+        step = self.dist.wrap(_Forward(self.model), self.runtime.device)  # DistributedDataParallel under torchrun
+        self.step = torch.compile(step) if tc.compile else step
+        self.weighting = get_weighting(tc.weighting.method)(tasks, tc.weighting, self.model, self.runtime.device)
+        self.optimizer = build_optimizer(self.model, self.weighting.parameters(), tc)
+        self.generator = torch.Generator().manual_seed(tc.seed)
+        self.batches = _Batches(train_arrays, tc.batch_size, tc.shuffle_buffer_rows, self.runtime.device,
+                                self.generator, self.dist, text_table)
+        self.schedule = Schedule(self.optimizer, tc.lr_schedule, tc.epochs * len(self.batches))
+        self.is_binary = torch.tensor([t["type"] == "binary" for t in tasks], device=self.runtime.device)
+        self.stopwatch = _Stopwatch(self.runtime.device)
+        self.progress = _progress(tc.progress and self.dist.is_main)
+
+    def state(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "schedule": self.schedule.state_dict(), "weighting": self.weighting.state_dict(),
+                "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state()}
+
+    def restore(self, saved: dict) -> None:
+        self.model.load_state_dict(saved["model"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.schedule.load_state_dict(saved["schedule"])
+        self.weighting.load_state_dict(saved["weighting"])
+        self.generator.set_state(saved["generator"])
         torch.set_rng_state(saved["torch_rng"])
-        best_state, best_score, best_epoch, bad_epochs = (saved["best_model"], saved["best_score"],
-                                                          saved["best_epoch"], saved["bad_epochs"])
-        history, seen, stopped = saved["history"], saved["seen"], saved["stopped"]
-        first_epoch = resumed_from = saved["epoch"] + 1
-        for record in history if replay else ():  # a new run's curves start where the killed one's ended
-            if on_epoch is not None:
-                on_epoch(record)
-    seen_before = seen  # samples/s counts this process's work only
-    for epoch in range(first_epoch, 0 if stopped else tc.epochs + 1):
+
+    def epoch(self, epoch: int) -> tuple[dict, int]:
+        """One pass over the training split: (its part of the epoch's record, samples seen)."""
+        tasks, tc, model = self.tasks, self.tc, self.model
         model.train()
-        sums = torch.zeros(len(tasks), device=runtime.device)
-        weight_sums = torch.zeros(len(tasks), device=runtime.device)
+        sums = torch.zeros(len(tasks), device=self.runtime.device)
+        weight_sums = torch.zeros(len(tasks), device=self.runtime.device)
         method_stats: dict[str, float] = {}
         cosines: dict[tuple[int, int], float | None] = {}
-        steps = 0
-        for cat, num, seq, text, labels, mask in progress(batches, desc=f"epoch {epoch}/{tc.epochs}"):
+        steps = seen = 0
+        for cat, num, seq, text, labels, mask in self.progress(self.batches, desc=f"epoch {epoch}/{tc.epochs}"):
             # represent / decode rather than forward: gradient methods act on the shared part's output.
-            with runtime.autocast():
-                out, shared = step(cat, num, seq, text)
+            with self.runtime.autocast():
+                out, shared = self.step(cat, num, seq, text)
                 extra = _add(model.extra_loss(out, labels, mask), _embedding_penalty(shared, tc.embedding_l2))
-            losses = task_losses(out, labels, mask, is_binary)
+            losses = task_losses(out, labels, mask, self.is_binary)
             if steps == 0 and len(tasks) > 1:  # one batch per epoch keeps the diagnostic cheap
                 cosines = gradient_conflict(losses, shared)
-            optimizer.zero_grad(set_to_none=True)
-            with stopwatch:
-                stats = weighting.backward(losses, shared, model, extra, mask.any(0))
-            optimizer.step()
-            schedule.step()
-            with stopwatch:
+            self.optimizer.zero_grad(set_to_none=True)
+            with self.stopwatch:
+                stats = self.weighting.backward(losses, shared, model, extra, mask.any(0))
+            self.optimizer.step()
+            self.schedule.step()
+            with self.stopwatch:
                 # FAMO recomputes the batch's losses after the step; other methods never call this.
-                weighting.after_step(functools.partial(_batch_losses, model, runtime, cat, num, seq, text, labels,
-                                                       mask, is_binary))
+                self.weighting.after_step(functools.partial(_batch_losses, model, self.runtime, cat, num, seq, text,
+                                                            labels, mask, self.is_binary))
             weight_sums += stats.pop("weights")
             for k, v in stats.items():
                 method_stats[k] = method_stats.get(k, 0.0) + float(v)
             sums += losses.detach()
             steps += 1
             seen += len(cat)
-        train_losses = (sums / max(steps, 1)).tolist()
-        weighting.epoch_end(sums / max(steps, 1))
-        scores = validation_scores(predict_raw(model, val_arrays, runtime, text_table=text_table), val_arrays, tasks)
-        score = _selection_score(scores, tasks, tuple(cfg.gate.tasks))
-        record = {"epoch": epoch, "val_selection_score": score, **scores,
-                  "learning_rate": optimizer.param_groups[0]["lr"]}
-        record.update({f"train_loss_{t['name']}": v for t, v in zip(tasks, train_losses)})
-        record.update(_weighting_record(tasks, weight_sums / max(steps, 1), stopwatch.take_ms() / max(steps, 1),
-                                        {k: v / max(steps, 1) for k, v in method_stats.items()}, cosines))
-        history.append(record)
-        if on_epoch is not None and dist.is_main:
-            on_epoch(record)
-        if score > best_score:
-            best_state, best_score, best_epoch, bad_epochs = copy.deepcopy(model.state_dict()), score, epoch, 0
+        n = max(steps, 1)
+        self.weighting.epoch_end(sums / n)
+        record = {"learning_rate": self.optimizer.param_groups[0]["lr"]}
+        record.update({f"train_loss_{t['name']}": v for t, v in zip(tasks, (sums / n).tolist())})
+        record.update(_weighting_record(tasks, weight_sums / n, self.stopwatch.take_ms() / n,
+                                        {k: v / n for k, v in method_stats.items()}, cosines))
+        return record, seen
+
+
+@dataclass
+class _Best:
+    """Early stopping: the best validation score so far, its epoch and weights, and how many
+    epochs in a row have not beaten it."""
+
+    state: dict | None = None
+    score: float = -float("inf")
+    epoch: int = 0
+    bad_epochs: int = 0
+
+    def update(self, score: float, epoch: int, model: torch.nn.Module) -> None:
+        if score > self.score:
+            self.state, self.score, self.epoch, self.bad_epochs = copy.deepcopy(model.state_dict()), score, epoch, 0
         else:
-            bad_epochs += 1
-        stopped = bad_epochs >= tc.patience
-        if state_path is not None and dist.is_main:
-            save_training_state(state_path, {
-                "fingerprint": fingerprint, "epoch": epoch, "stopped": stopped, "seen": seen,
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-                "weighting": weighting.state_dict(), "generator": generator.get_state(),
-                "torch_rng": torch.get_rng_state(), "best_model": best_state, "best_score": best_score,
-                "best_epoch": best_epoch, "bad_epochs": bad_epochs, "history": history,
-                "mlflow_run_id": run_id,  # a resumed run goes on in the same MLflow run
-            })
+            self.bad_epochs += 1
+
+    def saved(self) -> dict:
+        return {"best_model": self.state, "best_score": self.score, "best_epoch": self.epoch,
+                "bad_epochs": self.bad_epochs}
+
+    @classmethod
+    def from_saved(cls, saved: dict) -> _Best:
+        return cls(saved["best_model"], saved["best_score"], saved["best_epoch"], saved["bad_epochs"])
+
+
+def train(train_arrays: Shards | Arrays, val_arrays: Arrays, spec: InputSpec, tasks: list[dict], cfg: Config,
+          on_epoch: Callable[[dict], None] | None = None, resume: Resume | None = None,
+          text_table: np.ndarray | None = None) -> TrainResult:
+    """Train with early stopping on validation; returns the best epoch's model.
+
+    ``resume``: save the state after every epoch and pick up a killed run's (see Resume).
+    ``text_table``: the transform's sentence vectors (``Transform.text_table()``), when it has
+    text columns.
+    """
+    tc = cfg.train
+    run = _Session(train_arrays, spec, tasks, cfg, text_table)
+    best, history, seen, started = _Best(), [], 0, time.perf_counter()
+    first_epoch, stopped, resumed_from = 1, False, 0
+    saved = resume.load() if resume is not None else None
+    if saved is not None:
+        run.restore(saved)
+        best = _Best.from_saved(saved)
+        history, seen, stopped = saved["history"], saved["seen"], saved["stopped"]
+        first_epoch = resumed_from = saved["epoch"] + 1
+        for record in history if resume.replay else ():  # a new run's curves start where the killed one's ended
+            if on_epoch is not None:
+                on_epoch(record)
+    seen_before = seen  # samples/s counts this process's work only
+    for epoch in range(first_epoch, 0 if stopped else tc.epochs + 1):
+        trained, n = run.epoch(epoch)
+        seen += n
+        scores = validation_scores(predict_raw(run.model, val_arrays, run.runtime, text_table=text_table),
+                                   val_arrays, tasks)
+        score = _selection_score(scores, tasks, tuple(cfg.gate.tasks))
+        record = {"epoch": epoch, "val_selection_score": score, **scores, **trained}
+        history.append(record)
+        if on_epoch is not None and run.dist.is_main:
+            on_epoch(record)
+        best.update(score, epoch, run.model)
+        stopped = best.bad_epochs >= tc.patience
+        if resume is not None and run.dist.is_main:
+            save_training_state(resume.state_path, {
+                "fingerprint": resume.fingerprint, "epoch": epoch, "stopped": stopped, "seen": seen, **run.state(),
+                **best.saved(), "history": history, "mlflow_run_id": resume.run_id})
         if stopped:
             break
     seconds = time.perf_counter() - started
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.cpu().eval()
-    return TrainResult(model, best_epoch, best_score, history, seconds, (seen - seen_before) / max(seconds, 1e-9),
-                       str(runtime.device), resumed_from)
+    if best.state is not None:
+        run.model.load_state_dict(best.state)
+    run.model.cpu().eval()
+    return TrainResult(run.model, best.epoch, best.score, history, seconds, (seen - seen_before) / max(seconds, 1e-9),
+                       str(run.runtime.device), resumed_from)
 
 
 class _Forward(torch.nn.Module):

@@ -64,7 +64,10 @@ def _registry(project: Path, uri: str | None = None):
     """(model versions, champion version) of the project's MLflow store."""
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=uri or f"sqlite:///{project / 'mlflow.db'}")
+    uri = uri or f"sqlite:///{project / 'mlflow.db'}"
+    # registry_uri too: without it the client takes whatever store an earlier test in this
+    # process set with mlflow.set_registry_uri, and counts that store's versions
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     versions = client.search_model_versions("name = 'mtl-ecommerce'")
     champion = client.get_model_version_by_alias("mtl-ecommerce", "champion").version if versions else None
     return sorted(int(v.version) for v in versions), champion and int(champion)

@@ -10,7 +10,7 @@ import time
 import pandas as pd
 
 from mtl.config import load_config
-from mtl.data import synthetic
+from mtl.data.ingest import synthetic
 from tests.airflow.live import LiveAirflow
 
 

@@ -10,7 +10,7 @@ import yaml
 
 from mtl import orchestration as orch
 from mtl.config import ConfigError, load_config
-from mtl.data.sources import SourceError
+from mtl.data.ingest.sources import SourceError
 from tests.conftest import REPO
 
 

@@ -39,8 +39,8 @@ def test_every_stage_depends_on_its_module_and_the_config(stage):
 
 def test_code_deps_follow_imports_inside_functions():
     # the modules the hand-written list had missed
-    assert "mtl/data/gx_custom.py" in code_deps("mtl.stages.validate:run")
-    assert "mtl/data/text.py" in code_deps("mtl.stages.preprocess:run")
+    assert "mtl/data/contracts/gx_custom.py" in code_deps("mtl.stages.validate:run")
+    assert "mtl/data/features/text.py" in code_deps("mtl.stages.preprocess:run")
 
 
 def test_a_registry_counts_where_it_resolves_a_class_not_where_a_name_is_checked():
@@ -52,9 +52,30 @@ def test_a_registry_counts_where_it_resolves_a_class_not_where_a_name_is_checked
     # edit to a model does not make the data stages stale
     generate = set(code_deps("mtl.stages.generate:run"))
     assert "mtl/models/stem.py" not in generate and "mtl/training/loop.py" not in generate
-    assert "mtl/data/validation.py" not in set(code_deps("mtl.stages.train:run"))
+    assert "mtl/data/contracts/validation.py" not in set(code_deps("mtl.stages.train:run"))
 
 
 def test_an_unknown_function_is_named():
     with pytest.raises(ValueError, match="no top-level nope"):
         code_deps("mtl.stages.train:nope")
+
+
+def test_every_declared_data_path_is_in_the_paths_catalog(tmp_path):
+    """dvc.yaml's data deps and outs (from the stage list) are the paths the stages use."""
+    from mtl.paths import Paths
+
+    paths = Paths.at(tmp_path)
+    known = set()
+    for name in dir(Paths):
+        value = getattr(paths, name) if isinstance(getattr(Paths, name), property) else None
+        if value is not None:
+            known.add(str(value.relative_to(tmp_path)))
+    known.add(str(paths.task_eval_dir("TASK").relative_to(tmp_path)))  # per task: a method, not a property
+    declared = set()
+    for stage in STAGES:
+        for entry in (*stage.deps, *stage.outs, *stage.metrics, *stage.plots):
+            path = entry if isinstance(entry, str) else entry[0]
+            if path.startswith("data/"):
+                declared.add(path.replace("${item.name}", "TASK"))
+    missing = {p for p in declared if p not in known and not any(k.startswith(p + "/") for k in known)}
+    assert missing == set()

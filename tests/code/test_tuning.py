@@ -194,8 +194,8 @@ def test_rows_samples_across_shards_without_repeats(tmp_path):
     import numpy as np
 
     from mtl.data.features import Arrays
-    from mtl.data.shards import ShardWriter, open_split
-    from mtl.tuning import _training_rows
+    from mtl.data.features.shards import ShardWriter, open_split
+    from mtl.tuning.search import _training_rows
 
     writer = ShardWriter(tmp_path, shard_rows=40)
     ids = np.arange(100)

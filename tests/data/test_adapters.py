@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from mtl.config import load_config, parse_config
-from mtl.data.adapters import ADAPTERS
-from mtl.data.sources import SourceError, check_source_unchanged, ingest, materialise_raw
+from mtl.data.ingest.adapters import ADAPTERS
+from mtl.data.ingest.sources import SourceError, check_source_unchanged, ingest, materialise_raw
 from mtl.paths import Paths
 from tests.conftest import REPO, SHARED_SAMPLES
 
@@ -127,7 +127,7 @@ def test_compressed_csv_is_read(tmp_path):
 
 
 def test_many_blocks_stream_into_one_consistent_file(tmp_path, monkeypatch):
-    from mtl.data.adapters import base
+    from mtl.data.ingest.adapters import base
 
     monkeypatch.setattr(base, "CSV_BLOCK_BYTES", 4096)  # a few rows per block
     data = lay_out(tmp_path / "d", ALIEXPRESS)
@@ -207,7 +207,7 @@ def test_aliexpress_files_of_no_country_among_countries(tmp_path):
 
 
 def test_bad_value_deep_in_a_file_names_file_and_column(tmp_path, monkeypatch):
-    from mtl.data.adapters import base
+    from mtl.data.ingest.adapters import base
 
     monkeypatch.setattr(base, "CSV_BLOCK_BYTES", 2048)
     data = lay_out(tmp_path / "d", ALI_CCP)
@@ -276,7 +276,7 @@ def test_bare_path_source_is_the_files_adapter(tmp_path):
 
 def test_registry_lists_every_adapter_and_imports_nothing_heavy():
     assert {"files", "ali_ccp", "aliexpress", "census_income"} <= set(ADAPTERS)
-    code = ("import sys, json; import mtl.config; from mtl.data.adapters import ADAPTERS; "
+    code = ("import sys, json; import mtl.config; from mtl.data.ingest.adapters import ADAPTERS; "
             "print(json.dumps([m for m in ('pyarrow', 'pandas', 'torch') if m in sys.modules]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert json.loads(out.stdout) == []

@@ -17,9 +17,11 @@ import pytest
 import yaml
 
 from mtl.config import parse_config
-from mtl.data import features, synthetic
-from mtl.data.sources import SourceError, ingest
-from mtl.data.validation import ValidationReport, validate_file
+from mtl.data import features
+from mtl.data.ingest import synthetic
+from mtl.data.ingest.sources import SourceError, ingest
+from mtl.data.contracts.report import ValidationReport
+from mtl.data.contracts.validation import validate_file
 from mtl.paths import Paths
 
 ROOT = Path(__file__).resolve().parents[2]

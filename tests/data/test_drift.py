@@ -6,7 +6,9 @@ import pytest
 import yaml
 
 from mtl.config import parse_config
-from mtl.data import drift, features, synthetic
+from mtl.data import features
+from mtl.data.contracts import drift
+from mtl.data.ingest import synthetic
 
 from tests.data.test_contract import ROOT, SMALL
 

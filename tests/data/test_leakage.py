@@ -6,7 +6,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from mtl.config import parse_config
-from mtl.data.leakage import auc, find_label_leaks
+from mtl.data.contracts.leakage import auc, find_label_leaks
 
 CFG = {
     "data": {"source": "synthetic", "schema": {"categorical": ["user", "surface"], "numeric": ["price"],

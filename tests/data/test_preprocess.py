@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 
 from mtl.config import parse_config
-from mtl.data import features, splits
-from mtl.data.preprocess import TEST_RAW, TRANSFORM, build
-from mtl.data.shards import open_split
+from mtl.data import features
+from mtl.data.features import splits
+from mtl.data.features.preprocess import TEST_RAW, TRANSFORM, build
+from mtl.data.features.shards import open_split
 
 DAYS = 10
 PER_DAY = 200

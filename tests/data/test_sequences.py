@@ -5,8 +5,9 @@ import pandas as pd
 import pytest
 
 from mtl.config import SyntheticConfig, parse_config
-from mtl.data import features, synthetic
-from mtl.data.validation import validate_frame
+from mtl.data import features
+from mtl.data.ingest import synthetic
+from mtl.data.contracts.validation import validate_frame
 from tests.conftest import require_text_extra
 
 SMALL = dict(rows=30_000, users=1_500, items=800, categories=20, brands=40, history_length=12, history_times=True)
@@ -158,7 +159,7 @@ def test_text_vectors_are_saved_checked_and_extended_for_unseen_titles(tmp_path)
     served = train.assign(title=["blue running shoes", "wireless headphones", "blue running shoes"])
     idx = features.apply(served, loaded).text[:, 0]
     assert idx[0] == idx[2] == 3 and idx[1] == 2
-    from mtl.data.text import encode
+    from mtl.data.features.text import encode
 
     np.testing.assert_allclose(loaded.text_table()[3], encode(["blue running shoes"], "all-MiniLM-L6-v2")[0],
                                atol=1e-6)
@@ -171,7 +172,7 @@ def test_text_vectors_are_saved_checked_and_extended_for_unseen_titles(tmp_path)
 
 
 def test_a_text_column_without_the_encoder_says_how_to_install_it(monkeypatch):
-    from mtl.data import text
+    from mtl.data.features import text
 
     text._load.cache_clear()
     monkeypatch.setitem(text.ENCODERS, "all-MiniLM-L6-v2", text.Encoder("mtl_no_such_encoder_package",
@@ -245,7 +246,7 @@ def test_validation_names_a_history_column_that_is_not_lists(log):
 
 def test_a_served_transform_keeps_a_bounded_number_of_encoded_titles(tmp_path, monkeypatch):
     require_text_extra()
-    from mtl.data.text import encode
+    from mtl.data.features.text import encode
 
     cfg = _config(text=["title"])
     train = pd.DataFrame({"user_id": [1], "item_id": [10], "category_id": [1], "price": [1.0], "click": [0],
@@ -264,7 +265,7 @@ def test_a_served_transform_keeps_a_bounded_number_of_encoded_titles(tmp_path, m
 def test_history_lengths_are_a_drift_reference(log):
     """A batch whose histories come out empty (a broken join upstream) drifts from the champion's
     training data; the same kind of batch does not."""
-    from mtl.data.drift import history_drift
+    from mtl.data.contracts.drift import history_drift
 
     cfg = _validation_config()
     columns = ["user_id", "item_id", "category_id", "price", "click", "ts", "hist_item_ids", "hist_category_ids"]

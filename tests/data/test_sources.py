@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from mtl.config import parse_config
-from mtl.data.sources import SourceError, check_source_unchanged, ingest, resolve_source
+from mtl.data.ingest.sources import SourceError, check_source_unchanged, ingest, source_files
 from mtl.paths import Paths
 
 USER = pd.DataFrame({
@@ -52,19 +52,19 @@ def test_folder_of_files(tmp_path):
 
 def test_missing_path_is_explained(tmp_path):
     with pytest.raises(SourceError, match="does not exist"):
-        resolve_source("nowhere.parquet", tmp_path)
+        source_files(user_config("nowhere.parquet"), tmp_path)
 
 
 def test_wrong_suffix_and_mixed_folder(tmp_path):
     (tmp_path / "log.json").write_text("{}")
     with pytest.raises(SourceError, match="expected .parquet or .csv"):
-        resolve_source("log.json", tmp_path)
+        source_files(user_config("log.json"), tmp_path)
     mixed = tmp_path / "mixed"
     mixed.mkdir()
     USER.to_parquet(mixed / "a.parquet")
     USER.to_csv(mixed / "b.csv")
     with pytest.raises(SourceError, match="mixes parquet and CSV"):
-        resolve_source("mixed", tmp_path)
+        source_files(user_config("mixed"), tmp_path)
 
 
 def test_truncated_parquet_is_reported(tmp_path):
@@ -76,7 +76,7 @@ def test_truncated_parquet_is_reported(tmp_path):
 
 
 def test_changed_source_after_ingest_is_detected(tmp_path):
-    from mtl.data.sources import materialise_raw
+    from mtl.data.ingest.sources import materialise_raw
 
     src = tmp_path / "log.parquet"
     USER.to_parquet(src)

@@ -6,7 +6,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from mtl.config import SyntheticConfig
-from mtl.data import synthetic
+from mtl.data.ingest import synthetic
 
 SMALL = dict(rows=40_000, users=2_000, items=1_000, categories=20, brands=50)
 

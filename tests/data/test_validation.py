@@ -13,8 +13,10 @@ import pytest
 import yaml
 
 from mtl.config import Config, parse_config
-from mtl.data import synthetic
-from mtl.data.validation import ValidationReport, build_suite, validate_frame
+from mtl.data.ingest import synthetic
+from mtl.data.contracts.report import ValidationReport
+from mtl.data.contracts.suite import build_suite
+from mtl.data.contracts.validation import validate_frame
 
 PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
 SMALL = {"rows": 5_000, "users": 500, "items": 300, "categories": 20, "brands": 50}
@@ -217,7 +219,7 @@ def test_suite_follows_the_schema_not_fixed_column_names(log):
 
 
 def test_importing_the_module_does_not_import_great_expectations():
-    code = "import sys, mtl.data.validation; assert 'great_expectations' not in sys.modules"
+    code = "import sys, mtl.data.contracts.validation; assert 'great_expectations' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=PARAMS.parent)
 
 
@@ -232,7 +234,7 @@ def test_importing_the_module_does_not_import_great_expectations():
      "severity must be critical or warning"),
 ])
 def test_a_mistake_in_the_expectations_file_names_the_entry(tmp_path, content, message):
-    from mtl.data.validation import ExpectationsFileError, load_expectations
+    from mtl.data.contracts.suite import ExpectationsFileError, load_expectations
 
     path = tmp_path / "expectations.yaml"
     path.write_text(content)
@@ -242,7 +244,7 @@ def test_a_mistake_in_the_expectations_file_names_the_entry(tmp_path, content, m
 
 
 def test_a_warning_severity_expectation_reports_without_failing(log, cfg, tmp_path):
-    from mtl.data.validation import load_expectations
+    from mtl.data.contracts.suite import load_expectations
 
     path = tmp_path / "expectations.yaml"
     path.write_text("- type: expect_column_values_to_be_in_set\n  kwargs: {column: device, value_set: [ios]}\n"

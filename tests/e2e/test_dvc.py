@@ -11,7 +11,7 @@ from mlflow import MlflowClient
 from mtl import tracking
 from mtl.codedeps import code_deps
 from mtl.config import SyntheticConfig
-from mtl.data import synthetic
+from mtl.data.ingest import synthetic
 from mtl.paths import Paths
 from mtl.stagelist import STAGES
 from tests.conftest import chain, ran, set_params
@@ -63,7 +63,7 @@ def test_repro_runs_the_chain_once_and_reruns_only_what_changed(project):
     # (their code deps are computed from imports: mtl/codedeps.py), and no other.
     assert _stale(project) == set()
     stale = set()
-    for edited in ("mtl/models/stem.py", "mtl/data/gx_custom.py"):  # gx_custom: imported inside a function
+    for edited in ("mtl/models/stem.py", "mtl/data/contracts/gx_custom.py"):  # gx_custom: imported inside a function
         with (project / edited).open("a") as f:
             f.write("\n# an edit\n")
         stale |= {s.name for s in STAGES if edited in code_deps(s.function)}

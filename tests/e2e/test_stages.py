@@ -141,7 +141,7 @@ def test_your_own_files_with_histories(project, fmt):
     import numpy as np
 
     from mtl.config import SyntheticConfig
-    from mtl.data import synthetic
+    from mtl.data.ingest import synthetic
 
     log = synthetic.generate(SyntheticConfig(rows=20_000, users=1_500, items=800, categories=20, brands=40,
                                              history_length=8, titles=False))
@@ -166,7 +166,7 @@ def test_your_own_files_with_histories(project, fmt):
     paths = Paths.at(project)
     for name in ("generate", "validate", "preprocess", "train", "score"):
         stagelist.functions()[name](cfg, paths)
-    from mtl.data.shards import open_split
+    from mtl.data.features.shards import open_split
 
     seq = open_split(paths.split_dir("train")).all().seq
     assert seq.shape[1:] == (2, 8) and (seq[:, 0, 0] > 0).mean() > 0.5  # histories arrived, newest first

@@ -28,7 +28,7 @@ def _train(tmp_path, kill_at=None, fingerprint="run-1", **train):
             raise Killed  # dies after finishing this epoch, before its state is saved
 
     return loop.train(synthetic_arrays(3000, 0), synthetic_arrays(800, 1), SPEC_T, TASKS, cfg, on_epoch=on_epoch,
-                      state_path=tmp_path / "state.pt", fingerprint=fingerprint)
+                      resume=loop.Resume(tmp_path / "state.pt", fingerprint))
 
 
 @pytest.mark.parametrize("method", ["static", "uncertainty", "dwa"])

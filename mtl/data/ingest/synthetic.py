@@ -145,28 +145,7 @@ def generate_chunk(cfg: SyntheticConfig, world: World, chunk: int, rows: int) ->
 
     weekday = (START.dayofweek + day) % 7
     context = world.device_effect[device] + world.hour_effect[hour] + world.weekday_effect[weekday]
-    click_logit = (
-        -3.4
-        + 1.3 * _affinity(world, "click", users, items)
-        + world.user_bias[users]
-        + world.item_bias[items]
-        + world.scenario_effect["click"][scenario]
-        + context
-        - 0.35 * np.log(position)
-    )
-    cart_logit = (
-        -1.9
-        + 1.4 * _affinity(world, "add_to_cart", users, items)
-        + world.scenario_effect["add_to_cart"][scenario]
-        - 0.3 * log_price_z
-    )
-    purchase_logit = (
-        -3.6
-        + 1.5 * _affinity(world, "purchase", users, items)
-        + world.scenario_effect["purchase"][scenario]
-        - 0.5 * log_price_z
-        + 0.5 * world.user_bias[users]
-    )
+    click_logit, cart_logit, purchase_logit = _logits(world, users, items, scenario, position, log_price_z, context)
     p_click = _sigmoid(click_logit)
     q_cart = _sigmoid(cart_logit)
     q_buy_after_cart = _sigmoid(purchase_logit + 1.8)
@@ -206,6 +185,34 @@ def generate_chunk(cfg: SyntheticConfig, world: World, chunk: int, rows: int) ->
             "p_purchase": p_click * (q_cart * q_buy_after_cart + (1.0 - q_cart) * q_buy_no_cart),
         }
     )
+
+
+def _logits(world: World, users: np.ndarray, items: np.ndarray, scenario: np.ndarray, position: np.ndarray,
+            log_price_z: np.ndarray, context: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The true logits of click, add-to-cart given click, and purchase (no randomness here)."""
+    click_logit = (
+        -3.4
+        + 1.3 * _affinity(world, "click", users, items)
+        + world.user_bias[users]
+        + world.item_bias[items]
+        + world.scenario_effect["click"][scenario]
+        + context
+        - 0.35 * np.log(position)
+    )
+    cart_logit = (
+        -1.9
+        + 1.4 * _affinity(world, "add_to_cart", users, items)
+        + world.scenario_effect["add_to_cart"][scenario]
+        - 0.3 * log_price_z
+    )
+    purchase_logit = (
+        -3.6
+        + 1.5 * _affinity(world, "purchase", users, items)
+        + world.scenario_effect["purchase"][scenario]
+        - 0.5 * log_price_z
+        + 0.5 * world.user_bias[users]
+    )
+    return click_logit, cart_logit, purchase_logit
 
 
 # ---------------------------------------------------------------------------------------------

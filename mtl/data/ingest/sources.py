@@ -2,35 +2,27 @@
 
 Either way the first stage materialises one canonical parquet file under ``data/01_raw`` plus a
 manifest describing its origin, so every later stage reads the same thing. The adapter named by
-``data.source`` (mtl/data/adapters/) knows the layout of the files; this module streams what it
+``data.source`` (mtl/data/ingest/adapters/) knows the layout of the files; this module streams what it
 reads into the parquet file, so memory stays bounded whatever the size of the files. The user's
 files are only ever read, never moved or rewritten.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 from mtl.config import Config
-from mtl.data.adapters import SourceError, get_adapter
-from mtl.data.adapters.base import wanted_columns
-from mtl.data.adapters.files import format_of
+from mtl.data.ingest.adapters import SourceError, get_adapter
+from mtl.data.ingest.adapters.base import wanted_columns
+from mtl.hashing import files_md5
 from mtl.paths import Paths
 
-__all__ = ["SourceError", "SourceFiles", "resolve_source", "source_files", "fingerprint", "ingest",
+__all__ = ["SourceError", "source_files", "fingerprint", "ingest",
            "materialise_raw", "check_source_unchanged"]
 
 # Rows per parquet row group: adapters yield small batches (a CSV block); readers want big groups.
 ROW_GROUP_ROWS = 1 << 18
-
-
-@dataclass(frozen=True)
-class SourceFiles:
-    files: tuple[Path, ...]
-    format: str
 
 
 def _locate(path: str, root: Path, key: str, expects: str) -> Path:
@@ -66,27 +58,12 @@ def source_files(cfg: Config, root: Path) -> tuple[Path, list[Path]]:
         raise SourceError(f"{key}: {err}") from None
 
 
-def resolve_source(source: str, root: Path) -> SourceFiles:
-    """Find the user's own files for a path (a file, or a folder of one format)."""
-    adapter = get_adapter("files")
-    path = _locate(source, root, "data.source", adapter.expects)
-    try:
-        files = adapter.files(path)
-    except SourceError as err:
-        raise SourceError(f"data.source: {err}") from None
-    return SourceFiles(tuple(files), format_of(files[0]))
-
-
 def fingerprint(files: list[Path] | tuple[Path, ...], base: Path | None = None) -> str:
     """Content hash of the source files and their names below ``base`` (what DVC would see), streamed."""
-    h = hashlib.md5()
-    for f in files:
-        name = f.relative_to(base).as_posix() if base is not None and base in f.parents else f.name
-        h.update(name.encode())
-        with f.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
+    def name(f: Path) -> bytes:
+        return (f.relative_to(base).as_posix() if base is not None and base in f.parents else f.name).encode()
+
+    return files_md5(files, name)
 
 
 def _base(path: Path) -> Path:
@@ -156,7 +133,7 @@ def ingest(cfg: Config, paths: Paths) -> dict:
 
 
 def _time_ns(batch, cfg: Config):
-    from mtl.data.splits import to_naive_ns
+    from mtl.data.features.splits import to_naive_ns
 
     return to_naive_ns(batch.column(cfg.data.schema.time).to_pandas())
 
@@ -191,7 +168,7 @@ def _window(adapter, files: list[Path], cfg: Config):
 def materialise_raw(cfg: Config, paths: Paths) -> dict:
     """The `generate` stage: produce data/01_raw from the configured source; returns the manifest."""
     if cfg.data.is_synthetic:
-        from mtl.data import synthetic
+        from mtl.data.ingest import synthetic
 
         rows = synthetic.write(cfg.data.synthetic, paths.raw_file)
         manifest = {"source": "synthetic", "rows": rows, "synthetic": cfg.data.synthetic.model_dump()}

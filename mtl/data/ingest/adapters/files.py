@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mtl.data.adapters.base import (
+from mtl.data.ingest.adapters.base import (
     Adapter,
     Reading,
     SourceError,

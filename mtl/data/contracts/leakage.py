@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from mtl.data.features import condition_mask
+from mtl.data.columns import condition_mask
+from mtl.stats import rank_auc
 
 if TYPE_CHECKING:
     from mtl.config import Config
@@ -56,20 +57,10 @@ def _target_encoding_score(codes: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def auc(y: np.ndarray, x: np.ndarray) -> float | None:
-    """ROC AUC of scores ``x`` for 0/1 labels ``y`` by the rank-sum formula, ties at their mean
-    rank; None with a single class. One sort, none of sklearn's input checks: the check scores
-    every feature against every task."""
-    positives = float(y.sum())
-    negatives = len(y) - positives
-    if positives == 0 or negatives == 0:
-        return None
-    order = np.argsort(x, kind="stable")
-    xs = x[order]
-    first = np.r_[True, xs[1:] != xs[:-1]]
-    starts = np.flatnonzero(first)
-    ends = np.r_[starts[1:], len(xs)]
-    ranks = ((starts + ends + 1) / 2.0)[np.cumsum(first) - 1]  # 1-based mean rank of each tie group
-    return float((ranks[y[order] == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+    """ROC AUC of scores ``x`` for 0/1 labels ``y``; None with a single class. The rank-sum
+    formula (mtl/stats.py), none of sklearn's input checks: the check scores every feature
+    against every task."""
+    return rank_auc(y, x)
 
 
 def score(feature: np.ndarray, categorical: bool, y: np.ndarray, binary: bool) -> float | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mtl.data.adapters.layout import CsvLayout
+from mtl.data.ingest.adapters.layout import CsvLayout
 
 IDS = ("101", "121", "122", "124", "125", "126", "127", "128", "129", "205", "206", "207", "210", "216",
        "508", "509", "702", "853", "301", "109_14", "110_14", "127_14", "150_14")

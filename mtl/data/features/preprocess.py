@@ -17,8 +17,10 @@ import numpy as np
 import pandas as pd
 
 from mtl.config import Config
-from mtl.data import features, splits
-from mtl.data.shards import ShardWriter
+from mtl.data import features
+from mtl.data.columns import keep_lists
+from mtl.data.features import splits
+from mtl.data.features.shards import ShardWriter
 
 TEST_RAW = "test_raw.parquet"
 TRANSFORM = "transform.json"
@@ -38,7 +40,7 @@ def read_chunks(raw_file: Path, columns: list[str], chunk_rows: int) -> Iterator
     for batch in pf.iter_batches(batch_size=chunk_rows, columns=columns):
         # History columns stay Arrow lists: as a million numpy arrays they would cost seconds. The
         # Arrow types say all; pandas metadata may name a dtype pandas cannot read back.
-        frame = batch.to_pandas(types_mapper=features.keep_lists, ignore_metadata=True)
+        frame = batch.to_pandas(types_mapper=keep_lists, ignore_metadata=True)
         yield start, frame
         start += len(frame)
 
@@ -55,18 +57,41 @@ def build(raw_file: Path, cfg: Config, out_dir: Path) -> dict:
     The directory is built beside ``out_dir`` and swapped in at the end, so an interrupted run
     leaves the previous features intact.
     """
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     started = time.perf_counter()
-    fc = cfg.features
     plan = splits.plan(raw_file, cfg)
-    names = pq.ParquetFile(raw_file).schema_arrow.names
-    columns = _columns(cfg, plan, names)
+    columns = _columns(cfg, plan, pq.ParquetFile(raw_file).schema_arrow.names)
+    transform, rows = _fit(raw_file, cfg, plan, columns)
+    fitted = time.perf_counter()
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    manifests = _write_splits(raw_file, cfg, plan, columns, transform, tmp)
+    transform.save(tmp / TRANSFORM)  # and its text vectors beside it, when it has text columns
+    summary = {
+        "split": transform.split,
+        "rows": rows,
+        "shards": {name: len(m["shards"]) for name, m in manifests.items()},
+        "transform_sha256": transform.fingerprint(),
+        "inputs": {"categorical": transform.cat_inputs, "numeric": transform.num_inputs},
+    }
+    # No timings in the file: the features directory must hash the same when rebuilt from the
+    # same raw data (DVC compares it across clones).
+    (tmp / "summary.json").write_text(json.dumps(summary, indent=1))
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    tmp.replace(out_dir)
+    return summary | {"seconds": {"fit": round(fitted - started, 2), "total": round(time.perf_counter() - started, 2)}}
 
+
+def _fit(raw_file: Path, cfg: Config, plan, columns: list[str]):
+    """Pass 1: assign every row its split and fit the transform on the training rows.
+    Returns (transform, rows per split); an empty split is an error naming it."""
     fitter = features.Fitter(cfg)
     counts = np.zeros(len(splits.SPLITS), dtype=np.int64)
-    for start, chunk in read_chunks(raw_file, columns, fc.chunk_rows):
+    for start, chunk in read_chunks(raw_file, columns, cfg.features.chunk_rows):
         code = plan.assign(chunk, start)
         counts += np.bincount(code, minlength=len(splits.SPLITS))
         train = code == splits.TRAIN
@@ -79,13 +104,16 @@ def build(raw_file: Path, cfg: Config, out_dir: Path) -> dict:
                 f"the {name} split is empty ({int(counts.sum())} rows in total, split {plan.info}); "
                 f"provide more rows or change data.split"
             )
-    fitted = time.perf_counter()
-    transform = fitter.finish(plan.info | {"rows": rows})
+    return fitter.finish(plan.info | {"rows": rows}), rows
 
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+
+def _write_splits(raw_file: Path, cfg: Config, plan, columns: list[str], transform, tmp: Path) -> dict:
+    """Pass 2: every split's shards through the fitted transform, and the raw test rows.
+    Returns each split's shard manifest."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    fc = cfg.features
     writers = [ShardWriter(tmp / name, fc.shard_rows) for name in splits.SPLITS]
     keep = [c for c in columns if c not in plan.columns or c in cfg.data.schema.required_columns()]
     raw_schema = pq.ParquetFile(raw_file).schema_arrow
@@ -104,22 +132,7 @@ def build(raw_file: Path, cfg: Config, out_dir: Path) -> dict:
                                                          preserve_index=False))
     finally:
         test_writer.close()
-    manifests = {name: w.close() for name, w in zip(splits.SPLITS, writers)}
-    transform.save(tmp / TRANSFORM)  # and its text vectors beside it, when it has text columns
-    summary = {
-        "split": transform.split,
-        "rows": rows,
-        "shards": {name: len(m["shards"]) for name, m in manifests.items()},
-        "transform_sha256": transform.fingerprint(),
-        "inputs": {"categorical": transform.cat_inputs, "numeric": transform.num_inputs},
-    }
-    # No timings in the file: the features directory must hash the same when rebuilt from the
-    # same raw data (DVC compares it across clones).
-    (tmp / "summary.json").write_text(json.dumps(summary, indent=1))
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    tmp.replace(out_dir)
-    return summary | {"seconds": {"fit": round(fitted - started, 2), "total": round(time.perf_counter() - started, 2)}}
+    return {name: w.close() for name, w in zip(splits.SPLITS, writers)}
 
 
 def _undictionary(frame: pd.DataFrame) -> pd.DataFrame:

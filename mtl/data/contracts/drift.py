@@ -1,7 +1,7 @@
 """Drift and skew of a new batch against the training data of the current champion.
 
 The reference is the ``stats`` the champion's fitted transform saved when it was fitted
-(mtl/data/features.py): decile histograms of the numeric features, the most frequent values of
+(mtl/data/features/): decile histograms of the numeric features, the most frequent values of
 the categorical ones, the vocabulary, and label rates per task and scenario. Three measures,
 each with a warning and a failure level in params.yaml (``validation.drift``):
 
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from mtl.data.features import condition_mask, list_lengths
+from mtl.data.columns import condition_mask, list_lengths
 
 if TYPE_CHECKING:
     from mtl.config import Config, Levels

@@ -1,7 +1,7 @@
 """Custom Great Expectations expectations: where GX Core's own are too slow, and for history
 columns, which GX Core has nothing for.
 
-Imported only by mtl.data.validation when it builds a suite: defining the classes registers them
+Imported only by mtl.data.contracts.validation when it builds a suite: defining the classes registers them
 with GX, which must not happen when Airflow merely imports ``mtl``.
 
 ``ExpectImpressionKeysToBeUnique`` is GX's ExpectCompoundColumnsToBeUnique (same arguments,
@@ -32,7 +32,7 @@ from great_expectations.expectations.metrics.map_metric_provider.multicolumn_con
     multicolumn_condition_partial,
 )
 
-from mtl.data.features import list_column, list_lengths
+from mtl.data.columns import list_column, list_lengths
 
 # What a multicolumn map metric's domain is made of (as GX Core's own compound-columns metric).
 MULTICOLUMN_DOMAIN = ("batch_id", "table", "column_list", "row_condition", "condition_parser", "ignore_row_if")
@@ -69,7 +69,7 @@ class ExpectImpressionKeysToBeUnique(ExpectCompoundColumnsToBeUnique):
 
 # --------------------------------------------------------------------------- history columns
 # A history column holds one list per row (data.schema.sequence). Its values arrive as Arrow
-# lists, numpy arrays, Python lists or JSON text (a CSV file): mtl.data.features.list_column
+# lists, numpy arrays, Python lists or JSON text (a CSV file): mtl.data.columns.list_column
 # reads them all, vectorised over the column.
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from mtl.data.adapters.layout import CsvLayout
+from mtl.data.ingest.adapters.layout import CsvLayout
 
 DENSE = ("age", "wage_per_hour", "capital_gains", "capital_losses", "divdends_from_stocks",
          "num_persons_worked_for_employer", "weeks_worked_in_year")

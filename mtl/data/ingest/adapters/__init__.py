@@ -5,7 +5,7 @@ per adapter, see base.py for the interface). Importing this package is cheap: an
 module is imported when it is asked for, and pyarrow only when it reads.
 """
 
-from mtl.data.adapters.base import Adapter, Reading, SourceError
+from mtl.data.ingest.adapters.base import Adapter, Reading, SourceError
 from mtl.names import ADAPTERS
 from mtl.registry import resolve
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from mtl.data.adapters.base import SourceError, short_list, split_of, stem, tokens
-from mtl.data.adapters.layout import CsvLayout, common_parent
+from mtl.data.ingest.adapters.base import SourceError, short_list, split_of, stem, tokens
+from mtl.data.ingest.adapters.layout import CsvLayout, common_parent
 
 COUNTRY_COLUMN = "country"
 # With one set of files and no country in their names, every row is in this scenario.

@@ -252,7 +252,9 @@ def test_a_served_transform_keeps_a_bounded_number_of_encoded_titles(tmp_path, m
     train = pd.DataFrame({"user_id": [1], "item_id": [10], "category_id": [1], "price": [1.0], "click": [0],
                           "title": ["red running shoes"]})
     t = features.fit(train, cfg)
-    monkeypatch.setattr(features, "MAX_ENCODED_TEXTS", 2)
+    import mtl.data.features.encode as encoding
+
+    monkeypatch.setattr(encoding, "MAX_ENCODED_TEXTS", 2)
     for batch in (["a blue tent", "a green tent", "a grey tent"], ["a pink tent", "a blue tent"]):
         served = pd.concat([train] * len(batch), ignore_index=True).assign(title=batch)
         idx = features.apply(served, t).text[:, 0]

@@ -6,7 +6,11 @@ import numpy as np
 import pandas as pd
 
 from mtl.data.columns import condition_mask, list_column
-from mtl.data.features.transform import MAX_ENCODED_TEXTS, OOV, Arrays, Transform
+from mtl.data.features.transform import OOV, Arrays, Transform
+
+# Texts a loaded transform keeps encoded beyond its saved table (serving's unseen titles).
+MAX_ENCODED_TEXTS = 100_000
+
 
 def _stable_hash(values: np.ndarray) -> np.ndarray:
     # pandas' hash_array is SipHash with a fixed key: the same value hashes the same in every

@@ -35,8 +35,6 @@ QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 # The reference distributions drift checks compare new data with (mtl/data/contracts/drift.py): the
 # training deciles of each numeric column, the most frequent values of each categorical one.
 DRIFT_BINS = 10
-# Texts a loaded transform keeps encoded beyond its saved table (serving's unseen titles).
-MAX_ENCODED_TEXTS = 100_000
 TOP_VALUES = 20
 
 

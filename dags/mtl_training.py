@@ -145,12 +145,13 @@ def push(remote: str) -> None:
 @task.short_circuit(ignore_downstream_trigger_rules=True)
 def gate() -> bool:
     """Judge the candidate; a failed gate is a normal outcome: promotion is skipped, not failed."""
-    import json
+    from mtl.handoffs import Verdict
+    from mtl.paths import Paths
 
     _run("gate")
-    verdict = json.loads((PROJECT_DIR / "data" / "06_promotion" / "gate.json").read_text())
-    print(("PASSED: " if verdict["promote"] else "FAILED: ") + verdict["summary"])
-    return bool(verdict["promote"])
+    verdict = Verdict.read(Paths.at(PROJECT_DIR).gate_file)
+    print(("PASSED: " if verdict.promote else "FAILED: ") + verdict.summary)
+    return verdict.promote
 
 
 def _approval():

@@ -25,7 +25,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for declared in STAGES:
         name, text = declared.command, declared.help
-        stage = sub.add_parser(name, help=text.split(";")[0].split(". ")[0], description=text)
+        stage = sub.add_parser(name, help=declared.summary, description=text)
         if declared.per_task:
             stage.add_argument("task", help="the task's name (params.yaml tasks[].name)")
         if name == "score":

@@ -27,11 +27,8 @@ import yaml
 
 from mtl.config import AirflowConfig, Config
 from mtl.names import ARCHITECTURES, WEIGHTINGS
+from mtl.runstate import BASE_PARAMS, RUN_FILE, STATE_DIR
 
-STATE_DIR = ".mtl"
-BASE_PARAMS = "params.base.yaml"
-RUN_FILE = "run.json"
-OVERRIDES_ENV = "MTL_RUN_OVERRIDES"
 
 # gate strictness offered in the form: how each mode rewrites the gate section for the run
 GATE_MODES = {
@@ -200,11 +197,6 @@ def restore(root: Path) -> bool:
     return True
 
 
-def active_run(root: Path) -> dict | None:
-    path = Path(root) / STATE_DIR / RUN_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
 # --- retraining ------------------------------------------------------------------------------
 
 def incoming_dir(root: Path, airflow: AirflowConfig) -> Path:
@@ -241,26 +233,23 @@ LINKS_XCOM = "mtl_links"
 def stage_links(root: Path, stage: str) -> dict[str, str] | None:
     """What a finished stage links to: the GX Data Docs page (validate), the MLflow run (train and
     later), the registered model version (promote). Read from the stage's own outputs."""
-    data = Path(root) / "data"
+    from mtl.handoffs import Decision, TrainInfo
+    from mtl.paths import Paths
 
-    def read(rel: str) -> dict:
-        path = data / rel
-        return json.loads(path.read_text()) if path.is_file() else {}
-
+    paths = Paths.at(root)
     links: dict[str, str] = {}
-    if stage == "validate" and (data / "02_validation" / "data_docs" / "index.html").is_file():
+    if stage == "validate" and (paths.data_docs_dir / "index.html").is_file():
         links["data_docs"] = "index.html"
     if stage in ("train", "score", "evaluate", "gate", "promote") or stage.startswith("evaluate_task"):
-        info = read("04_model/train.json")
-        if info.get("run_id"):
-            links["mlflow_run_id"] = str(info["run_id"])
-            links["mlflow_experiment_id"] = str(info.get("experiment_id", ""))
+        info = TrainInfo.read_if_present(paths.train_info)
+        if info is not None and info.run_id:
+            links["mlflow_run_id"] = str(info.run_id)
+            links["mlflow_experiment_id"] = str(info.experiment_id or "")
     if stage == "promote":
-        decision = read("06_promotion/decision.json")
-        version = decision.get("registered_version") or decision.get("champion_version")
-        if version:
-            links["model_name"] = str(decision.get("model_name", ""))
-            links["model_version"] = str(version)
+        decision = Decision.read_if_present(paths.decision_file)
+        if decision is not None and decision.version:
+            links["model_name"] = str(decision.model_name)
+            links["model_version"] = str(decision.version)
     return links or None
 
 

@@ -23,7 +23,8 @@ NOT_CACHED = {"cache": False}
 class Stage:
     name: str  # the DVC stage and the Airflow task id
     function: str  # "module:function" (mtl.stages.NAME:run), called as function(cfg, paths[, task])
-    help: str  # the CLI's description (its first sentence is the one-line help)
+    help: str  # the CLI's description
+    summary: str = ""  # one line: the CLI's short help and the README's stage table
     deps: tuple[str, ...] = ()  # data and config files it reads (its code is computed)
     params: tuple[str, ...] = ()  # the params.yaml keys it reads
     outs: tuple[Out, ...] = ()
@@ -59,7 +60,8 @@ class Stage:
 STAGES: tuple[Stage, ...] = (
     Stage(
         "generate", "mtl.stages.generate:run",
-        "Produce data/01_raw: generate the synthetic impression log (data.source: synthetic) or ingest the "
+        summary="the raw log: generated, or ingested from your files (only read)",
+        help="Produce data/01_raw: generate the synthetic impression log (data.source: synthetic) or ingest the "
         "schema's columns through a dataset adapter (files, ali_ccp, aliexpress, census_income) from data.path "
         "(your files are only read).",
         params=("data.source", "data.path", "data.window_days", "data.synthetic", "data.schema",
@@ -71,7 +73,8 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "validate", "mtl.stages.validate:run",
-        "Check data/01_raw against the data contract: a Great Expectations suite derived from data.schema, "
+        summary="the data contract: the GX suite, the leakage guard, drift against the champion; a bad batch is quarantined",
+        help="Check data/01_raw against the data contract: a Great Expectations suite derived from data.schema, "
         "tasks and validation (columns, types, null policy, label domains, ranges, cardinality, funnel rules, "
         "duplicate keys, time window, row floor) plus validation.expectations; the label-leakage guard; drift "
         "against the current champion's training statistics (warn/fail levels). Writes "
@@ -88,7 +91,8 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "preprocess", "mtl.stages.preprocess:run",
-        "Split train/validation/test (the data's split column, else whole days of data.schema.time, else "
+        summary="split, fit the feature transform on the training split, write every split's shards",
+        help="Split train/validation/test (the data's split column, else whole days of data.schema.time, else "
         "seeded random), fit the feature transform (params `features`) on the training split, and stream "
         "memory-mapped shards of every split to data/03_features.",
         deps=("data/01_raw", "data/02_validation/passed.json"),
@@ -97,7 +101,8 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "baseline", "mtl.stages.baseline:run",
-        "Train the single-task baseline (one model per task, the same features and training settings) into "
+        summary="the single-task baseline, the yardstick of each task's multi-task gain",
+        help="Train the single-task baseline (one model per task, the same features and training settings) into "
         "data/04_model/baseline, the yardstick of each task's multi-task gain; skipped when "
         "evaluation.baselines is false.",
         deps=("data/03_features",),
@@ -109,7 +114,8 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "train", "mtl.stages.train:run",
-        "Train the multi-task model (model.architecture) with early stopping on validation; log params, "
+        summary="the multi-task model with early stopping, tracked as an MLflow run",
+        help="Train the multi-task model (model.architecture) with early stopping on validation; log params, "
         "per-epoch metrics and the model to MLflow; write data/04_model.",
         deps=("data/03_features",),
         params=("model", "train", "tasks"),
@@ -120,7 +126,8 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "score", "mtl.stages.score:run",
-        "With --input and --output: batch-score a parquet or CSV file (or folder) with a registered model, the "
+        summary="the raw test rows scored through the served-model path (candidate and baseline)",
+        help="With --input and --output: batch-score a parquet or CSV file (or folder) with a registered model, the "
         "champion of gate.model_name unless --model or scoring.model names another; rows are read, scored and "
         "written in chunks (scoring.chunk_rows), the output is one score column per task after the "
         "scoring.keep columns, and OUTPUT.json records the model version. Without them: the pipeline stage, "
@@ -133,7 +140,8 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "evaluate_task", "mtl.stages.evaluate_task:run",
-        "Evaluate one task (DVC stage evaluate_task@N, one mapped Airflow task each): metrics with bootstrap "
+        summary="one task's metrics with intervals, slices and its gain over the baseline (the map step)",
+        help="Evaluate one task (DVC stage evaluate_task@N, one mapped Airflow task each): metrics with bootstrap "
         "intervals, slices, calibration, ROC, and the paired gain over its single-task baseline; write "
         "data/05_evaluation/tasks/TASK/metrics.json.",
         # train.json and baseline: the thresholds (chosen on validation) its F1 etc. are at
@@ -148,7 +156,8 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "evaluate", "mtl.stages.evaluate:run",
-        "Gather every task's evaluation: metrics.json beside the oracle AUC, the MTL gain (delta_m, negative "
+        summary="every task gathered: metrics.json, Δm, ROC and reliability plots (the reduce step)",
+        help="Gather every task's evaluation: metrics.json beside the oracle AUC, the MTL gain (delta_m, negative "
         "transfer), DVC metrics and plots under data/05_evaluation; log them to MLflow.",
         deps=("data/04_model/train.json", "data/05_evaluation/tasks"),
         params=("tasks",),
@@ -158,7 +167,8 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "gate", "mtl.stages.gate:run",
-        "Judge the candidate against the current champion (alias 'champion') with the gate.tasks and "
+        summary="the verdict against the current champion; a failed gate is an outcome, not an error",
+        help="Judge the candidate against the current champion (alias 'champion') with the gate.tasks and "
         "gate.slices thresholds; write data/06_promotion/gate.json. A failed gate is an outcome, not an error.",
         deps=("data/04_model/train.json", "data/05_evaluation/metrics.json",
               "data/05_evaluation/test_predictions.parquet"),
@@ -170,7 +180,8 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "promote", "mtl.stages.promote:run",
-        "Register the candidate as a model version and move the 'champion' alias to it only when the gate "
+        summary="register the candidate; move champion only on a pass and a clean load in a fresh process",
+        help="Register the candidate as a model version and move the 'champion' alias to it only when the gate "
         "passed and the packaged model loads in a fresh process. Writes data/06_promotion/decision.json.",
         deps=("data/03_features", "data/04_model/model.pt", "data/04_model/train.json",
               "data/05_evaluation/metrics.json", "data/05_evaluation/test_predictions.parquet",
@@ -225,3 +236,29 @@ def dvc_yaml() -> str:
         text = yaml.safe_dump({stage.name: dvc_stage(stage)}, sort_keys=False, default_flow_style=False, width=110)
         parts.append("".join(f"  {line}\n" for line in text.splitlines()))
     return "".join(parts)
+
+
+README_BEGIN = "<!-- stage table: generated from mtl/stagelist.py by `python -m mtl.stagelist` -->"
+README_END = "<!-- end of stage table -->"
+_WHEN = {"always": "every run (the champion lives outside DVC)", "source_changed": "also when your files change"}
+
+
+def markdown_table() -> str:
+    """The README's stage table, between its markers: what each stage does, reads and writes."""
+
+    def paths(entries) -> str:
+        return ", ".join(f"`{(e if isinstance(e, str) else e[0]).replace('${item.name}', 'TASK')}`"
+                         for e in entries) or "-"
+
+    rows = [README_BEGIN, "| stage | command | does | reads | writes | notes |", "|---|---|---|---|---|---|"]
+    for s in STAGES:
+        notes = [*(["one per task"] if s.per_task else []), *(["GPU pool"] if s.gpu else []),
+                 *([_WHEN[s.force]] if s.force else []), *(["no retries"] if s.retries == 0 else [])]
+        rows.append(f"| {s.name}{'@N' if s.per_task else ''} | `mtl {s.command}{' TASK' if s.per_task else ''}` | "
+                    f"{s.summary} | {paths(s.deps)} | {paths((*s.outs, *s.metrics, *s.plots))} | "
+                    f"{', '.join(notes) or '-'} |")
+    return "\n".join([*rows, README_END])
+
+
+if __name__ == "__main__":
+    print(markdown_table())

@@ -91,7 +91,7 @@ def lineage_tags(paths: Paths) -> dict[str, str]:
     pipeline_run = os.environ.get("MTL_PIPELINE_RUN_ID") or run_id
     if pipeline_run:
         tags["mtl.pipeline_run_id"] = pipeline_run
-    from mtl.orchestration import active_run
+    from mtl.runstate import active_run
 
     active = active_run(paths.root)  # an Airflow run's form values, applied over params.yaml
     if active is not None and active.get("run_id") == run_id:

@@ -31,20 +31,18 @@ BUILD = {"train.epochs": 1, "train.progress": False, "evaluation.baselines": Fal
 
 def build(project: Path, rows: int) -> Path:
     """A project with a champion; the raw log it was trained on is the scoring input."""
-    if (project / "mlflow.db").is_file() and (project / "data" / "06_promotion" / "decision.json").is_file():
+    from mtl.config import apply_overrides
+    from mtl.handoffs import Decision
+    from mtl.paths import Paths
+
+    if (project / "mlflow.db").is_file() and Paths.at(project).decision_file.is_file():
         return project
     shutil.rmtree(project, ignore_errors=True)
     project.mkdir(parents=True)
     for name in ("params.yaml", "dvc.yaml"):
         shutil.copy(ROOT / name, project / name)
     shutil.copytree(ROOT / "configs", project / "configs")
-    raw = yaml.safe_load((project / "params.yaml").read_text())
-    for dotted, value in {**BUILD, "data.synthetic.rows": rows}.items():
-        node = raw
-        *parents, last = dotted.split(".")
-        for p in parents:
-            node = node[p]
-        node[last] = value
+    raw = apply_overrides(yaml.safe_load((project / "params.yaml").read_text()), {**BUILD, "data.synthetic.rows": rows})
     (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", "import sys; from mtl.config import load_config; "
@@ -54,9 +52,9 @@ def build(project: Path, rows: int) -> Path:
                           capture_output=True, text=True, env=_env(project))
     if proc.returncode != 0:
         sys.exit(f"building the champion failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
-    decision = json.loads((project / "data" / "06_promotion" / "decision.json").read_text())
-    if not decision["promote"]:
-        sys.exit(f"no champion: {decision['summary']}")
+    decision = Decision.read(Paths.at(project).decision_file)
+    if not decision.promote:
+        sys.exit(f"no champion: {decision.summary}")
     print(f"champion built in {time.perf_counter() - started:.0f} s ({project})")
     return project
 

@@ -65,14 +65,10 @@ def require_text_extra() -> None:
 
 def set_params(root: Path, overrides: dict) -> None:
     """Apply dotted-key overrides to a project's params.yaml (the same keys users edit)."""
+    from mtl.config import apply_overrides
+
     params_file = root / "params.yaml"
-    raw = yaml.safe_load(params_file.read_text())
-    for dotted, value in overrides.items():
-        node = raw
-        *parents, last = dotted.split(".")
-        for p in parents:
-            node = node[p]
-        node[last] = value
+    raw = apply_overrides(yaml.safe_load(params_file.read_text()), overrides)
     params_file.write_text(yaml.safe_dump(raw, sort_keys=False))
 
 

@@ -4,7 +4,8 @@ version), check the packaged model loads in a fresh process, and move ``champion
 compare-and-set, judging again if the champion changed since the verdict.
 
 The caller supplies the candidate (its run, model, test metrics and the test rows it was scored
-on) and gets plain dicts back; files, model cards and MLflow run logging stay in the stages.
+on) and gets a typed Verdict or Decision back (mtl/handoffs.py); files, model cards and MLflow
+run logging stay in the stages.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from functools import cached_property
 from pathlib import Path
 
 from mtl.config import Config
+from mtl.handoffs import Decision, Verdict
 from mtl.promotion import registry
 
 DECISION_KEYS = ("promote", "summary", "tasks", "slices", "improvement")
@@ -44,13 +46,12 @@ class Candidate:
         return pd.read_parquet(self.scores_file)
 
 
-def already_champion(champion, run_id: str) -> dict | None:
+def already_champion(champion, candidate: Candidate, kind: type[Verdict] = Verdict) -> Verdict | None:
     """The verdict when the candidate's own run already holds the alias (a rerun): nothing to judge."""
-    if champion is None or champion.run_id != run_id:
+    if champion is None or champion.run_id != candidate.run_id:
         return None
-    return {"promote": False, "already_champion": True, "champion_version": str(champion.version),
-            "summary": f"already champion (version {champion.version})", "tasks": [], "slices": [],
-            "improvement": None, "comparison": None}
+    return kind(model_name=candidate.name, candidate_run_id=candidate.run_id, promote=False, already_champion=True,
+                champion_version=str(champion.version), summary=f"already champion (version {champion.version})")
 
 
 def judge(cfg: Config, candidate: Candidate, judged: dict) -> Callable[[object], object]:
@@ -77,34 +78,34 @@ def judge(cfg: Config, candidate: Candidate, judged: dict) -> Callable[[object],
     return decision
 
 
-def verdict(cfg: Config, candidate: Candidate) -> dict:
+def verdict(cfg: Config, candidate: Candidate) -> Verdict:
     """The gate: the candidate against the current champion, or the floors alone without one."""
     champion = registry.get_champion(candidate.name)
-    if (same := already_champion(champion, candidate.run_id)) is not None:
+    if (same := already_champion(champion, candidate)) is not None:
         return same
     judged: dict = {}
     decision = judge(cfg, candidate, judged)(champion)
-    return decision.to_dict() | {"already_champion": False, "champion_version": judged["champion"],
-                                 "comparison": judged["comparison"]}
+    return Verdict(model_name=candidate.name, candidate_run_id=candidate.run_id, **decision.to_dict(),
+                   champion_version=judged["champion"], comparison=judged["comparison"])
 
 
-def promote(cfg: Config, candidate: Candidate, gate: dict, tags: dict[str, str], tracking_uri: str,
-            lock: Callable[[], object]) -> dict:
+def promote(cfg: Config, candidate: Candidate, gate: Verdict, tags: dict[str, str], tracking_uri: str,
+            lock: Callable[[], object]) -> Decision:
     """Register the candidate and move ``champion`` to it when ``gate`` (this candidate's verdict)
     passed, the package loads in a fresh process, and the verdict still holds against the
     champion of the moment (judged again, under ``lock``, if it changed). Returns the decision
     with ``registered_version``; an already-champion candidate is neither registered again nor
     judged."""
     champion = registry.get_champion(candidate.name)
-    if (same := already_champion(champion, candidate.run_id)) is not None:
+    if (same := already_champion(champion, candidate, Decision)) is not None:
         return same
-    judged: dict = {"champion": gate.get("champion_version"), "comparison": gate.get("comparison")}
+    judged: dict = {"champion": gate.champion_version, "comparison": gate.comparison}
     decide = judge(cfg, candidate, judged)
     current = str(champion.version) if champion is not None else None
     if current != judged["champion"]:  # the champion moved since the gate ran: judge again
         decision = decide(champion).to_dict()
     else:
-        decision = {k: gate[k] for k in DECISION_KEYS}
+        decision = {k: getattr(gate, k) for k in DECISION_KEYS}
     version = str(registry.register_candidate(candidate.name, candidate.model_uri, candidate.run_id, tags).version)
     load = _load_check(cfg, candidate, version, tracking_uri) if decision["promote"] else None
     if load is not None and not load.passed:
@@ -120,10 +121,9 @@ def promote(cfg: Config, candidate: Candidate, gate: dict, tags: dict[str, str],
     registry.tag_version(candidate.name, version, {
         registry.DECISION: "promoted" if decision["promote"] else "rejected",
         registry.SUMMARY: decision["summary"][:4000]})
-    return decision | {"already_champion": False, "registered_version": version,
-                       "champion_version": judged["champion"], "rejudged": rejudged,
-                       "comparison": judged["comparison"],
-                       "load_check": dataclasses.asdict(load) if load is not None else None}
+    return Decision(model_name=candidate.name, candidate_run_id=candidate.run_id, **decision,
+                    registered_version=version, champion_version=judged["champion"], rejudged=rejudged,
+                    comparison=judged["comparison"], load_check=dataclasses.asdict(load) if load is not None else None)
 
 
 def _load_check(cfg: Config, candidate: Candidate, version: str, tracking_uri: str):

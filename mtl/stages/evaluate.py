@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 
 from mtl.config import Config
+from mtl.handoffs import TrainInfo
 from mtl.paths import Paths
 from mtl.stages.common import read_json, write_json
 
@@ -18,18 +19,18 @@ def run(cfg: Config, paths: Paths) -> dict:
     from mtl.evaluation.compare import mtl_gain
     from mtl.evaluation.evaluate import format_table
 
-    info = read_json(paths.train_info, "train")
+    info = TrainInfo.read(paths.train_info)
     per_task = {t.name: read_json(paths.task_eval_dir(t.name) / "metrics.json", f"evaluate_task ({t.name})")
                 for t in cfg.tasks}
     result = {name: e["metrics"] for name, e in per_task.items()}
-    payload = {"run_id": info["run_id"], "test_rows": pq.ParquetFile(paths.predictions_file).metadata.num_rows,
+    payload = {"run_id": info.run_id, "test_rows": pq.ParquetFile(paths.predictions_file).metadata.num_rows,
                "tasks": result}
     if all("vs_baseline" in e for e in per_task.values()):
         payload["mtl_gain"] = mtl_gain({name: e["vs_baseline"] for name, e in per_task.items()}, result)
     _write_plots(paths, per_task)
     write_json(paths.metrics_file, payload)
     tracking.configure(paths)
-    with mlflow.start_run(run_id=info["run_id"]):
+    with mlflow.start_run(run_id=info.run_id):
         mlflow.log_metrics(tracking.evaluation_metrics(result) | tracking.gain_metrics(payload.get("mtl_gain")))
         mlflow.log_artifact(str(paths.metrics_file), "evaluation")
         for folder, name in ((paths.plots_dir, "plots"), (paths.calibration_dir, "calibration")):

@@ -5,21 +5,22 @@ a pass. A failed gate is an outcome, not an error: the stage succeeds and says w
 from __future__ import annotations
 
 from mtl.config import Config
+from mtl.handoffs import TrainInfo, Verdict
 from mtl.paths import Paths
-from mtl.stages.common import read_json, write_json
+from mtl.stages.common import read_json
 
 
 def candidate(cfg: Config, paths: Paths):
     """The candidate as the promotion service sees it, from train.json and metrics.json."""
     from mtl.promotion.service import Candidate
 
-    info = read_json(paths.train_info, "train")
-    return Candidate(name=cfg.gate.model_name, run_id=info["run_id"], model_uri=info["model_uri"],
+    info = TrainInfo.read(paths.train_info)
+    return Candidate(name=cfg.gate.model_name, run_id=info.run_id, model_uri=info.model_uri,
                      metrics=read_json(paths.metrics_file, "evaluate")["tasks"],
                      rows_file=paths.test_raw_file, scores_file=paths.predictions_file)
 
 
-def run(cfg: Config, paths: Paths) -> dict:
+def run(cfg: Config, paths: Paths) -> Verdict:
     import mlflow
 
     from mtl import tracking
@@ -27,10 +28,10 @@ def run(cfg: Config, paths: Paths) -> dict:
 
     tracking.configure(paths)
     judged = candidate(cfg, paths)
-    payload = {"model_name": judged.name, "candidate_run_id": judged.run_id} | service.verdict(cfg, judged)
-    write_json(paths.gate_file, payload)
+    verdict = service.verdict(cfg, judged)
+    verdict.write(paths.gate_file)
     with mlflow.start_run(run_id=judged.run_id):
-        mlflow.log_dict(payload, "promotion/gate.json")
-        mlflow.set_tag("mtl.gate", "passed" if payload["promote"] else "failed")
-    print(f"gate: {'PASSED' if payload['promote'] else 'FAILED'}: {payload['summary']}")
-    return payload
+        mlflow.log_dict(verdict.to_dict(), "promotion/gate.json")
+        mlflow.set_tag("mtl.gate", "passed" if verdict.promote else "failed")
+    print(f"gate: {'PASSED' if verdict.promote else 'FAILED'}: {verdict.summary}")
+    return verdict

@@ -9,11 +9,12 @@ import json
 from pathlib import Path
 
 from mtl.config import Config
+from mtl.handoffs import Decision, Verdict
 from mtl.paths import Paths
-from mtl.stages.common import read_json, write_json
+from mtl.stages.common import read_json
 
 
-def run(cfg: Config, paths: Paths) -> dict:
+def run(cfg: Config, paths: Paths) -> Decision:
     import mlflow
 
     from mtl import tracking
@@ -21,34 +22,33 @@ def run(cfg: Config, paths: Paths) -> dict:
     from mtl.stages.gate import candidate
 
     judged = candidate(cfg, paths)
-    verdict = read_json(paths.gate_file, "gate")
-    if verdict.get("candidate_run_id") != judged.run_id:
-        raise FileNotFoundError(f"{paths.gate_file} judged run {verdict.get('candidate_run_id')}, not the current "
+    verdict = Verdict.read(paths.gate_file)
+    if verdict.candidate_run_id != judged.run_id:
+        raise FileNotFoundError(f"{paths.gate_file} judged run {verdict.candidate_run_id}, not the current "
                                 f"candidate {judged.run_id}: run the gate stage first (dvc repro gate)")
     tracking.configure(paths)
     lineage = _lineage(paths, judged.run_id)
     metric_tags = {f"test_{k}_{task}": f"{e[k]:.5f}" for task, e in judged.metrics.items() for k in ("auc", "rmse")
                    if e.get(k) is not None}
-    payload = {"model_name": judged.name, "candidate_run_id": judged.run_id} | service.promote(
-        cfg, judged, verdict, lineage | metric_tags, tracking.tracking_uri(paths),
-        registry.lock_for(paths, judged.name))
-    version = payload.get("registered_version") or payload["champion_version"]
-    card = _write_card(paths, judged, version, lineage, payload)
-    write_json(paths.decision_file, payload)
-    if payload["already_champion"]:  # a rerun: the run's own decision stays as it was logged
-        print(f"promotion: {payload['summary']}")
-        return payload
-    promoted = bool(payload["promote"])
+    decision = service.promote(cfg, judged, verdict, lineage | metric_tags, tracking.tracking_uri(paths),
+                               registry.lock_for(paths, judged.name))
+    version = decision.version
+    card = _write_card(paths, judged, version, lineage, decision)
+    decision.write(paths.decision_file)
+    if decision.already_champion:  # a rerun: the run's own decision stays as it was logged
+        print(f"promotion: {decision.summary}")
+        return decision
+    promoted = decision.promote
     with mlflow.start_run(run_id=judged.run_id):
-        mlflow.log_dict(payload, "promotion/decision.json")
+        mlflow.log_dict(decision.to_dict(), "promotion/decision.json")
         mlflow.log_artifact(str(paths.model_card_md), "promotion")
         mlflow.log_artifact(str(paths.model_card_html), "promotion")
         mlflow.set_tag("mtl.promotion", "promoted" if promoted else "rejected")
         mlflow.set_tag("mtl.registered_version", version)
     print(card)
-    print(f"promotion: {payload['summary']} ({judged.name} version {version}"
+    print(f"promotion: {decision.summary} ({judged.name} version {version}"
           + (" is @champion)" if promoted else " registered, champion unchanged)"))
-    return payload
+    return decision
 
 
 def _lineage(paths: Paths, run_id: str) -> dict[str, str]:
@@ -63,13 +63,13 @@ def _lineage(paths: Paths, run_id: str) -> dict[str, str]:
     }
 
 
-def _write_card(paths: Paths, judged, version: str, lineage: dict, payload: dict) -> str:
+def _write_card(paths: Paths, judged, version: str, lineage: dict, decision: Decision) -> str:
     """The model card (markdown and HTML with the ROC and reliability plots); returns the markdown."""
     from mtl.promotion import model_card
 
     evaluation = read_json(paths.metrics_file, "evaluate")
     card = {"model_name": judged.name, "version": version, "run_id": judged.run_id, "lineage": lineage,
-            "metrics": judged.metrics, "comparison": payload["comparison"], "decision": payload,
+            "metrics": judged.metrics, "comparison": decision.comparison, "decision": decision.to_dict(),
             "mtl_gain": evaluation.get("mtl_gain")}
     markdown = model_card.markdown(card)
     paths.promotion_dir.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@ metrics beside the oracle, the multi-task gain and the promotion decision."""
 
 from __future__ import annotations
 
+from mtl.handoffs import Decision
 from mtl.paths import Paths
 from mtl.stages.common import read_json, read_json_if_present
 
@@ -11,7 +12,8 @@ def report(paths: Paths) -> str:
     from mtl.evaluation.evaluate import format_table
 
     metrics = read_json(paths.metrics_file, "evaluate")
-    table = format_table(metrics["tasks"], read_json_if_present(paths.decision_file), metrics.get("mtl_gain"))
+    decision = Decision.read_if_present(paths.decision_file)
+    table = format_table(metrics["tasks"], decision.to_dict() if decision else None, metrics.get("mtl_gain"))
     v = read_json_if_present(paths.validation_result)
     if v is None:
         return table

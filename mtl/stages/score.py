@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from mtl.config import Config
 from mtl.paths import Paths
-from mtl.stages.common import read_json
+from mtl.handoffs import TrainInfo
 
 
 def run(cfg: Config, paths: Paths) -> dict:
@@ -13,7 +13,7 @@ def run(cfg: Config, paths: Paths) -> dict:
 
     from mtl.scoring import Scorer
 
-    info = read_json(paths.train_info, "train")
+    info = TrainInfo.read(paths.train_info)
     rows = pd.read_parquet(paths.test_raw_file)
     paths.predictions_file.parent.mkdir(parents=True, exist_ok=True)
     Scorer.load(paths.transform_file, paths.model_file).predict(rows).to_parquet(paths.predictions_file, index=False)
@@ -21,6 +21,6 @@ def run(cfg: Config, paths: Paths) -> dict:
     baseline = (Scorer.load(paths.transform_file, paths.baseline_model).predict(rows)
                 if paths.baseline_model.is_file() else pd.DataFrame())
     baseline.to_parquet(paths.baseline_predictions_file, index=False)
-    print(f"scored {len(rows):,} test rows with the candidate of run {info['run_id']}"
+    print(f"scored {len(rows):,} test rows with the candidate of run {info.run_id}"
           + (" and the single-task baseline" if len(baseline.columns) else ""))
-    return {"run_id": info["run_id"], "test_rows": len(rows)}
+    return {"run_id": info.run_id, "test_rows": len(rows)}

@@ -10,8 +10,9 @@ import os
 from dataclasses import dataclass
 
 from mtl.config import Config
+from mtl.handoffs import TrainInfo
 from mtl.paths import Paths
-from mtl.stages.common import read_json, write_json
+from mtl.stages.common import read_json
 
 
 @dataclass
@@ -35,7 +36,8 @@ class Inputs:
                    InputSpec.from_transform(transform, cfg.data.schema.scenario), transform.text_table())
 
 
-def run(cfg: Config, paths: Paths) -> dict:
+def run(cfg: Config, paths: Paths) -> TrainInfo | None:
+    """Train, track and write train.json; None on a worker rank under torchrun."""
     import mlflow
 
     from mtl import tracking
@@ -48,7 +50,7 @@ def run(cfg: Config, paths: Paths) -> dict:
         # A worker rank under torchrun: train its share in lockstep; rank 0 alone tracks and writes.
         loop.train(data.train, data.validation, data.spec, data.transform.tasks, cfg,
                    resume=loop.Resume(paths.train_state, fingerprint), text_table=data.text_table)
-        return {}
+        return None
     experiment_id = tracking.configure(paths)
     saved = load_training_state(paths.train_state, fingerprint)  # loaded once: read here and by the loop
     previous = resumable_run(saved)
@@ -57,9 +59,9 @@ def run(cfg: Config, paths: Paths) -> dict:
         resume = loop.Resume(paths.train_state, fingerprint, run.info.run_id, replay=previous is None, saved=saved)
         result = loop.train(data.train, data.validation, data.spec, data.transform.tasks, cfg,
                             on_epoch=_epoch_logger(cfg), resume=resume, text_table=data.text_table)
-        info = _log_outcome(cfg, paths, data, result)
-    info = {"run_id": run.info.run_id, "experiment_id": experiment_id} | info
-    write_json(paths.train_info, info)
+        outcome = _log_outcome(cfg, paths, data, result)
+    info = TrainInfo(run_id=run.info.run_id, experiment_id=experiment_id, **outcome)
+    info.write(paths.train_info)
     paths.train_state.unlink(missing_ok=True)  # finished: the next run starts fresh
     print(
         f"trained {cfg.model.architecture} on {result.device}: best epoch {result.best_epoch}/{len(result.history)}, "
@@ -97,8 +99,8 @@ def _epoch_logger(cfg: Config):
 
 
 def _log_outcome(cfg: Config, paths: Paths, data: Inputs, result) -> dict:
-    """Save the model, choose its thresholds, log diagnostics and the served model; the
-    training summary that train.json records."""
+    """Save the model, choose its thresholds, log diagnostics and the served model; the rest of
+    the training summary (TrainInfo's fields but the run's)."""
     import mlflow
 
     from mtl.serving.package import log_pyfunc

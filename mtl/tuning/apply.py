@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from mtl.config import load_config
-from mtl.orchestration import BASE_PARAMS, STATE_DIR
+from mtl.runstate import BASE_PARAMS, STATE_DIR
 from mtl.tuning.search import TuneError
 from mtl.tuning.space import cell, flat
 

@@ -73,6 +73,40 @@ def test_imports_run_downward_no_cycles():
     assert {"mtl.config", "mtl.names"} <= set(cycle)
 
 
+# The layers, bottom first (README "Architecture"): a module imports only its own layer or lower.
+LAYERS = [
+    {"mtl", "data", "names", "registry", "paths", "stats", "hashing", "runstate", "handoffs"},
+    {"config"},
+    {"data.columns"},
+    {"data.features"},
+    {"data.ingest", "data.contracts"},
+    {"evaluation", "models"},
+    {"training"},
+    {"scoring", "tracking"},
+    {"promotion", "serving"},
+    {"stages"},
+    {"orchestration", "tuning", "stagelist", "codedeps", "registry_cli", "pipeline", "cli"},
+]
+RANK = {group: rank for rank, groups in enumerate(LAYERS) for group in groups}
+
+
+def _group(module: str) -> str:
+    parts = module.split(".")
+    if len(parts) == 1:
+        return "mtl"
+    return ".".join(parts[1:3]) if parts[1] == "data" and len(parts) > 2 else parts[1]
+
+
+def test_every_module_sits_in_a_layer_and_imports_only_downward():
+    upward = []
+    for name, path in _modules().items():
+        assert _group(name) in RANK, f"{name}: add its group to LAYERS"
+        for dep in _imports(name, path):
+            if RANK[_group(dep)] > RANK[_group(name)]:
+                upward.append(f"{name} -> {dep}")
+    assert upward == []
+
+
 def test_the_config_imports_nothing_above_it():
     """Stages, models, adapters and training build on the config; it knows only the registries'
     names (mtl/names.py), which import nothing."""

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from mtl import orchestration as orch
+from mtl.runstate import active_run
 from mtl.config import ConfigError, load_config
 from mtl.data.ingest.sources import SourceError
 from tests.conftest import REPO
@@ -79,10 +80,10 @@ def test_overlay_applies_records_and_restores(project):
     assert params["train"]["epochs"] == 1
     assert load_config(project / "params.yaml").train.epochs == 1
     assert orch.read_params(project)["train"]["epochs"] != 1  # the project's own, kept aside
-    assert orch.active_run(project) == {"dag_id": "d", "run_id": "r", "overrides": {"train.epochs": 1}}
+    assert active_run(project) == {"dag_id": "d", "run_id": "r", "overrides": {"train.epochs": 1}}
     assert orch.restore(project) is True
     assert (project / "params.yaml").read_bytes() == own
-    assert orch.active_run(project) is None and orch.restore(project) is False
+    assert active_run(project) is None and orch.restore(project) is False
 
 
 def test_overlay_left_by_a_dead_run_is_undone_first(project):
@@ -120,16 +121,32 @@ def test_incoming_files_and_fingerprint(tmp_path):
 
 
 def test_stage_links(project):
-    data = project / "data"
+    from mtl.handoffs import Decision, TrainInfo
+    from mtl.paths import Paths
+
+    paths = Paths.at(project)
     assert orch.stage_links(project, "train") is None  # nothing produced yet
-    (data / "04_model").mkdir(parents=True)
-    (data / "04_model" / "train.json").write_text(json.dumps({"run_id": "abc", "experiment_id": "1"}))
-    (data / "06_promotion").mkdir(parents=True)
-    (data / "06_promotion" / "decision.json").write_text(
-        json.dumps({"model_name": "m", "registered_version": "3"}))
+    TrainInfo(run_id="abc", experiment_id="1", model_uri="models:/m-1", best_epoch=1, epochs_run=1, seconds=1.0,
+              samples_per_second=1.0, device="cpu").write(paths.train_info)
+    Decision(model_name="m", candidate_run_id="abc", promote=True, summary="promoted",
+             registered_version="3").write(paths.decision_file)
     assert orch.stage_links(project, "train") == {"mlflow_run_id": "abc", "mlflow_experiment_id": "1"}
     assert orch.stage_links(project, "promote") == {"mlflow_run_id": "abc", "mlflow_experiment_id": "1",
                                                      "model_name": "m", "model_version": "3"}
+
+
+def test_handoffs_round_trip_and_ignore_keys_they_do_not_know(tmp_path):
+    from mtl.handoffs import Decision, Verdict
+
+    decision = Decision(model_name="m", candidate_run_id="r", promote=False, summary="already champion (version 2)",
+                        already_champion=True, champion_version="2")
+    decision.write(tmp_path / "decision.json")
+    assert Decision.read(tmp_path / "decision.json") == decision
+    assert decision.version == "2"  # nothing registered: the version it already was
+    # a verdict read from a decision file: the extra keys are not a verdict's, and are ignored
+    assert Verdict.read(tmp_path / "decision.json").summary == decision.summary
+    with pytest.raises(FileNotFoundError, match="run `mtl gate`"):
+        Verdict.read(tmp_path / "gate.json")
 
 
 def test_deployment_settings_override_params_yaml(raw, cfg):

@@ -79,3 +79,10 @@ def test_every_declared_data_path_is_in_the_paths_catalog(tmp_path):
                 declared.add(path.replace("${item.name}", "TASK"))
     missing = {p for p in declared if p not in known and not any(k.startswith(p + "/") for k in known)}
     assert missing == set()
+
+
+def test_the_readme_stage_table_is_the_generated_one():
+    from mtl.stagelist import markdown_table
+
+    readme = (REPO / "README.md").read_text()
+    assert markdown_table() in readme, "the README's stage table differs: paste `python -m mtl.stagelist` over it"

@@ -70,11 +70,11 @@ def test_rollback_lineage_and_a_broken_package(project, capsys):
     location = Path(mlflow.get_logged_model(model_id).artifact_location.removeprefix("file://"))
     (location / "artifacts" / "model.pt").write_bytes(b"not a checkpoint")
     decision = promote.run(cfg, paths)
-    assert not decision["promote"]
-    assert not decision["load_check"]["passed"]
-    assert "failed the load check in a fresh process" in decision["summary"]
+    assert not decision.promote
+    assert not decision.load_check["passed"]
+    assert "failed the load check in a fresh process" in decision.summary
     assert str(registry.get_champion(NAME).version) == "1"
-    assert versions()[decision["registered_version"]][registry.DECISION] == "rejected"
+    assert versions()[decision.registered_version][registry.DECISION] == "rejected"
 
 
 def _candidate(root: Path, overrides: dict, data_from: Path | None = None) -> Path:

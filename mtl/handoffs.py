@@ -17,6 +17,21 @@ from typing import TypeVar
 T = TypeVar("T", bound="Handoff")
 
 
+def write_json(path: Path, payload: dict) -> None:
+    """Write atomically: a reader never sees half a file, a crash leaves the old one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=str))
+    tmp.replace(path)
+
+
+def read_json(path: Path, produced_by: str) -> dict:
+    """An earlier stage's output, or an error naming the command that writes it."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run `mtl {produced_by}` (or `dvc repro`) first")
+    return json.loads(path.read_text())
+
+
 class Handoff:
     """Read and write a stage's JSON hand-off (subclasses are dataclasses)."""
 
@@ -24,9 +39,7 @@ class Handoff:
 
     @classmethod
     def read(cls: type[T], path: Path) -> T:
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} is missing: run `mtl {cls.produced_by}` (or `dvc repro`) first")
-        data = json.loads(path.read_text())
+        data = read_json(path, cls.produced_by)
         known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -38,11 +51,7 @@ class Handoff:
         return asdict(self)  # type: ignore[call-overload]
 
     def write(self, path: Path) -> None:
-        """Atomically: a reader never sees half a file, a crash leaves the old one."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2, default=str))
-        tmp.replace(path)
+        write_json(path, self.to_dict())
 
 
 @dataclass(frozen=True)

@@ -30,11 +30,11 @@ def scores_from_raw(raw: np.ndarray, transform: Transform) -> pd.DataFrame:
     out = {}
     for j, task in enumerate(transform.tasks):
         x = raw[:, j].astype(np.float64)
-        if task["type"] == "binary":
-            out[task["name"]] = 1.0 / (1.0 + np.exp(-x))
+        if task.type == "binary":
+            out[task.name] = 1.0 / (1.0 + np.exp(-x))
         else:
-            scale = transform.targets[task["name"]]
-            out[task["name"]] = x * scale["std"] + scale["mean"]
+            scale = transform.targets[task.name]
+            out[task.name] = x * scale["std"] + scale["mean"]
     return pd.DataFrame(out)
 
 
@@ -94,7 +94,7 @@ class Scorer:
 
     @property
     def tasks(self) -> list[str]:
-        return [t["name"] for t in self.transform.tasks]
+        return [t.name for t in self.transform.tasks]
 
     def predict(self, rows: pd.DataFrame) -> pd.DataFrame:
         """One score column per task (named by task), one row per input row, in input order."""

@@ -214,7 +214,7 @@ def run_project(cfg, transform, train, val, test, histories: bool = True) -> Out
         started = time.perf_counter()
         result = loop.train(train, val, spec, transform.tasks, cfg)
         seconds = time.perf_counter() - started
-    names = [t["name"] for t in transform.tasks]
+    names = [t.name for t in transform.tasks]
     auc = auc_per_task(np.asarray(test.labels), np.asarray(test.mask), loop.predict_raw(result.model, test), names)
     name = "this project (mtl MMoE)" if not transform.sequence else (
         f"mtl MMoE, histories (length {transform.seq_length}, {cfg.model.sequence.layers} encoder layer(s))"
@@ -238,7 +238,7 @@ def run_time_to_quality(cfg, transform, train, val, test, target: dict[str, floa
     from mtl.training import loop
 
     spec = InputSpec.from_transform(transform)
-    names = [t["name"] for t in transform.tasks]
+    names = [t.name for t in transform.tasks]
     order = np.random.default_rng(cfg.train.seed).permutation(len(train))
     for budget in (b for b in BUDGETS if b <= max_epochs):
         rows = train if budget >= 1 else train.take(np.sort(order[: int(budget * len(train))]))
@@ -309,7 +309,7 @@ def run_rechub(cfg, transform, train, val, test) -> Outcome:
             started = time.perf_counter()
             log = trainer.fit(train_dl, val_dl)
             seconds = time.perf_counter() - started
-    names = [t["name"] for t in transform.tasks]
+    names = [t.name for t in transform.tasks]
     probs = _rechub_predict(trainer.model, x_test)
     auc = auc_per_task(y_test, np.asarray(test.mask), probs, names)
     return Outcome("torch-rechub MMOE", seconds, len(log), len(train), auc,
@@ -401,7 +401,7 @@ def main() -> None:
     transform = features.Transform.load(features_dir / "transform.json")
     # All three splits in memory before any clock starts, identical for both models.
     train, val, test = (open_split(features_dir / s).all() for s in ("train", "validation", "test"))
-    names = [t["name"] for t in transform.tasks]
+    names = [t.name for t in transform.tasks]
     print(f"{len(train):,} train / {len(val):,} validation / {len(test):,} test rows; "
           f"{len(transform.cat_inputs)} categorical + {len(transform.num_inputs)} numeric inputs; tasks {names}; "
           f"{args.epochs} epochs, batch {cfg.train.batch_size}, lr {cfg.train.learning_rate}, "

@@ -9,11 +9,13 @@ import json
 import numpy as np
 import pandas as pd
 
-def condition_mask(df: pd.DataFrame, task: dict) -> np.ndarray:
-    cond = task.get("condition")
+from mtl.config import TaskConfig
+
+def condition_mask(df: pd.DataFrame, task: TaskConfig) -> np.ndarray:
+    cond = task.condition
     if cond is None:
         return np.ones(len(df), dtype=bool)
-    return (df[cond["column"]] == cond["equals"]).to_numpy(dtype=bool, na_value=False)
+    return (df[cond.column] == cond.equals).to_numpy(dtype=bool, na_value=False)
 
 
 def keep_lists(arrow_type):

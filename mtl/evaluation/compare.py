@@ -13,7 +13,7 @@ import pandas as pd
 
 from mtl.config import Config
 from mtl.evaluation import metrics
-from mtl.evaluation.evaluate import _task_rows, task_dicts
+from mtl.evaluation.evaluate import _task_rows, tasks_to_evaluate
 
 # The metric each task type is gated on, and whether higher is better.
 GATE_METRIC = {"binary": ("auc", True), "regression": ("rmse", False)}
@@ -29,10 +29,10 @@ def compare(candidate: pd.DataFrame, champion: pd.DataFrame, rows: pd.DataFrame,
     ev = cfg.evaluation
     out: dict[str, dict] = {}
     jobs = []  # (entry to fill, row indices, candidate's metric under weights, champion's)
-    for task in task_dicts(cfg, only):
+    for task in tasks_to_evaluate(cfg, only):
         m = _task_rows(rows, task)
-        y = pd.to_numeric(rows[task["label"]], errors="coerce").to_numpy(dtype="float64")
-        cand, champ = (f[task["name"]].to_numpy(dtype="float64") for f in (candidate, champion))
+        y = pd.to_numeric(rows[task.label], errors="coerce").to_numpy(dtype="float64")
+        cand, champ = (f[task.name].to_numpy(dtype="float64") for f in (candidate, champion))
         groups = [((), m)]
         for col in cfg.slice_columns():
             if col in rows:
@@ -43,16 +43,16 @@ def compare(candidate: pd.DataFrame, champion: pd.DataFrame, rows: pd.DataFrame,
             if key and mask.sum() < ev.min_slice_rows:
                 continue
             idx = np.flatnonzero(mask)
-            comp = _paired(task["type"], y[idx], cand[idx], champ[idx])
+            comp = _paired(task.type, y[idx], cand[idx], champ[idx])
             if key:
                 entry["slices"].setdefault(key[0], {})[key[1]] = comp
             else:
                 entry = comp | {"slices": {col: {} for col in cfg.slice_columns() if col in rows}}
                 comp = entry
             if ev.bootstrap and comp["gain"] is not None:
-                under = metrics.WeightedAUC if task["type"] == "binary" else metrics.WeightedRMSE
+                under = metrics.WeightedAUC if task.type == "binary" else metrics.WeightedRMSE
                 jobs.append((comp, idx, under(y[idx], cand[idx]), under(y[idx], champ[idx])))
-        out[task["name"]] = entry
+        out[task.name] = entry
     if jobs:
         gains: list[list[float]] = [[] for _ in jobs]
         for w in metrics.Resamples(len(rows), ev.bootstrap, ev.seed + 1):

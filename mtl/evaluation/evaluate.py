@@ -7,23 +7,23 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
-from mtl.config import Config
+from mtl.config import Config, TaskConfig
 from mtl.data.columns import condition_mask
 from mtl.evaluation import metrics
 
 
-def _task_rows(rows: pd.DataFrame, task: dict) -> np.ndarray:
-    y = pd.to_numeric(rows[task["label"]], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+def _task_rows(rows: pd.DataFrame, task: TaskConfig) -> np.ndarray:
+    y = pd.to_numeric(rows[task.label], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
     return condition_mask(rows, task) & ~np.isnan(y)
 
 
-def task_dicts(cfg: Config, only: str | None = None) -> list[dict]:
+def tasks_to_evaluate(cfg: Config, only: str | None = None) -> list[TaskConfig]:
     """The tasks to evaluate: all of them, or just ``only`` (one mapped evaluation of the DAG)."""
-    return [t.model_dump(mode="json") for t in cfg.tasks if only in (None, t.name)]
+    return [t for t in cfg.tasks if only in (None, t.name)]
 
 
-def _metrics(task: dict, y: np.ndarray, s: np.ndarray, cfg: Config) -> dict:
-    if task["type"] == "binary":
+def _metrics(task: TaskConfig, y: np.ndarray, s: np.ndarray, cfg: Config) -> dict:
+    if task.type == "binary":
         return metrics.binary_metrics(y, s, cfg.evaluation.calibration_bins)
     return metrics.regression_metrics(y, s)
 
@@ -45,23 +45,23 @@ def evaluate_scores(scores: pd.DataFrame, rows: pd.DataFrame, cfg: Config, only:
     slice_values = {col: rows[col].astype(str).to_numpy() for col in cfg.slice_columns() if col in rows}
     result: dict[str, dict] = {}
     by_label = {t.label: t.name for t in cfg.tasks}
-    for task in task_dicts(cfg, only):
+    for task in tasks_to_evaluate(cfg, only):
         m = _task_rows(rows, task)
-        y = pd.to_numeric(rows[task["label"]], errors="coerce").to_numpy(dtype="float64")[m]
-        s = scores[task["name"]].to_numpy(dtype="float64")[m]
-        entry = {"type": task["type"], **_metrics(task, y, s, cfg)}
-        if task["type"] == "binary":
-            entry |= metrics.threshold_metrics(y, s, (thresholds or {}).get(task["name"]))
-        if task["type"] == "binary" and resamples is not None and entry["auc"] is not None:
+        y = pd.to_numeric(rows[task.label], errors="coerce").to_numpy(dtype="float64")[m]
+        s = scores[task.name].to_numpy(dtype="float64")[m]
+        entry = {"type": task.type, **_metrics(task, y, s, cfg)}
+        if task.type == "binary":
+            entry |= metrics.threshold_metrics(y, s, (thresholds or {}).get(task.name))
+        if task.type == "binary" and resamples is not None and entry["auc"] is not None:
             entry["auc_interval"] = metrics.interval(metrics.weighted_aucs(y, s, resamples.where(m)), ev.interval)
-        if task["type"] == "binary" and ev.gauc_by and ev.gauc_by in rows:
+        if task.type == "binary" and ev.gauc_by and ev.gauc_by in rows:
             entry["gauc"] = metrics.gauc(y, s, rows[ev.gauc_by].astype(str).to_numpy()[m])
-        parent = by_label.get(task.get("implies"))
-        if task["type"] == "binary" and parent is not None:
+        parent = by_label.get(task.implies)
+        if task.type == "binary" and parent is not None:
             entry["scope"] = "all impressions"  # e.g. purchase over impressions: the CTCVR AUC
             entry |= _conditional_auc(task, parent, scores, rows, m)
-        truth_col = schema.truth.get(task["label"])
-        if task["type"] == "binary" and truth_col and truth_col in rows:
+        truth_col = schema.truth.get(task.label)
+        if task.type == "binary" and truth_col and truth_col in rows:
             entry["oracle_auc"] = metrics.auc(y, rows[truth_col].to_numpy(dtype="float64")[m])
         entry["slices"] = {}
         for col, values in slice_values.items():
@@ -70,18 +70,18 @@ def evaluate_scores(scores: pd.DataFrame, rows: pd.DataFrame, cfg: Config, only:
                 str(v): _metrics(task, y[v_task == v], s[v_task == v], cfg)
                 for v in sorted(pd.unique(v_task)) if (v_task == v).sum() >= ev.min_slice_rows
             }
-        result[task["name"]] = entry
+        result[task.name] = entry
     return result
 
 
 def _binary_tasks(scores: pd.DataFrame, rows: pd.DataFrame, cfg: Config,
                   only: str | None) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
     """(task, labels, scores) of each binary task, on the rows where the task is defined."""
-    for task in task_dicts(cfg, only):
-        if task["type"] == "binary":
+    for task in tasks_to_evaluate(cfg, only):
+        if task.type == "binary":
             m = _task_rows(rows, task)
-            y = pd.to_numeric(rows[task["label"]], errors="coerce").to_numpy(dtype="float64")[m]
-            yield task["name"], y, scores[task["name"]].to_numpy(dtype="float64")[m]
+            y = pd.to_numeric(rows[task.label], errors="coerce").to_numpy(dtype="float64")[m]
+            yield task.name, y, scores[task.name].to_numpy(dtype="float64")[m]
 
 
 def at_thresholds(scores: pd.DataFrame, rows: pd.DataFrame, cfg: Config, thresholds: dict[str, float | None],
@@ -99,19 +99,19 @@ def calibration_plots(scores: pd.DataFrame, rows: pd.DataFrame, cfg: Config,
             for name, y, s in _binary_tasks(scores, rows, cfg, only)}
 
 
-def _conditional_auc(task: dict, parent: str, scores: pd.DataFrame, rows: pd.DataFrame, m: np.ndarray) -> dict:
+def _conditional_auc(task: TaskConfig, parent: str, scores: pd.DataFrame, rows: pd.DataFrame, m: np.ndarray) -> dict:
     """The funnel's other AUC: the task given its parent (CVR on clicked rows only).
 
     A model's score for the task is P(task) over impressions; dividing by its score for the
     parent gives P(task | parent), judged only where the parent label is 1. The key names the
     condition, so CVR (given click) is never confused with CTCVR (over impressions).
     """
-    given = pd.to_numeric(rows[task["implies"]], errors="coerce").to_numpy(dtype="float64") == 1
+    given = pd.to_numeric(rows[task.implies], errors="coerce").to_numpy(dtype="float64") == 1
     rows_given = m & given
-    y = pd.to_numeric(rows[task["label"]], errors="coerce").to_numpy(dtype="float64")[rows_given]
-    s = scores[task["name"]].to_numpy(dtype="float64")[rows_given]
+    y = pd.to_numeric(rows[task.label], errors="coerce").to_numpy(dtype="float64")[rows_given]
+    s = scores[task.name].to_numpy(dtype="float64")[rows_given]
     s_parent = np.clip(scores[parent].to_numpy(dtype="float64")[rows_given], 1e-12, None)
-    return {f"auc_given_{task['implies']}": metrics.auc(y, s / s_parent), f"rows_given_{task['implies']}": int(rows_given.sum())}
+    return {f"auc_given_{task.implies}": metrics.auc(y, s / s_parent), f"rows_given_{task.implies}": int(rows_given.sum())}
 
 
 def roc_plots(scores: pd.DataFrame, rows: pd.DataFrame, cfg: Config, only: str | None = None) -> dict[str, list[dict]]:

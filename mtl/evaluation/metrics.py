@@ -4,11 +4,13 @@ defined."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from sklearn.metrics import average_precision_score, log_loss, roc_auc_score, roc_curve
 
+from mtl.config import TaskConfig
 from mtl.stats import rank_auc
 
 
@@ -171,14 +173,14 @@ def best_f1_threshold(y: np.ndarray, p: np.ndarray) -> float | None:
     return float(ps[last[np.argmax(f1)]])
 
 
-def f1_thresholds(p: np.ndarray, labels: np.ndarray, mask: np.ndarray, tasks: list[dict]) -> dict[str, float | None]:
+def f1_thresholds(p: np.ndarray, labels: np.ndarray, mask: np.ndarray, tasks: Sequence[TaskConfig]) -> dict[str, float | None]:
     """Per binary task, :func:`best_f1_threshold` on the rows where the task is defined.
 
     ``p``, ``labels`` and ``mask`` are (rows, tasks), as in a split's Arrays, with ``p`` the
     served scores (probabilities). Chosen on validation, reported on test, on the rows and
     scores of the task's headline AUC (a funnel task's: every impression)."""
-    return {t["name"]: best_f1_threshold(labels[mask[:, j], j], p[mask[:, j], j])
-            for j, t in enumerate(tasks) if t["type"] == "binary"}
+    return {t.name: best_f1_threshold(labels[mask[:, j], j], p[mask[:, j], j])
+            for j, t in enumerate(tasks) if t.type == "binary"}
 
 
 def threshold_metrics(y: np.ndarray, p: np.ndarray, threshold: float | None) -> dict[str, float | None]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import nn
+
+from mtl.config import TaskConfig
 
 
 @dataclass(frozen=True)
@@ -48,11 +51,11 @@ class InputSpec:
                        n_text=len(transform.text.get("columns", {})), text_dim=transform.text_dim)
 
     @classmethod
-    def from_tasks(cls, cardinalities, n_numeric: int, tasks: list[dict], scenario_input: int = -1) -> "InputSpec":
-        names = [t["name"] for t in tasks]
-        by_label = {t["label"]: i for i, t in enumerate(tasks)}
-        parents = tuple(by_label.get(t.get("implies"), -1) if t.get("implies") else -1 for t in tasks)
-        return cls(tuple(cardinalities), int(n_numeric), tuple(names), tuple(t["type"] for t in tasks), parents,
+    def from_tasks(cls, cardinalities, n_numeric: int, tasks: Sequence[TaskConfig], scenario_input: int = -1) -> "InputSpec":
+        names = [t.name for t in tasks]
+        by_label = {t.label: i for i, t in enumerate(tasks)}
+        parents = tuple(by_label.get(t.implies, -1) if t.implies else -1 for t in tasks)
+        return cls(tuple(cardinalities), int(n_numeric), tuple(names), tuple(t.type for t in tasks), parents,
                    scenario_input)
 
     def parent(self, task: int) -> int:

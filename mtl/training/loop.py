@@ -12,14 +12,14 @@ import copy
 import functools
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from mtl.config import Config
+from mtl.config import Config, TaskConfig
 from mtl.data.features import Arrays
 from mtl.data.features.shards import Shards
 from mtl.evaluation import metrics
@@ -145,24 +145,24 @@ def predict_raw(model: torch.nn.Module, a: Arrays, runtime: Runtime | None = Non
     return torch.cat(outs).numpy() if outs else np.zeros((0, len(model.spec.tasks)), np.float32)
 
 
-def validation_scores(raw: np.ndarray, a: Arrays, tasks: list[dict]) -> dict[str, float]:
+def validation_scores(raw: np.ndarray, a: Arrays, tasks: Sequence[TaskConfig]) -> dict[str, float]:
     """Per-task validation metrics on the model's own scale (AUC for binary, MSE for regression)."""
     out = {}
     for j, t in enumerate(tasks):
         m = np.asarray(a.mask[:, j])
         y = np.asarray(a.labels[:, j])[m]
-        if t["type"] == "binary":
-            out[f"val_auc_{t['name']}"] = metrics.auc(y, raw[m, j])
+        if t.type == "binary":
+            out[f"val_auc_{t.name}"] = metrics.auc(y, raw[m, j])
         else:
-            out[f"val_mse_{t['name']}"] = float(np.mean((y - raw[m, j]) ** 2)) if m.any() else None
+            out[f"val_mse_{t.name}"] = float(np.mean((y - raw[m, j]) ** 2)) if m.any() else None
     return out
 
 
-def _selection_score(scores: dict[str, float | None], tasks: list[dict], gated: tuple[str, ...] = ()) -> float:
+def _selection_score(scores: dict[str, float | None], tasks: Sequence[TaskConfig], gated: tuple[str, ...] = ()) -> float:
     """Early-stopping criterion: the mean validation AUC over the binary tasks the gate judges
     (``gated``: gate.tasks; every binary task when none of them is gated), so the epoch kept is
     the one the promotion gate would think best; minus the mean MSE if no task is binary."""
-    binary = [t["name"] for t in tasks if t["type"] == "binary"]
+    binary = [t.name for t in tasks if t.type == "binary"]
     chosen = [n for n in binary if n in gated] or binary
     aucs = [scores[f"val_auc_{n}"] for n in chosen]
     aucs = [a for a in aucs if a is not None]
@@ -193,7 +193,7 @@ class _Session:
     """One training's collaborators: the runtime (device, precision), the distributed setup, the
     model and its compiled step, the loss weighting, optimizer and schedule, the batches."""
 
-    def __init__(self, train_arrays: Shards | Arrays, spec: InputSpec, tasks: list[dict], cfg: Config,
+    def __init__(self, train_arrays: Shards | Arrays, spec: InputSpec, tasks: Sequence[TaskConfig], cfg: Config,
                  text_table: np.ndarray | None):
         tc = self.tc = cfg.train
         self.tasks = tasks
@@ -209,7 +209,7 @@ class _Session:
         self.batches = _Batches(train_arrays, tc.batch_size, tc.shuffle_buffer_rows, self.runtime.device,
                                 self.generator, self.dist, text_table)
         self.schedule = Schedule(self.optimizer, tc.lr_schedule, tc.epochs * len(self.batches))
-        self.is_binary = torch.tensor([t["type"] == "binary" for t in tasks], device=self.runtime.device)
+        self.is_binary = torch.tensor([t.type == "binary" for t in tasks], device=self.runtime.device)
         self.stopwatch = _Stopwatch(self.runtime.device)
         self.progress = _progress(tc.progress and self.dist.is_main)
 
@@ -261,7 +261,7 @@ class _Session:
         n = max(steps, 1)
         self.weighting.epoch_end(sums / n)
         record = {"learning_rate": self.optimizer.param_groups[0]["lr"]}
-        record.update({f"train_loss_{t['name']}": v for t, v in zip(tasks, (sums / n).tolist())})
+        record.update({f"train_loss_{t.name}": v for t, v in zip(tasks, (sums / n).tolist())})
         record.update(_weighting_record(tasks, weight_sums / n, self.stopwatch.take_ms() / n,
                                         {k: v / n for k, v in method_stats.items()}, cosines))
         return record, seen
@@ -292,7 +292,7 @@ class _Best:
         return cls(saved["best_model"], saved["best_score"], saved["best_epoch"], saved["bad_epochs"])
 
 
-def train(train_arrays: Shards | Arrays, val_arrays: Arrays, spec: InputSpec, tasks: list[dict], cfg: Config,
+def train(train_arrays: Shards | Arrays, val_arrays: Arrays, spec: InputSpec, tasks: Sequence[TaskConfig], cfg: Config,
           on_epoch: Callable[[dict], None] | None = None, resume: Resume | None = None,
           text_table: np.ndarray | None = None) -> TrainResult:
     """Train with early stopping on validation; returns the best epoch's model.
@@ -373,13 +373,13 @@ def _batch_losses(model, runtime: Runtime, cat, num, seq, text, labels, mask, is
     return task_losses(out, labels, mask, is_binary)
 
 
-def _weighting_record(tasks: list[dict], weights: torch.Tensor, ms_per_step: float, stats: dict[str, float],
+def _weighting_record(tasks: Sequence[TaskConfig], weights: torch.Tensor, ms_per_step: float, stats: dict[str, float],
                       cosines: dict[tuple[int, int], float | None]) -> dict:
     """The epoch's loss-balancing diagnostics: mean task weights, time per step, gradient conflict."""
-    record: dict = {f"weight_{t['name']}": w for t, w in zip(tasks, weights.tolist())}
+    record: dict = {f"weight_{t.name}": w for t, w in zip(tasks, weights.tolist())}
     record["weighting_ms_per_step"] = ms_per_step
     record.update({f"weighting_{k}": v for k, v in stats.items()})
-    record.update({f"grad_cosine_{tasks[i]['name']}_{tasks[j]['name']}": c for (i, j), c in cosines.items()})
+    record.update({f"grad_cosine_{tasks[i].name}_{tasks[j].name}": c for (i, j), c in cosines.items()})
     defined = [c for c in cosines.values() if c is not None]
     if cosines:
         record["grad_cosine_mean"] = float(np.mean(defined)) if defined else None

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mtl.config import Config, ConfigError, SearchDimension, with_overrides
+from mtl.config import Config, ConfigError, SearchDimension, TaskConfig, with_overrides
 from mtl.paths import Paths
 from mtl.tuning.space import (METRIC, PARENT_RUN, SHIPPED, VALUES, TrialRow, TuneResult, current_values, overlay_text,
                               shipped_params, study_name, suggest, verdict)
@@ -57,7 +57,7 @@ class _Data:
     train: Shards | Arrays
     val: Arrays
     spec: InputSpec
-    tasks: list[dict]
+    tasks: tuple[TaskConfig, ...]
     text_table: np.ndarray | None
     fingerprint: str  # the fitted transform's
 

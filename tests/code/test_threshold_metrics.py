@@ -92,8 +92,7 @@ def test_f1_thresholds_use_each_binary_tasks_defined_rows_only():
     labels = np.stack([y, np.where(hidden, 0.0, y), np.zeros(600)], axis=1)
     mask = np.stack([np.ones(600, bool), ~hidden, np.ones(600, bool)], axis=1)
     scores = np.stack([p, np.where(hidden, 1.0, p), p], axis=1)
-    tasks = [t.model_dump(mode="json") for t in CFG.tasks]
-    got = metrics.f1_thresholds(scores, labels, mask, tasks)
+    got = metrics.f1_thresholds(scores, labels, mask, CFG.tasks)
     assert set(got) == {"ctr", "ctcvr"}  # the regression task has none
     assert got["ctr"] == metrics.best_f1_threshold(y, p)
     assert got["ctcvr"] == metrics.best_f1_threshold(y[~hidden], p[~hidden])

@@ -130,7 +130,7 @@ def test_the_history_encoder_learns_what_only_the_history_tells():
     oracle = [metrics.auc(test.labels[:, j], truth[:, j]) for j in range(2)]
     aucs = {}
     for name, s in (("with", spec), ("without", replace(spec, seq_shares=(), seq_length=0))):
-        model = loop.train(train, test, s, [t.model_dump() for t in cfg.tasks], cfg).model
+        model = loop.train(train, test, s, cfg.tasks, cfg).model
         raw = loop.predict_raw(model, test)
         aucs[name] = [metrics.auc(test.labels[:, j], raw[:, j]) for j in range(2)]
     # Most of the way to the best any model can do (the true probabilities), against chance without.
@@ -153,7 +153,7 @@ def test_text_vectors_reach_the_model_through_the_trained_projection():
     train, test = arrays.take(np.arange(6000)), arrays.take(np.arange(6000, n))
     spec = InputSpec((40, 30, 6, 3), 1, ("a", "b"), ("binary", "binary"), n_text=1, text_dim=dim)
     cfg = _config(3)
-    model = loop.train(train, test, spec, [t.model_dump() for t in cfg.tasks], cfg, text_table=table).model
+    model = loop.train(train, test, spec, cfg.tasks, cfg, text_table=table).model
     raw = loop.predict_raw(model, test, text_table=table)
     assert metrics.auc(test.labels[:, 0], raw[:, 0]) > 0.75
 

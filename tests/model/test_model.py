@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from mtl.config import ModelConfig, parse_config
+from mtl.config import ModelConfig, TaskConfig, parse_config
 from mtl.data.features import Arrays
 from mtl.models.layers import InputSpec
 from mtl.models.mmoe import MMoE
@@ -13,17 +13,17 @@ from mtl.training.checkpoint import load_model, save_model
 from mtl.training.losses import task_losses
 
 SPEC = InputSpec(cardinalities=(50, 20, 5), n_numeric=2, tasks=("ctr", "cvr", "dwell"))
-TASKS = [
-    {"name": "ctr", "label": "c", "type": "binary", "weight": 1.0},
-    {"name": "cvr", "label": "b", "type": "binary", "weight": 1.0},
-    {"name": "dwell", "label": "d", "type": "regression", "weight": 1.0},
-]
+TASKS = (
+    TaskConfig(name="ctr", label="c", type="binary"),
+    TaskConfig(name="cvr", label="b", type="binary"),
+    TaskConfig(name="dwell", label="d", type="regression"),
+)
 
 
 def config(**train):
     return parse_config({
         "data": {"schema": {"categorical": ["u", "i", "s"], "numeric": ["x", "y"], "labels": ["c", "b", "d"]}},
-        "tasks": [{k: v for k, v in t.items() if k != "weight"} for t in TASKS],
+        "tasks": [t.model_dump(exclude={"weight"}, exclude_none=True) for t in TASKS],
         "model": {"experts": 3, "expert_hidden": [32, 16], "tower_hidden": [8], "embedding_dim": 8},
         "train": {"epochs": 3, "batch_size": 256, "progress": False, "learning_rate": 0.01, **train},
     })

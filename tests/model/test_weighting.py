@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mtl.config import ConfigError, ModelConfig, WeightingConfig, parse_config
+from mtl.config import ConfigError, ModelConfig, TaskConfig, WeightingConfig, parse_config
 from mtl.models import ARCHITECTURES, get_architecture
 from mtl.models.layers import InputSpec
 from mtl.models.mmoe import MMoE
@@ -57,10 +57,10 @@ def test_every_method_trains_and_logs(method, data):
     cfg = config(epochs=3, patience=3, num_threads=1, weighting={"method": method})
     result = loop.train(train, val, SPEC, TASKS, cfg)
     first, last = result.history[0], result.history[-1]
-    total = [sum(h[f"train_loss_{t['name']}"] for t in TASKS) for h in (first, last)]
+    total = [sum(h[f"train_loss_{t.name}"] for t in TASKS) for h in (first, last)]
     assert all(math.isfinite(v) for v in total) and total[1] < total[0]
     for t in TASKS:
-        assert math.isfinite(last[f"weight_{t['name']}"]) and last[f"weight_{t['name']}"] > 0
+        assert math.isfinite(last[f"weight_{t.name}"]) and last[f"weight_{t.name}"] > 0
     assert last["weighting_ms_per_step"] > 0
     assert -1 <= last["grad_cosine_ctr_cvr"] <= 1 and "grad_cosine_mean" in last
 
@@ -252,7 +252,7 @@ def test_every_method_steps_every_architecture(arch):
     """One step of each method on each architecture (funnel tasks, scenario gates, extra losses)."""
     from tests.model.test_architectures import CFG, SPEC as FUNNEL_SPEC, funnel_data
 
-    tasks = [{"name": n, "type": t} for n, t in zip(FUNNEL_SPEC.tasks, FUNNEL_SPEC.task_types)]
+    tasks = [TaskConfig(name=n, label=n, type=t) for n, t in zip(FUNNEL_SPEC.tasks, FUNNEL_SPEC.task_types)]
     cat, num, labels, mask = (x[:128] for x in funnel_data(128))
     is_binary = torch.tensor([t == "binary" for t in FUNNEL_SPEC.task_types])
     for method in sorted(WEIGHTINGS):

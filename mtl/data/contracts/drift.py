@@ -182,7 +182,7 @@ def label_shift(frame: pd.DataFrame, reference: dict, cfg: "Config") -> list[Mea
             continue
         y = pd.to_numeric(frame[task.label], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         valid = ((y == 0) | (y == 1)) if task.type == "binary" else np.isfinite(y)
-        defined = condition_mask(frame, task.model_dump(mode="json")) & valid
+        defined = condition_mask(frame, task) & valid
         w = np.where(defined, y, 0.0)
         groups = [("__all__", int(defined.sum()), float(w.sum()))]
         if codes is not None:  # per scenario: one weighted count over all rows (null scenario: slot 0)

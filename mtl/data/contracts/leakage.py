@@ -111,7 +111,7 @@ def find_label_leaks(frame: pd.DataFrame, cfg: "Config", threshold: float | None
         y = pd.to_numeric(rows[task.label], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         binary = task.type == "binary"
         # rows with a label outside its domain are the suite's business, not a score's
-        m = condition_mask(rows, task.model_dump(mode="json")) & (((y == 0) | (y == 1)) if binary else np.isfinite(y))
+        m = condition_mask(rows, task) & (((y == 0) | (y == 1)) if binary else np.isfinite(y))
         for col, cat in features:
             s = score(encoded[col][m], cat, y[m], binary)
             if s is not None and s >= threshold:

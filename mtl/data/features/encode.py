@@ -147,10 +147,10 @@ def apply(df: pd.DataFrame, t: Transform, with_labels: bool = True) -> Arrays:
     mask = np.zeros((n, len(t.tasks)), dtype=bool)
     if with_labels:
         for j, task in enumerate(t.tasks):
-            y = pd.to_numeric(df[task["label"]], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+            y = pd.to_numeric(df[task.label], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
             m = condition_mask(df, task) & ~np.isnan(y)
-            if task["name"] in t.targets:
-                scale = t.targets[task["name"]]
+            if task.name in t.targets:
+                scale = t.targets[task.name]
                 y = (y - scale["mean"]) / scale["std"]
             labels[:, j] = np.where(m, y, 0.0)
             mask[:, j] = m

@@ -44,7 +44,7 @@ class Fitter:
     def __init__(self, cfg: Config):
         self.cfg = cfg
         schema = cfg.data.schema
-        self.tasks = [_task_dict(t) for t in cfg.tasks]
+        self.tasks = tuple(cfg.tasks)
         self.cat_spec = {c: cfg.features.categorical_spec(c) for c in schema.categorical}
         self.num_spec = {c: cfg.features.numeric_spec(c) for c in schema.numeric}
         self.counts: dict[str, pd.Series] = {c: pd.Series(dtype="int64") for c in schema.categorical}
@@ -55,7 +55,7 @@ class Fitter:
         self.missing = {c: 0 for c in schema.numeric}
         self.sample_keys = np.zeros(0, dtype=np.float64)
         self.sample = pd.DataFrame({c: pd.Series(dtype="float64") for c in schema.numeric})
-        self.targets = {t["name"]: _Moments() for t in self.tasks if t["type"] == "regression"}
+        self.targets = {t.name: _Moments() for t in self.tasks if t.type == "regression"}
         # (task, scenario) -> [labelled rows, sum, sum of squares]
         self.label_sums: dict[tuple[str, str], list[float]] = {}
         self.rows = 0
@@ -118,11 +118,11 @@ class Fitter:
             codes, names = pd.factorize(chunk[scenario])  # cheap on dictionary-encoded columns
             names = [str(v) for v in names]
         for t in self.tasks:
-            y = pd.to_numeric(chunk[t["label"]], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+            y = pd.to_numeric(chunk[t.label], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
             m = condition_mask(chunk, t) & ~np.isnan(y)
-            if t["name"] in self.targets:
-                self.targets[t["name"]].add(y[m])
-            self._label_rate(t["name"], "__all__", int(m.sum()), float(y[m].sum()), float(np.square(y[m]).sum()))
+            if t.name in self.targets:
+                self.targets[t.name].add(y[m])
+            self._label_rate(t.name, "__all__", int(m.sum()), float(y[m].sum()), float(np.square(y[m]).sum()))
             if scenario is not None:
                 c = codes[m]
                 seen = c >= 0
@@ -131,7 +131,7 @@ class Fitter:
                 squares = np.bincount(c[seen], weights=np.square(y[m][seen]), minlength=len(names))
                 for name, k, s, ss in zip(names, n, total, squares):
                     if k:
-                        self._label_rate(t["name"], name, int(k), float(s), float(ss))
+                        self._label_rate(t.name, name, int(k), float(s), float(ss))
 
     def _label_rate(self, task: str, scenario: str, rows: int, total: float, squares: float) -> None:
         acc = self.label_sums.setdefault((task, scenario), [0, 0.0, 0.0])
@@ -256,10 +256,6 @@ def _histogram(sample: np.ndarray) -> dict:
     counts = np.bincount(np.searchsorted(edges, observed, side="right"), minlength=len(edges) + 1)
     return {"edges": edges.tolist(), "fractions": (counts / len(sample)).tolist(),
             "missing": float((~finite).mean())}
-
-
-def _task_dict(t: TaskConfig) -> dict:
-    return t.model_dump(mode="json")
 
 
 def fit(train: pd.DataFrame, cfg: Config, split_info: dict | None = None) -> Transform:

@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mtl.config import TaskConfig
+
 FORMAT_VERSION = 2
 OOV = 0
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
@@ -43,7 +45,7 @@ class Transform:
     categorical: dict[str, dict]  # column -> {"kind", "values", "hash_buckets", ...}
     numeric: dict[str, dict]  # column -> {"impute", "clip", "log", "scale", "mean", "std", "boundaries", ...}
     targets: dict[str, dict]  # regression task -> {"mean": float, "std": float}
-    tasks: list[dict]  # the task specs the transform was fitted for (name, label, type, condition)
+    tasks: tuple[TaskConfig, ...]  # the tasks the transform was fitted for (name, label, type, condition)
     split: dict = field(default_factory=dict)  # how rows were split, for lineage
     stats: dict = field(default_factory=dict)  # what the fit saw, for drift checks and docs
     # history column -> {"shares": categorical column, "max_length": int}
@@ -135,7 +137,7 @@ class Transform:
             "categorical": self.categorical,
             "numeric": self.numeric,
             "targets": self.targets,
-            "tasks": self.tasks,
+            "tasks": [t.model_dump(mode="json") for t in self.tasks],
             "split": self.split,
             "stats": self.stats,
         }
@@ -170,7 +172,8 @@ class Transform:
                 f"{path}: transform format {payload.get('format_version')} is not {FORMAT_VERSION}; "
                 f"rerun `mtl preprocess` (or `dvc repro`)"
             )
-        t = cls(*(payload[k] for k in ("categorical", "numeric", "targets", "tasks", "split", "stats")),
+        t = cls(*(payload[k] for k in ("categorical", "numeric", "targets")), _tasks(payload["tasks"]),
+                payload["split"], payload["stats"],
                 sequence=payload.get("sequence", {}), text=payload.get("text", {}))
         if payload.get("sha256") != t.fingerprint():
             raise ValueError(f"{path}: checksum mismatch, the transform file is corrupted; rerun `mtl preprocess`")
@@ -184,6 +187,11 @@ class Transform:
             dtype = np.int64 if spec["kind"] == "int" else object
             self._lookups[column] = pd.Index(np.asarray(spec["values"], dtype=dtype))
         return self._lookups[column]
+
+
+def _tasks(saved: list[dict]) -> tuple[TaskConfig, ...]:
+    """The tasks as saved in the JSON, typed again (the same model params.yaml's tasks are)."""
+    return tuple(TaskConfig.model_validate(t) for t in saved)
 
 
 def text_vectors_file(transform_file: Path) -> Path:
@@ -211,7 +219,7 @@ def _from_v1(payload: dict, path: Path) -> Transform:
     numeric = {c: {"impute": s["mean"], "missing_indicator": False, "clip": None, "log": False,
                    "scale": "standardize", "mean": s["mean"], "std": s["std"], "boundaries": []}
                for c, s in body["numeric"].items()}
-    return Transform(categorical, numeric, body["targets"], body["tasks"], body["split"], {})
+    return Transform(categorical, numeric, body["targets"], _tasks(body["tasks"]), body["split"], {})
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,11 @@ Two families sit behind :class:`Weighting`:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
-from mtl.config import WeightingConfig
+from mtl.config import TaskConfig, WeightingConfig
 from mtl.models.base import Shared
 
 
@@ -35,7 +35,7 @@ class Weighting:
     division by zero.
     """
 
-    def __init__(self, tasks: list[dict], cfg: WeightingConfig, model: torch.nn.Module, device: torch.device):
+    def __init__(self, tasks: Sequence[TaskConfig], cfg: WeightingConfig, model: torch.nn.Module, device: torch.device):
         self.tasks = tasks
         self.n_tasks = len(tasks)
         self.cfg = cfg

@@ -10,7 +10,7 @@ from mtl.training.weighting.base import LossWeighting
 class Static(LossWeighting):
     def __init__(self, tasks, cfg, model, device):
         super().__init__(tasks, cfg, model, device)
-        self.w = torch.tensor([float(t.get("weight", 1.0)) for t in tasks], device=self.device)
+        self.w = torch.tensor([t.weight for t in tasks], device=self.device)
 
     def objective(self, losses, present):
         return (self.w * losses).sum(), self.w

@@ -19,7 +19,7 @@ class Uncertainty(LossWeighting):
     def __init__(self, tasks, cfg, model, device):
         super().__init__(tasks, cfg, model, device)
         self.log_var = torch.zeros(self.n_tasks, device=self.device, requires_grad=True)
-        self.k = torch.tensor([1.0 if t["type"] == "binary" else 0.5 for t in tasks], device=self.device)
+        self.k = torch.tensor([1.0 if t.type == "binary" else 0.5 for t in tasks], device=self.device)
 
     def parameters(self):
         return [self.log_var]

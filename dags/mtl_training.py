@@ -69,7 +69,7 @@ def _run(stage: str) -> None:
         from mtl.data.ingest.sources import source_changed
         from mtl.paths import Paths
 
-        force = source_changed(load_config(PROJECT_DIR / "params.yaml"), Paths.at(PROJECT_DIR))
+        force = source_changed(load_config(PROJECT_DIR / "params.yaml").data, Paths.at(PROJECT_DIR))
     run_stage(stage, root=PROJECT_DIR, echo=logging.getLogger(f"mtl.{stage}").info, force=force)
     links = stage_links(PROJECT_DIR, stage)
     if links:

@@ -174,7 +174,7 @@ def apply_overlay(root: Path, dotted: dict[str, Any], run: dict[str, Any]) -> di
     if not cfg.data.is_synthetic:  # a path that does not exist fails here, naming the key and the fix
         from mtl.data.ingest.sources import source_files
 
-        source_files(cfg, root)
+        source_files(cfg.data, root)
     state.mkdir(exist_ok=True)
     (state / "params.tmp").write_text(yaml.safe_dump(params, sort_keys=False))
     if dotted:

@@ -29,7 +29,7 @@ def compare(candidate: pd.DataFrame, champion: pd.DataFrame, rows: pd.DataFrame,
     ev = cfg.evaluation
     out: dict[str, dict] = {}
     jobs = []  # (entry to fill, row indices, candidate's metric under weights, champion's)
-    for task in tasks_to_evaluate(cfg, only):
+    for task in tasks_to_evaluate(cfg.tasks, only):
         m = _task_rows(rows, task)
         y = pd.to_numeric(rows[task.label], errors="coerce").to_numpy(dtype="float64")
         cand, champ = (f[task.name].to_numpy(dtype="float64") for f in (candidate, champion))

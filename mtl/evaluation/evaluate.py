@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -17,14 +17,14 @@ def _task_rows(rows: pd.DataFrame, task: TaskConfig) -> np.ndarray:
     return condition_mask(rows, task) & ~np.isnan(y)
 
 
-def tasks_to_evaluate(cfg: Config, only: str | None = None) -> list[TaskConfig]:
+def tasks_to_evaluate(tasks: Sequence[TaskConfig], only: str | None = None) -> list[TaskConfig]:
     """The tasks to evaluate: all of them, or just ``only`` (one mapped evaluation of the DAG)."""
-    return [t for t in cfg.tasks if only in (None, t.name)]
+    return [t for t in tasks if only in (None, t.name)]
 
 
-def _metrics(task: TaskConfig, y: np.ndarray, s: np.ndarray, cfg: Config) -> dict:
+def _metrics(task: TaskConfig, y: np.ndarray, s: np.ndarray, bins: int) -> dict:
     if task.type == "binary":
-        return metrics.binary_metrics(y, s, cfg.evaluation.calibration_bins)
+        return metrics.binary_metrics(y, s, bins)
     return metrics.regression_metrics(y, s)
 
 
@@ -45,11 +45,11 @@ def evaluate_scores(scores: pd.DataFrame, rows: pd.DataFrame, cfg: Config, only:
     slice_values = {col: rows[col].astype(str).to_numpy() for col in cfg.slice_columns() if col in rows}
     result: dict[str, dict] = {}
     by_label = {t.label: t.name for t in cfg.tasks}
-    for task in tasks_to_evaluate(cfg, only):
+    for task in tasks_to_evaluate(cfg.tasks, only):
         m = _task_rows(rows, task)
         y = pd.to_numeric(rows[task.label], errors="coerce").to_numpy(dtype="float64")[m]
         s = scores[task.name].to_numpy(dtype="float64")[m]
-        entry = {"type": task.type, **_metrics(task, y, s, cfg)}
+        entry = {"type": task.type, **_metrics(task, y, s, ev.calibration_bins)}
         if task.type == "binary":
             entry |= metrics.threshold_metrics(y, s, (thresholds or {}).get(task.name))
         if task.type == "binary" and resamples is not None and entry["auc"] is not None:
@@ -67,36 +67,35 @@ def evaluate_scores(scores: pd.DataFrame, rows: pd.DataFrame, cfg: Config, only:
         for col, values in slice_values.items():
             v_task = values[m]
             entry["slices"][col] = {
-                str(v): _metrics(task, y[v_task == v], s[v_task == v], cfg)
+                str(v): _metrics(task, y[v_task == v], s[v_task == v], ev.calibration_bins)
                 for v in sorted(pd.unique(v_task)) if (v_task == v).sum() >= ev.min_slice_rows
             }
         result[task.name] = entry
     return result
 
 
-def _binary_tasks(scores: pd.DataFrame, rows: pd.DataFrame, cfg: Config,
-                  only: str | None) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+def _binary_tasks(scores: pd.DataFrame, rows: pd.DataFrame,
+                  tasks: Sequence[TaskConfig]) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
     """(task, labels, scores) of each binary task, on the rows where the task is defined."""
-    for task in tasks_to_evaluate(cfg, only):
+    for task in tasks:
         if task.type == "binary":
             m = _task_rows(rows, task)
             y = pd.to_numeric(rows[task.label], errors="coerce").to_numpy(dtype="float64")[m]
             yield task.name, y, scores[task.name].to_numpy(dtype="float64")[m]
 
 
-def at_thresholds(scores: pd.DataFrame, rows: pd.DataFrame, cfg: Config, thresholds: dict[str, float | None],
-                  only: str | None = None) -> dict[str, dict]:
+def at_thresholds(scores: pd.DataFrame, rows: pd.DataFrame, tasks: Sequence[TaskConfig],
+                  thresholds: dict[str, float | None]) -> dict[str, dict]:
     """Per binary task, precision, recall, F1 and accuracy at its threshold, on the rows of its
     AUC: what ``evaluate_scores`` reports, without the rest (a single-task baseline's)."""
     return {name: metrics.threshold_metrics(y, s, thresholds.get(name))
-            for name, y, s in _binary_tasks(scores, rows, cfg, only)}
+            for name, y, s in _binary_tasks(scores, rows, tasks)}
 
 
-def calibration_plots(scores: pd.DataFrame, rows: pd.DataFrame, cfg: Config,
-                      only: str | None = None) -> dict[str, list[dict]]:
+def calibration_plots(scores: pd.DataFrame, rows: pd.DataFrame, tasks: Sequence[TaskConfig],
+                      bins: int) -> dict[str, list[dict]]:
     """Reliability diagram points per binary task (mean prediction vs observed rate per bin)."""
-    return {name: metrics.reliability(y, s, cfg.evaluation.calibration_bins)
-            for name, y, s in _binary_tasks(scores, rows, cfg, only)}
+    return {name: metrics.reliability(y, s, bins) for name, y, s in _binary_tasks(scores, rows, tasks)}
 
 
 def _conditional_auc(task: TaskConfig, parent: str, scores: pd.DataFrame, rows: pd.DataFrame, m: np.ndarray) -> dict:
@@ -114,8 +113,8 @@ def _conditional_auc(task: TaskConfig, parent: str, scores: pd.DataFrame, rows: 
     return {f"auc_given_{task.implies}": metrics.auc(y, s / s_parent), f"rows_given_{task.implies}": int(rows_given.sum())}
 
 
-def roc_plots(scores: pd.DataFrame, rows: pd.DataFrame, cfg: Config, only: str | None = None) -> dict[str, list[dict]]:
-    return {name: metrics.roc_points(y, s) for name, y, s in _binary_tasks(scores, rows, cfg, only)}
+def roc_plots(scores: pd.DataFrame, rows: pd.DataFrame, tasks: Sequence[TaskConfig]) -> dict[str, list[dict]]:
+    return {name: metrics.roc_points(y, s) for name, y, s in _binary_tasks(scores, rows, tasks)}
 
 
 def _gain_lines(gain: dict) -> list[str]:

@@ -16,7 +16,7 @@ def run(cfg: Config, paths: Paths, task: str | None = None) -> dict:
     whole chain)."""
     import pandas as pd
 
-    from mtl.evaluation.evaluate import calibration_plots, evaluate_scores, roc_plots
+    from mtl.evaluation.evaluate import calibration_plots, evaluate_scores, roc_plots, tasks_to_evaluate
 
     if task is None:
         return {t.name: run(cfg, paths, t.name) for t in cfg.tasks}
@@ -31,8 +31,9 @@ def run(cfg: Config, paths: Paths, task: str | None = None) -> dict:
     baseline = pd.read_parquet(paths.baseline_predictions_file) if paths.baseline_predictions_file.is_file() else None
     if baseline is not None and task in baseline.columns:
         payload["vs_baseline"] = _vs_baseline(cfg, paths, task, scores, baseline, rows)
-    payload["roc"] = roc_plots(scores, rows, cfg, only=task).get(task)
-    payload["reliability"] = calibration_plots(scores, rows, cfg, only=task).get(task)
+    this = tasks_to_evaluate(cfg.tasks, only=task)
+    payload["roc"] = roc_plots(scores, rows, this).get(task)
+    payload["reliability"] = calibration_plots(scores, rows, this, cfg.evaluation.calibration_bins).get(task)
     out = paths.task_eval_dir(task)
     if out.exists():
         shutil.rmtree(out)
@@ -47,10 +48,11 @@ def run(cfg: Config, paths: Paths, task: str | None = None) -> dict:
 def _vs_baseline(cfg: Config, paths: Paths, task: str, scores, baseline, rows) -> dict:
     """The paired comparison with the baseline, and the baseline's own threshold metrics."""
     from mtl.evaluation.compare import compare
-    from mtl.evaluation.evaluate import at_thresholds
+    from mtl.evaluation.evaluate import at_thresholds, tasks_to_evaluate
 
     result = compare(scores, baseline, rows, cfg, only=task)[task]
-    at_baseline = at_thresholds(baseline, rows, cfg, thresholds(paths.baseline_info), only=task)
+    at_baseline = at_thresholds(baseline, rows, tasks_to_evaluate(cfg.tasks, only=task),
+                                thresholds(paths.baseline_info))
     if task in at_baseline:
         result["baseline_at_threshold"] = at_baseline[task]
     return result

@@ -58,7 +58,7 @@ def run(cfg: Config, paths: Paths) -> TrainInfo | None:
         _log_inputs(cfg, paths, data, run)
         resume = loop.Resume(paths.train_state, fingerprint, run.info.run_id, replay=previous is None, saved=saved)
         result = loop.train(data.train, data.validation, data.spec, data.transform.tasks, cfg,
-                            on_epoch=_epoch_logger(cfg), resume=resume, text_table=data.text_table)
+                            on_epoch=_epoch_logger(cfg.train.epochs), resume=resume, text_table=data.text_table)
         outcome = _log_outcome(cfg, paths, data, result)
     info = TrainInfo(run_id=run.info.run_id, experiment_id=experiment_id, **outcome)
     info.write(paths.train_info)
@@ -87,13 +87,13 @@ def _log_inputs(cfg: Config, paths: Paths, data: Inputs, run) -> None:
     mlflow.log_metrics(tracking.validation_metrics(validation))
 
 
-def _epoch_logger(cfg: Config):
+def _epoch_logger(epochs: int):
     import mlflow
 
     def on_epoch(rec: dict) -> None:
         mlflow.log_metrics({k: v for k, v in rec.items() if k != "epoch" and v is not None}, step=rec["epoch"])
         vals = ", ".join(f"{k[4:]} {v:.4f}" for k, v in rec.items() if k.startswith("val_") and v is not None)
-        print(f"epoch {rec['epoch']}/{cfg.train.epochs}: {vals}", flush=True)
+        print(f"epoch {rec['epoch']}/{epochs}: {vals}", flush=True)
 
     return on_epoch
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from mtl.config import Config
+from mtl.config import Config, ValidationConfig
 from mtl.paths import Paths
 from mtl.stages.common import ValidationFailed, write_json
 
@@ -40,12 +40,12 @@ def drift_reference(cfg: Config, paths: Paths) -> dict:
             "stats": transform.stats, "categorical": transform.categorical}
 
 
-def quarantine(cfg: Config, paths: Paths, summary: str) -> Path:
+def quarantine(validation: ValidationConfig, paths: Paths, summary: str) -> Path:
     """Move the failed batch (the ingested copy in data/01_raw; the user's own files are never
     touched) and a copy of its report to a new folder under validation.quarantine."""
     import datetime as dt
 
-    base = Path(cfg.validation.quarantine)
+    base = Path(validation.quarantine)
     base = base if base.is_absolute() else paths.root / base
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     dest, n = base / stamp, 1
@@ -67,7 +67,7 @@ def run(cfg: Config, paths: Paths) -> dict:
     from mtl.data.ingest.sources import check_source_unchanged
     from mtl.data.contracts.validation import validate_file
 
-    check_source_unchanged(cfg, paths)
+    check_source_unchanged(cfg.data, paths)
     if not paths.raw_file.is_file():
         raise FileNotFoundError(f"{paths.raw_file} is missing: run `mtl generate` first")
     paths.validation_passed.unlink(missing_ok=True)
@@ -82,7 +82,7 @@ def run(cfg: Config, paths: Paths) -> dict:
     print(report.summary())
     print(f"data docs: {paths.data_docs_dir / 'index.html'}")
     if not report.success:
-        where = quarantine(cfg, paths, report.summary())
+        where = quarantine(cfg.validation, paths, report.summary())
         raise ValidationFailed(
             f"validation of {paths.raw_file} failed; nothing downstream ran and no model was registered.\n"
             + report.summary()

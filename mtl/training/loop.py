@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mtl.config import Config, TaskConfig
+from mtl.config import Config, ModelConfig, TaskConfig
 from mtl.data.features import Arrays
 from mtl.data.features.shards import Shards
 from mtl.evaluation import metrics
@@ -51,8 +51,8 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed)
 
 
-def build_model(spec: InputSpec, cfg: Config) -> torch.nn.Module:
-    return get_architecture(cfg.model.architecture)(spec, cfg.model)
+def build_model(spec: InputSpec, model: ModelConfig) -> torch.nn.Module:
+    return get_architecture(model.architecture)(spec, model)
 
 
 def _tensors(a: Arrays, device: torch.device) -> tuple[torch.Tensor, ...]:
@@ -200,7 +200,7 @@ class _Session:
         self.runtime = select_runtime(tc.device, tc.num_threads, int(os.environ.get("LOCAL_RANK", "0")), tc.precision)
         self.dist = from_env(self.runtime.device.type)
         seed_everything(tc.seed)
-        self.model = build_model(spec, cfg).to(self.runtime.device)
+        self.model = build_model(spec, cfg.model).to(self.runtime.device)
         step = self.dist.wrap(_Forward(self.model), self.runtime.device)  # DistributedDataParallel under torchrun
         self.step = torch.compile(step) if tc.compile else step
         self.weighting = get_weighting(tc.weighting.method)(tasks, tc.weighting, self.model, self.runtime.device)

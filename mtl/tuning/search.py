@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mtl.config import Config, ConfigError, SearchDimension, TaskConfig, with_overrides
+from mtl.config import Config, ConfigError, SearchDimension, TaskConfig, TuneConfig, with_overrides
 from mtl.paths import Paths
 from mtl.tuning.space import (METRIC, PARENT_RUN, SHIPPED, VALUES, TrialRow, TuneResult, current_values, overlay_text,
                               shipped_params, study_name, suggest, verdict)
@@ -92,13 +92,12 @@ def _only_search(lock: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _open_study(cfg: Config, paths: Paths, name: str):
+def _open_study(tc: TuneConfig, paths: Paths, name: str):
     import optuna
 
     # Each trial's outcome is printed by `_progress`; Optuna's own log would repeat it (with a
     # traceback for a skipped combination).
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    tc = cfg.tune
     # Steps are epochs, from 1; Optuna may prune at a step >= n_warmup_steps.
     pruner = (optuna.pruners.MedianPruner(n_startup_trials=tc.pruning.startup_trials,
                                           n_warmup_steps=tc.pruning.warmup_epochs + 1)
@@ -268,7 +267,7 @@ def tune(cfg: Config, paths: Paths, echo: Callable[[str], None] = _say) -> TuneR
     data = _load_data(cfg, paths)
     name = study_name(cfg, data.fingerprint)
     with _only_search(paths.optuna_db.with_name(paths.optuna_db.name + ".lock")):
-        study = _open_study(cfg, paths, name)
+        study = _open_study(cfg.tune, paths, name)
         done = len(_finished(study))
         shipped = _enqueue_shipped(study, cfg, echo)
         experiment_id = tracking.configure(paths, tracking.TUNE_EXPERIMENT)

@@ -129,7 +129,7 @@ def test_evaluation_reports_threshold_metrics_on_the_rows_of_the_tasks_auc():
         assert result[name]["precision"] == pytest.approx(precision_score(y, s >= thresholds[name]))
         assert result[name]["threshold"] == thresholds[name]
     assert "f1" not in result["dwell"]
-    assert at_thresholds(scores, rows, CFG, thresholds) == {
+    assert at_thresholds(scores, rows, CFG.tasks, thresholds) == {
         name: {k: result[name][k] for k in ("threshold", "precision", "recall", "f1", "accuracy")}
         for name in ("ctr", "ctcvr")}
 

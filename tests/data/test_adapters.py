@@ -141,11 +141,11 @@ def test_source_unchanged_check_sees_an_edited_file(tmp_path):
     data = lay_out(tmp_path / "d", ALI_CCP)
     cfg, paths = preset("ali_ccp", data), Paths.at(tmp_path / "project")
     materialise_raw(cfg, paths)
-    check_source_unchanged(cfg, paths)
+    check_source_unchanged(cfg.data, paths)
     with open(data / "ali_ccp_test_sample.csv", "a") as fh:
         fh.write("1,0" + ",1" * 23 + ",0.5" * 8 + "\n")
     with pytest.raises(SourceError, match="changed since it was ingested"):
-        check_source_unchanged(cfg, paths)
+        check_source_unchanged(cfg.data, paths)
 
 
 def test_source_files_are_never_modified(tmp_path):

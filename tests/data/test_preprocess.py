@@ -79,7 +79,7 @@ def test_random_split_is_seeded_disjoint_and_independent_of_chunking(tmp_path):
     c = cfg(**{"data.split.method": "random", "data.split.validation": 0.2, "data.split.test": 0.1})
     path = tmp_path / "raw.parquet"
     raw.to_parquet(path, index=False)
-    plan = splits.plan(path, c)
+    plan = splits.plan(path, c.data)
     whole = plan.assign(raw, 0)
     chunked = np.concatenate([plan.assign(raw.iloc[s : s + 77], s) for s in range(0, len(raw), 77)])
     assert np.array_equal(whole, chunked)

@@ -276,14 +276,14 @@ def test_history_lengths_are_a_drift_reference(log):
     shares = t.stats["sequence"]["hist_item_ids"]["length_shares"]
     assert len(shares) == cfg.features.sequence.max_length + 1 and sum(shares) == pytest.approx(1.0, abs=1e-4)
     reference = {"name": "mtl-ecommerce version 1", "stats": t.stats}
-    same = {m.column: m for m in history_drift(batch, reference, cfg)}
+    same = {m.column: m for m in history_drift(batch, reference, cfg.validation)}
     assert set(same) == {"hist_item_ids", "hist_category_ids"} and all(m.level == "ok" for m in same.values())
     broken = batch.copy()
     half = broken.index[: len(broken) // 2]
     for c in ("hist_item_ids", "hist_category_ids"):
         broken[c] = broken[c].astype(object)
         broken.loc[half, c] = pd.Series([np.zeros(0, np.int64)] * len(half), index=half, dtype=object)
-    drifted = {m.column: m for m in history_drift(broken, reference, cfg)}
+    drifted = {m.column: m for m in history_drift(broken, reference, cfg.validation)}
     assert drifted["hist_item_ids"].level == "error", drifted["hist_item_ids"].detail
     assert "'hist_item_ids' drifted: PSI" in drifted["hist_item_ids"].detail
     assert "history lengths" in drifted["hist_item_ids"].detail

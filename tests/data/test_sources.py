@@ -52,19 +52,19 @@ def test_folder_of_files(tmp_path):
 
 def test_missing_path_is_explained(tmp_path):
     with pytest.raises(SourceError, match="does not exist"):
-        source_files(user_config("nowhere.parquet"), tmp_path)
+        source_files(user_config("nowhere.parquet").data, tmp_path)
 
 
 def test_wrong_suffix_and_mixed_folder(tmp_path):
     (tmp_path / "log.json").write_text("{}")
     with pytest.raises(SourceError, match="expected .parquet or .csv"):
-        source_files(user_config("log.json"), tmp_path)
+        source_files(user_config("log.json").data, tmp_path)
     mixed = tmp_path / "mixed"
     mixed.mkdir()
     USER.to_parquet(mixed / "a.parquet")
     USER.to_csv(mixed / "b.csv")
     with pytest.raises(SourceError, match="mixes parquet and CSV"):
-        source_files(user_config("mixed"), tmp_path)
+        source_files(user_config("mixed").data, tmp_path)
 
 
 def test_truncated_parquet_is_reported(tmp_path):
@@ -82,10 +82,10 @@ def test_changed_source_after_ingest_is_detected(tmp_path):
     USER.to_parquet(src)
     cfg, paths = user_config(str(src)), Paths.at(tmp_path / "project")
     materialise_raw(cfg, paths)
-    check_source_unchanged(cfg, paths)  # fine right after ingest
+    check_source_unchanged(cfg.data, paths)  # fine right after ingest
     USER.assign(clicked=1).to_parquet(src)
     with pytest.raises(SourceError, match="changed since it was ingested"):
-        check_source_unchanged(cfg, paths)
+        check_source_unchanged(cfg.data, paths)
 
 
 def _dated_config(source: str, window_days):

@@ -35,7 +35,7 @@ import pandas as pd
 from mtl.data.columns import condition_mask, list_lengths
 
 if TYPE_CHECKING:
-    from mtl.config import Config, Levels
+    from mtl.config import Config, DriftConfig, Levels, ValidationConfig
 
 # A share of 0 in either distribution makes ln(q / p) infinite: shares are floored at this.
 EPSILON = 1e-4
@@ -128,7 +128,7 @@ def feature_drift(frame: pd.DataFrame, reference: dict, cfg: "Config") -> list[M
             p, q = categorical_shares(frame[col], stats["categorical"][col], stats["rows"], kind, counts)
             out.append(_psi_measure(col, psi(p, q), levels.psi, champion, "most frequent values"))
             if col in vocabularies:
-                out.append(_new_categories(col, counts, vocabularies[col], stats["categorical"][col], cfg, champion))
+                out.append(_new_categories(col, counts, vocabularies[col], stats["categorical"][col], cfg.validation.drift, champion))
     return out
 
 
@@ -145,9 +145,9 @@ def _psi_measure(col: str, value: float, levels: "Levels", champion: str, bins: 
     return Measure("psi", col, round(value, 6), level, detail)
 
 
-def _new_categories(col: str, counts: pd.Series, vocabulary: dict, stats: dict, cfg: "Config",
+def _new_categories(col: str, counts: pd.Series, vocabulary: dict, stats: dict, drift: "DriftConfig",
                     champion: str) -> Measure:
-    levels = cfg.validation.drift.new_category_rate
+    levels = drift.new_category_rate
     non_null = float(counts.sum())
     known = counts.index.isin(vocabulary["values"])
     share = float(counts[~known].sum()) / non_null if non_null else 0.0
@@ -219,13 +219,13 @@ def _shift(task, group: str, n: int, r1: float, ref: dict, levels: "Levels", cha
     return Measure("label_shift", column, round(rel, 6) if np.isfinite(rel) else 1e9, level, detail)
 
 
-def history_drift(frame: pd.DataFrame, reference: dict, cfg: "Config") -> list[Measure]:
+def history_drift(frame: pd.DataFrame, reference: dict, validation: "ValidationConfig") -> list[Measure]:
     """PSI of the length distribution of every history column the champion was trained with."""
-    levels = cfg.validation.drift
+    levels = validation.drift
     champion = reference.get("name", "the champion")
     out = []
     for col, stats in reference["stats"].get("sequence", {}).items():
-        rule = cfg.validation.columns.get(col)
+        rule = validation.columns.get(col)
         if col not in frame.columns or "length_shares" not in stats or (rule is not None and not rule.drift):
             continue
         p = np.asarray(stats["length_shares"])
@@ -237,5 +237,5 @@ def history_drift(frame: pd.DataFrame, reference: dict, cfg: "Config") -> list[M
 
 def compare(frame: pd.DataFrame, reference: dict, cfg: "Config") -> list[Measure]:
     """Every drift measure of ``frame`` against ``reference`` ({"name", "stats", "categorical"})."""
-    return feature_drift(frame, reference, cfg) + history_drift(frame, reference, cfg) + label_shift(
+    return feature_drift(frame, reference, cfg) + history_drift(frame, reference, cfg.validation) + label_shift(
         frame, reference, cfg)

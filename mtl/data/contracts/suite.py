@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mtl.config import Config, SchemaConfig
+from mtl.config import Config, SchemaConfig, TaskConfig
 from mtl.data.contracts.messages import note
 
 if TYPE_CHECKING:
@@ -119,11 +119,11 @@ def _value_checks(cfg: Config, present: set[str]) -> Iterable[tuple[str, dict, d
                 "kind": "null_fraction", "limit": limit}
     for col in dict.fromkeys(c for c in (schema.scenario, schema.time) if c in present):
         yield "ExpectColumnValuesToNotBeNull", {"column": col}, {"kind": "not_null", "role": roles[col]}
-    yield from _label_checks(cfg, present)
+    yield from _label_checks(cfg.tasks, present)
 
 
-def _label_checks(cfg: Config, present: set[str]) -> Iterable[tuple[str, dict, dict]]:
-    for task in (t for t in cfg.tasks if t.type == "binary" and t.label in present):
+def _label_checks(tasks: tuple[TaskConfig, ...], present: set[str]) -> Iterable[tuple[str, dict, dict]]:
+    for task in (t for t in tasks if t.type == "binary" and t.label in present):
         yield "ExpectColumnValuesToNotBeNull", {"column": task.label}, {"kind": "label_not_null", "task": task.name}
         yield "ExpectColumnValuesToBeInSet", {"column": task.label, "value_set": [0, 1]}, {
             "kind": "binary_domain", "task": task.name}
@@ -134,7 +134,7 @@ def _label_checks(cfg: Config, present: set[str]) -> Iterable[tuple[str, dict, d
                     "ignore_row_if": "either_value_is_missing"}
             yield "ExpectColumnPairValuesAToBeGreaterThanB", pair, {
                 "kind": "funnel", "task": task.name, "label": task.label, "implies": task.implies}
-    for task in (t for t in cfg.tasks if t.type == "regression" and t.label in present):
+    for task in (t for t in tasks if t.type == "regression" and t.label in present):
         cond = task.condition
         if cond is None:
             yield "ExpectColumnValuesToNotBeNull", {"column": task.label}, {"kind": "label_not_null", "task": task.name}

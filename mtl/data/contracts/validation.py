@@ -38,7 +38,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mtl.config import Config
+from mtl.config import Config, SchemaConfig
 from mtl.data.contracts.report import CheckResult, ValidationReport, check_result
 from mtl.data.contracts.suite import build_suite, load_expectations
 
@@ -90,13 +90,12 @@ def _without_timezone(df: "pd.DataFrame", time: str | None) -> "pd.DataFrame":
     return df.assign(**{time: df[time].dt.tz_convert(None)})
 
 
-def read_log(path: Path, cfg: Config) -> "pd.DataFrame":
+def read_log(path: Path, schema_: SchemaConfig) -> "pd.DataFrame":
     """The columns of the raw log that validation looks at, compactly: text columns stay
     dictionary-encoded (pandas categoricals) and Arrow buffers are released as they convert, so
     10M rows fit in a few GB."""
     import pyarrow.parquet as pq
 
-    schema_ = cfg.data.schema
     # validation.keys are among the required columns (config checks it)
     wanted = set(schema_.required_columns()) | ({schema_.sequence_time} if schema_.sequence_time else set())
     schema = pq.read_schema(path)
@@ -216,7 +215,7 @@ def validate_file(path: Path, cfg: Config, docs_dir: Path | None = None, referen
 
     loader = threading.Thread(target=importlib.import_module, args=("great_expectations",), daemon=True)
     loader.start()
-    frame = read_log(path, cfg)
+    frame = read_log(path, cfg.data.schema)
     loader.join()
     extra = load_expectations(expectations) if expectations is not None else []
     return validate_frame(frame, cfg, docs_dir=docs_dir, reference=reference, extra=extra, now=now)

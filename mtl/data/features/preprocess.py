@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mtl.config import Config
+from mtl.config import Config, SchemaConfig
 from mtl.data import features
 from mtl.data.columns import keep_lists
 from mtl.data.features import splits
@@ -45,8 +45,7 @@ def read_chunks(raw_file: Path, columns: list[str], chunk_rows: int) -> Iterator
         start += len(frame)
 
 
-def _columns(cfg: Config, plan: splits.SplitPlan, names: list[str]) -> list[str]:
-    schema = cfg.data.schema
+def _columns(schema: SchemaConfig, plan: splits.SplitPlan, names: list[str]) -> list[str]:
     wanted = [*schema.required_columns(), *plan.columns, *[c for c in schema.truth.values() if c in names]]
     return [c for c in dict.fromkeys(wanted) if c in names]
 
@@ -60,8 +59,8 @@ def build(raw_file: Path, cfg: Config, out_dir: Path) -> dict:
     import pyarrow.parquet as pq
 
     started = time.perf_counter()
-    plan = splits.plan(raw_file, cfg)
-    columns = _columns(cfg, plan, pq.ParquetFile(raw_file).schema_arrow.names)
+    plan = splits.plan(raw_file, cfg.data)
+    columns = _columns(cfg.data.schema, plan, pq.ParquetFile(raw_file).schema_arrow.names)
     transform, rows = _fit(raw_file, cfg, plan, columns)
     fitted = time.perf_counter()
     tmp = out_dir.with_name(out_dir.name + ".tmp")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mtl.config import Config
+from mtl.config import DataConfig
 
 SPLITS = ("train", "validation", "test")
 TRAIN, VALIDATION, TEST = 0, 1, 2
@@ -92,15 +92,15 @@ def _column_codes(values: pd.Series) -> np.ndarray:
     return codes.to_numpy(dtype=np.int8)
 
 
-def plan(raw_file: Path, cfg: Config) -> SplitPlan:
+def plan(raw_file: Path, data: DataConfig) -> SplitPlan:
     """Choose the split for ``raw_file`` (reads only the one column it needs)."""
     import pyarrow.parquet as pq
 
-    sc = cfg.data.split
+    sc = data.split
     names = pq.ParquetFile(raw_file).schema_arrow.names
     method = sc.method
     if method == "auto":
-        method = "column" if sc.column in names else ("time" if cfg.data.schema.time else "random")
+        method = "column" if sc.column in names else ("time" if data.schema.time else "random")
     common = {"validation": sc.validation, "test": sc.test, "seed": sc.seed}
     if method == "random":
         return SplitPlan("random", info={"method": "random", "seed": sc.seed, "validation": sc.validation,
@@ -117,7 +117,7 @@ def plan(raw_file: Path, cfg: Config) -> SplitPlan:
         if carve:
             info |= {"validation": sc.validation, "seed": sc.seed}
         return SplitPlan("column", sc.column, carve_validation=carve, info=info, **common)
-    time_col = cfg.data.schema.time
+    time_col = data.schema.time
     if time_col is None:
         raise SplitError("data.split.method is 'time' but data.schema.time is not set")
     lo, hi = None, None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mtl.config import Config
+from mtl.config import Config, DataConfig
 from mtl.data.ingest.adapters import SourceError, get_adapter
 from mtl.data.ingest.adapters.base import wanted_columns
 from mtl.hashing import files_md5
@@ -42,16 +42,16 @@ def _locate(path: str, root: Path, key: str, expects: str) -> Path:
     return resolved
 
 
-def _key(cfg: Config) -> str:
+def _key(data: DataConfig) -> str:
     """The params.yaml key that names the files (a bare path in data.source is that key)."""
-    return "data.source" if cfg.data.adapter == "files" and cfg.data.path is None else "data.path"
+    return "data.source" if data.adapter == "files" and data.path is None else "data.path"
 
 
-def source_files(cfg: Config, root: Path) -> tuple[Path, list[Path]]:
+def source_files(data: DataConfig, root: Path) -> tuple[Path, list[Path]]:
     """The configured path (resolved against ``root``) and the files its adapter will read."""
-    adapter = get_adapter(cfg.data.adapter)
-    key = _key(cfg)
-    path = _locate(cfg.data.source_path, root, key, adapter.expects)
+    adapter = get_adapter(data.adapter)
+    key = _key(data)
+    path = _locate(data.source_path, root, key, adapter.expects)
     try:
         return path, adapter.files(path)
     except SourceError as err:
@@ -82,9 +82,9 @@ def ingest(cfg: Config, paths: Paths) -> dict:
     import pyarrow.parquet as pq
 
     adapter = get_adapter(cfg.data.adapter)
-    path, files = source_files(cfg, paths.root)
+    path, files = source_files(cfg.data, paths.root)
     reading = adapter.read(files, cfg)
-    keep = [c for c in wanted_columns(cfg) if c in reading.schema.names]
+    keep = [c for c in wanted_columns(cfg.data) if c in reading.schema.names]
     schema = pa.schema([reading.schema.field(c) for c in keep])
     window = _window(adapter, files, cfg)
     split_col = cfg.data.split.column
@@ -99,7 +99,7 @@ def ingest(cfg: Config, paths: Paths) -> dict:
             for batch in reading.batches:
                 batch = batch.select(keep)
                 if window is not None:
-                    batch = batch.filter(pa.array(_time_ns(batch, cfg) >= window[0]))
+                    batch = batch.filter(pa.array(_time_ns(batch, cfg.data.schema.time) >= window[0]))
                 if split_col in keep:
                     for item in pc.value_counts(batch.column(split_col)).to_pylist():
                         splits[str(item["values"])] = splits.get(str(item["values"]), 0) + item["counts"]
@@ -132,10 +132,10 @@ def ingest(cfg: Config, paths: Paths) -> dict:
     return manifest
 
 
-def _time_ns(batch, cfg: Config):
+def _time_ns(batch, column: str):
     from mtl.data.features.splits import to_naive_ns
 
-    return to_naive_ns(batch.column(cfg.data.schema.time).to_pandas())
+    return to_naive_ns(batch.column(column).to_pandas())
 
 
 def _window(adapter, files: list[Path], cfg: Config):
@@ -155,7 +155,7 @@ def _window(adapter, files: list[Path], cfg: Config):
         if time_col not in batch.schema.names:
             raise SourceError(f"data.window_days: the files have no {time_col!r} column (data.schema.time) "
                               f"to count days of; add it or set data.window_days to null")
-        t = _time_ns(batch, cfg)
+        t = _time_ns(batch, time_col)
         t = t[~np.isnat(t)]
         if len(t):
             newest = t.max() if newest is None else max(newest, t.max())
@@ -178,26 +178,26 @@ def materialise_raw(cfg: Config, paths: Paths) -> dict:
     return manifest
 
 
-def source_changed(cfg: Config, paths: Paths) -> bool:
+def source_changed(data: DataConfig, paths: Paths) -> bool:
     """True when the configured files differ from what data/01_raw was ingested from (same
     source and path, new bytes): DVC cannot see that, so `generate` must be forced."""
-    if cfg.data.is_synthetic or not paths.raw_manifest.exists():
+    if data.is_synthetic or not paths.raw_manifest.exists():
         return False
     manifest = json.loads(paths.raw_manifest.read_text())
-    if (manifest.get("adapter"), manifest.get("path")) != (cfg.data.adapter, cfg.data.source_path):
+    if (manifest.get("adapter"), manifest.get("path")) != (data.adapter, data.source_path):
         return False  # params changed; DVC reruns generate anyway
-    path, files = source_files(cfg, paths.root)
+    path, files = source_files(data, paths.root)
     return fingerprint(files, _base(path)) != manifest.get("md5")
 
 
-def check_source_unchanged(cfg: Config, paths: Paths) -> None:
+def check_source_unchanged(data: DataConfig, paths: Paths) -> None:
     """Fail if the user's files changed after they were ingested.
 
     DVC tracks data/01_raw, not files outside the project, so a changed source would otherwise
     be silently ignored by `dvc repro`.
     """
-    if source_changed(cfg, paths):
+    if source_changed(data, paths):
         raise SourceError(
-            f"{_key(cfg)} {cfg.data.source_path!r} changed since it was ingested into {paths.raw_file}. "
+            f"{_key(data)} {data.source_path!r} changed since it was ingested into {paths.raw_file}. "
             f"Run `dvc repro --force generate` (or `mtl generate`) to ingest the new version."
         )

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from mtl.config import Config
+    from mtl.config import Config, DataConfig
 
 # Bytes of CSV parsed at once: large enough for few, big record batches, small enough to bound memory.
 CSV_BLOCK_BYTES = 16 << 20
@@ -65,10 +65,10 @@ class Adapter:
 # --------------------------------------------------------------------------- helpers
 
 
-def wanted_columns(cfg: "Config") -> list[str]:
+def wanted_columns(data: "DataConfig") -> list[str]:
     """Columns the raw log keeps: the schema's, the truth columns and the split column."""
-    schema = cfg.data.schema
-    cols = [*schema.required_columns(), *schema.truth.values(), cfg.data.split.column,
+    schema = data.schema
+    cols = [*schema.required_columns(), *schema.truth.values(), data.split.column,
             *([schema.sequence_time] if schema.sequence_time else [])]
     return list(dict.fromkeys(cols))
 

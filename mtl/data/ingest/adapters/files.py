@@ -73,7 +73,7 @@ class Files(Adapter):
         import pyarrow as pa
 
         fmt = format_of(files[0])
-        wanted = wanted_columns(cfg)
+        wanted = wanted_columns(cfg.data)
         split_col = cfg.data.split.column
         headers = {f: self._inspect(f, fmt) for f in files}
         types_by_file = {f: _types(schema, fmt, cfg) for f, schema in headers.items()}
@@ -128,7 +128,7 @@ def _types(schema: "pa.Schema", fmt: str, cfg: "Config") -> dict[str, "pa.DataTy
     """The wanted columns of one file and their types (CSV: forced by role where one is fixed)."""
     import pyarrow as pa
 
-    wanted = set(wanted_columns(cfg))
+    wanted = set(wanted_columns(cfg.data))
     types = {}
     for field in schema:
         if field.name not in wanted:

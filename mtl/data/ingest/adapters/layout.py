@@ -84,7 +84,7 @@ class CsvLayout(Adapter):
         import pyarrow as pa
 
         types = self.types()
-        wanted = wanted_columns(cfg)
+        wanted = wanted_columns(cfg.data)
         need = [c for c in wanted if c in types]
         split_col = cfg.data.split.column
         extras = self.extra_columns(files)

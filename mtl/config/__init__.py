@@ -23,14 +23,15 @@ from mtl.config.data import DataConfig, SchemaConfig, SplitConfig, SyntheticConf
 from mtl.config.features import CategoricalSpec, Condition, FeaturesConfig, NumericSpec, TaskConfig
 from mtl.config.model import DistributedConfig, ModelConfig, TrainConfig, WeightingConfig
 from mtl.config.operations import AirflowConfig, DailyScoringConfig, RetrainingConfig, ScoringConfig
-from mtl.config.quality import DriftConfig, EvaluationConfig, GateConfig, Levels, SliceGate, TaskGate, ValidationConfig
+from mtl.config.quality import (DriftConfig, EvaluationConfig, GateConfig, Levels, Limit, SliceGate, TaskGate,
+                                ValidationConfig)
 from mtl.config.tune import DEFAULT_SPACE, SearchDimension, TuneConfig, not_tunable
 from mtl.names import ARCHITECTURES
 
 __all__ = [
     "AirflowConfig", "CategoricalSpec", "Condition", "Config", "ConfigError", "DEFAULT_SPACE", "DailyScoringConfig",
     "DataConfig", "DistributedConfig", "DriftConfig", "EvaluationConfig", "FeaturesConfig", "Fraction", "GateConfig",
-    "Levels", "ModelConfig", "NumericSpec", "PositiveInt", "RetrainingConfig", "SchemaConfig", "ScoringConfig",
+    "Levels", "Limit", "ModelConfig", "NumericSpec", "PositiveInt", "RetrainingConfig", "SchemaConfig", "ScoringConfig",
     "SearchDimension", "SliceGate", "SplitConfig", "SyntheticConfig", "TaskConfig", "TaskGate", "TrainConfig",
     "TuneConfig", "ValidationConfig", "WeightingConfig", "apply_overrides", "load_config", "parse_config",
     "read_raw", "with_overrides",

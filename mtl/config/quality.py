@@ -111,24 +111,49 @@ class EvaluationConfig(Frozen):
     seed: int = 0
 
 
-class TaskGate(Frozen):
+class Limit(Frozen):
+    """Largest allowed worsening of a gate metric against the champion, on the same test rows:
+    in the metric's units, or with ``relative`` a fraction of the champion's value. A worsening
+    the paired bootstrap interval cannot tell from zero is noise, and passes."""
+
+    max_regression: Annotated[float, Field(ge=0.0)] = 0.0
+    relative: bool = False
+
+
+class TaskGate(Limit):
     """Thresholds on a task's gate metric (AUC for binary tasks, RMSE for regression)."""
 
     # Absolute floor (binary: minimum AUC) or ceiling (regression: maximum RMSE).
     floor: float | None = None
-    # Largest allowed worsening of the gate metric against the champion, on the same test rows:
-    # in the metric's units, or with `relative` a fraction of the champion's value. A worsening
-    # the paired bootstrap interval cannot tell from zero is noise, and passes.
-    max_regression: Annotated[float, Field(ge=0.0)] = 0.0
-    relative: bool = False
 
 
 class SliceGate(Frozen):
-    """Largest allowed worsening of a task's gate metric on each value of a slice column."""
+    """Largest allowed worsening of each gated task's metric on each value of a slice column.
 
-    max_regression: Annotated[float, Field(ge=0.0)] = 0.0
-    relative: bool = False
-    tasks: tuple[str, ...] = ()  # empty: every task with a gate.tasks entry
+    One limit per metric, because AUC and RMSE (in the label's own units) never share a number:
+    ``auc`` for the binary tasks, ``rmse`` for the regression ones, and ``tasks`` for a task
+    of its own. A task whose metric has no limit here is not judged slice by slice.
+    """
+
+    auc: Limit | None = None
+    rmse: Limit | None = None
+    tasks: dict[str, Limit] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_number_per_unit(cls, data):
+        if not isinstance(data, dict):
+            return data
+        if {"max_regression", "relative"} & set(data) or isinstance(data.get("tasks"), list):
+            raise ValueError(
+                "one max_regression for every task would compare AUC and RMSE in one number; give a limit per "
+                "metric, e.g. {auc: {max_regression: 0.01}, rmse: {max_regression: 0.05, relative: true}}, "
+                "and per task under tasks: {dwell: {max_regression: 2.0}}")
+        return data
+
+    def limit(self, task: str, metric: str) -> Limit | None:
+        """The limit on ``task``'s ``metric`` ("auc" or "rmse"), or None when it is not judged."""
+        return self.tasks.get(task) or {"auc": self.auc, "rmse": self.rmse}.get(metric)
 
 
 class GateConfig(Frozen):

@@ -9,8 +9,9 @@ from ``gate`` in params.yaml:
 * max_regression per task (absolute, or relative to the champion's value): a worse candidate
   fails only when it is worse by more than the limit *and* the interval of the difference
   excludes zero; a drop the resampling cannot tell from noise passes, and says so;
-* gate.slices: the same rule on every value of a slice column (each scenario, say), so a model
-  that wins on average cannot quietly lose a surface;
+* gate.slices: the same rule on every value of a slice column (each scenario, say), with a
+  limit per metric (AUC and RMSE are in different units) or per task, so a model that wins on
+  average cannot quietly lose a surface;
 * require_improvement: at least one gated task better beyond noise, or a positive mean relative
   gain (Δm) over the gated tasks; an equally good model does not replace the champion.
 """
@@ -110,14 +111,17 @@ def _judge(task: str, task_type: str, cand: dict, comp: dict | None, gate: GateC
 def _judge_slices(comparison: dict, gate: GateConfig) -> list[SliceVerdict]:
     out = []
     for col, rule in gate.slices.items():
-        for task in rule.tasks or tuple(gate.tasks):
+        for task in gate.tasks:
             for value, comp in comparison.get(task, {}).get("slices", {}).get(col, {}).items():
                 where = f"{col}={value}"
+                limit = rule.limit(task, comp["metric"])
+                if limit is None:
+                    continue
                 if comp.get("gain") is None:
                     out.append(SliceVerdict(task, where, comp["metric"], comp["candidate"], comp["champion"], True,
                                             f"{comp['metric']} undefined on this slice: not judged"))
                     continue
-                passed, reason = _regression(comp, rule.max_regression, rule.relative)
+                passed, reason = _regression(comp, limit.max_regression, limit.relative)
                 out.append(SliceVerdict(task, where, comp["metric"], comp["candidate"], comp["champion"], passed,
                                         reason))
     return out

@@ -2,13 +2,13 @@
 
 import pytest
 
-from mtl.config import GateConfig, SliceGate, TaskGate
+from mtl.config import ConfigError, GateConfig, Limit, SliceGate, TaskGate, parse_config
 from mtl.promotion.policy import decide
 
 TYPES = {"click": "binary", "dwell": "regression"}
 GATE = GateConfig(
     tasks={"click": TaskGate(floor=0.6, max_regression=0.01), "dwell": TaskGate(max_regression=1.0)},
-    slices={"scenario": SliceGate(max_regression=0.02, tasks=("click",))},
+    slices={"scenario": SliceGate(auc=Limit(max_regression=0.02))},
 )
 
 
@@ -96,3 +96,37 @@ def test_ungated_task_is_reported_not_judged():
                       TYPES, gate)
     assert decision.promote
     assert "not gated" in next(v.reason for v in decision.tasks if v.task == "dwell")
+
+
+def _dwell_on(slices: dict, limit: SliceGate) -> list:
+    gate = GateConfig(tasks={"click": TaskGate(), "dwell": TaskGate(max_regression=5.0)},
+                      slices={"scenario": limit}, require_improvement=False)
+    comparison = {"click": comp(0.70, 0.70, (-0.01, 0.01), slices=FLAT),
+                  "dwell": comp(30.0, 30.0, (-0.2, 0.2), "rmse", slices=slices)}
+    return decide(cand(0.70, 30.0), comparison, TYPES, gate).slices
+
+
+def test_slice_limits_are_per_metric_so_auc_and_rmse_never_share_a_number():
+    # dwell's RMSE (seconds) 0.80 worse on home_feed, beyond noise: what once failed an AUC-sized 0.01
+    worse = {"home_feed": comp(30.8, 30.0, (-1.2, -0.4), "rmse")}
+    auc_only = _dwell_on(worse, SliceGate(auc=Limit(max_regression=0.01)))
+    assert [s.task for s in auc_only] == ["click", "click"]  # RMSE has no limit here: not judged by AUC's
+    relative = _dwell_on(worse, SliceGate(auc=Limit(max_regression=0.01), rmse=Limit(max_regression=0.05, relative=True)))
+    dwell = [s for s in relative if s.task == "dwell"]
+    assert len(dwell) == 1 and dwell[0].passed and "5.0% of the champion" in dwell[0].reason
+    strict = _dwell_on(worse, SliceGate(rmse=Limit(max_regression=0.5)))
+    assert [(s.task, s.passed) for s in strict] == [("dwell", False)]
+    # a task's own limit wins over its metric's
+    own = _dwell_on(worse, SliceGate(rmse=Limit(max_regression=0.5), tasks={"dwell": Limit(max_regression=1.0)}))
+    assert [(s.task, s.passed) for s in own] == [("dwell", True)]
+
+
+def test_one_slice_number_for_every_metric_is_refused_with_the_fix():
+    from pathlib import Path
+
+    import yaml
+
+    raw = yaml.safe_load((Path(__file__).resolve().parents[2] / "params.yaml").read_text())
+    raw["gate"]["slices"] = {"scenario": {"max_regression": 0.01}}
+    with pytest.raises(ConfigError, match=r"gate.slices.scenario(.|\n)*auc: \{max_regression"):
+        parse_config(raw)

@@ -1,29 +1,32 @@
 """`mtl_training`: the pipeline of ``dvc.yaml`` as an Airflow DAG, triggered with a parameter form.
 
-    configure (setup: the form's values over params.yaml, for this run only)
+    configure (setup: the run's workspace, its params.yaml the form's values over the project's)
       -> generate -> validate -> preprocess -> baseline -> train -> score
       -> evaluate_task (mapped: one per model task) -> evaluate (reduce)
       -> gate (short-circuit: promotion runs only downstream of a pass)
       -> [approve: a person's yes, when params.yaml airflow.approval is on] -> promote
-    restore_params (teardown: runs whatever happened, puts params.yaml back)
+    close_workspace (teardown: runs whatever happened; removes the workspace, or keeps a failed one)
 
-Every pipeline task runs its stage with ``dvc repro --single-item`` (mtl.pipeline.run_stage), the
-same path `mtl run` takes, so dvc.lock and the DVC cache record what Airflow ran, a rerun of a task
-whose inputs did not change is a no-op, and DVC commands queue on one workspace lock. The scheduler
-parses this file constantly: module level reads params.yaml and imports the name registries;
-everything heavy loads inside the tasks.
+Every run works in a workspace of its own (mtl/workspaces.py: .mtl/runs/RUN, sharing the
+project's DVC cache, MLflow store and registry), so the project's params.yaml is never written
+and runs with different forms proceed at once; promotion stays serialised by the registry's
+compare-and-set. Every pipeline task runs its stage there with ``dvc repro --single-item``
+(mtl.pipeline.run_stage), the same path `mtl run` takes, so a rerun of a task whose inputs did
+not change is a no-op. The scheduler parses this file constantly: module level reads params.yaml
+and imports the name registries; everything heavy loads inside the tasks.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from airflow.sdk import Param, chain, dag, get_current_context, setup, task, teardown
 
 from mtl.orchestration import LINKS_XCOM, default_args, deployment, form, gpu_task_args, project_dir, read_config
 from mtl.stagelist import BY_NAME, STAGES
 
-# The workspace whose dvc.yaml, params.yaml and data/ the tasks run on.
+# The project: its params.yaml and code are each run's starting point, its stores are shared.
 PROJECT_DIR = project_dir(__file__)
 CFG = read_config(PROJECT_DIR)  # the typed params.yaml, as every stage reads it
 AIRFLOW = CFG.airflow
@@ -38,8 +41,10 @@ Runs the stages of `dvc.yaml` in `{PROJECT_DIR}`. **Trigger** opens a form (arch
 epochs, loss balancing, data source and window, gate strictness) whose values override
 `params.yaml` for this run only; they are recorded on the MLflow run (tag `mtl.overrides`).
 
-* `configure` checks the run's params (a bad value fails here, naming the key) and applies them;
-  `restore_params` puts `params.yaml` back, also after a failure.
+* `configure` checks the run's params (a bad value fails here, naming the key) and makes the run's
+  workspace, `.mtl/runs/RUN`, with them; the project's `params.yaml` is never written.
+  `close_workspace` removes it at the end, or keeps a failed run's for
+  {AIRFLOW.keep_failed_hours:g} hours (`airflow.keep_failed_hours`) to debug.
 * `evaluate_task` is mapped: one task instance per model task, then `evaluate` gathers them.
 * `gate` judges the candidate against the current champion; when it fails, promotion is skipped
   and the champion is untouched. {"`approve` waits for a person (Required actions) before `promote`."
@@ -50,18 +55,30 @@ epochs, loss balancing, data source and window, gate strictness) whose values ov
   names each broken check; the batch and its report move to `data/quarantine/`. Drift warnings
   against the champion's training data appear in the same log and on the training run in MLflow.
 
-Runs are serialised (`max_active_runs=1`): they share one DVC workspace.
+Up to {AIRFLOW.max_active_runs} runs at once (`airflow.max_active_runs`), each in its own workspace;
+training tasks queue on the `{AIRFLOW.gpu_pool}` pool.
 """
 
 
-def _run(stage: str) -> None:
-    """Run one dvc.yaml stage, streaming its output into the task log, then leave the links to
-    what it produced (MLflow run, model version, Data Docs) on the task instance."""
+def _workspace() -> Path:
+    """This run's workspace (mtl/workspaces.py), named by its run id."""
+    from mtl.workspaces import path_for
+
+    return path_for(PROJECT_DIR, get_current_context()["run_id"])
+
+
+def _run(stage: str) -> Path:
+    """Run one dvc.yaml stage in the run's workspace, streaming its output into the task log, then
+    leave the links to what it produced (MLflow run, model version, Data Docs) on the task
+    instance. A stage that does not finish leaves its mark: the workspace is kept for debugging."""
     import logging
 
+    from mtl import workspaces
     from mtl.orchestration import stage_links
     from mtl.pipeline import run_stage
 
+    root = _workspace()
+    workspaces.started(root, stage)
     declared = BY_NAME[stage.split("@")[0]].force  # why, in mtl/stagelist.py
     force = declared == "always"
     if declared == "source_changed":
@@ -69,35 +86,41 @@ def _run(stage: str) -> None:
         from mtl.data.ingest.sources import source_changed
         from mtl.paths import Paths
 
-        force = source_changed(load_config(PROJECT_DIR / "params.yaml").data, Paths.at(PROJECT_DIR))
-    run_stage(stage, root=PROJECT_DIR, echo=logging.getLogger(f"mtl.{stage}").info, force=force)
-    links = stage_links(PROJECT_DIR, stage)
+        force = source_changed(load_config(root / "params.yaml").data, Paths.at(root))
+    run_stage(stage, root=root, echo=logging.getLogger(f"mtl.{stage}").info, force=force)
+    links = stage_links(root, stage)
     if links:
         get_current_context()["ti"].xcom_push(key=LINKS_XCOM, value=links)
+    workspaces.finished(root, stage)
+    return root
 
 
 @setup
 @task(retries=0)
 def configure(**context) -> list[dict]:
-    """Apply this run's form values over params.yaml (validated first: nothing changes on error).
-    Returns the run's model tasks, which `evaluate_task` maps over."""
-    from mtl.orchestration import apply_overlay, overrides, read_config
+    """Make this run's workspace with the form's values over params.yaml (validated first: nothing
+    is made on error), and sweep expired workspaces of failed runs. Returns the run's model
+    tasks, which `evaluate_task` maps over."""
+    from mtl import workspaces
+    from mtl.orchestration import open_run, overrides, read_config
 
-    dotted = overrides(dict(context["params"]), read_config(PROJECT_DIR))
+    cfg = read_config(PROJECT_DIR)
+    for gone in workspaces.sweep(PROJECT_DIR, cfg.airflow.keep_failed_hours):
+        print(f"removed the expired workspace {gone}")
+    dotted = overrides(dict(context["params"]), cfg)
     run = {"dag_id": context["dag"].dag_id, "run_id": context["run_id"]}
-    params = apply_overlay(PROJECT_DIR, dotted, run)
-    print(f"params.yaml for this run: {dotted or 'as in the project'}")
+    root, params = open_run(PROJECT_DIR, dotted, run)
+    print(f"workspace {root}; params.yaml for this run: {dotted or 'as in the project'}")
     context["ti"].xcom_push(key="overrides", value=dotted)
     return [{"index": i, "name": t["name"]} for i, t in enumerate(params["tasks"])]
 
 
 @teardown
 @task
-def restore_params() -> None:
-    from mtl.orchestration import restore
+def close_workspace() -> None:
+    from mtl import workspaces
 
-    if restore(PROJECT_DIR):
-        print("params.yaml restored to the project's own")
+    print(workspaces.close(_workspace()))
 
 
 @task
@@ -123,7 +146,7 @@ def train_peer(node: int) -> None:
 
     get_current_context()["node"] = node
     log = logging.getLogger("mtl.train_peer")
-    proc = subprocess.Popen([sys.executable, "-m", "mtl.cli", "--project", str(PROJECT_DIR), "train"],
+    proc = subprocess.Popen([sys.executable, "-m", "mtl.cli", "--project", str(_workspace()), "train"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for line in proc.stdout:
         log.info(line.rstrip("\n"))
@@ -139,7 +162,7 @@ def push(remote: str) -> None:
 
     from mtl.pipeline import dvc
 
-    dvc(["push", "--remote", remote], PROJECT_DIR, echo=logging.getLogger("mtl.push").info)
+    dvc(["push", "--remote", remote], _workspace(), echo=logging.getLogger("mtl.push").info)
 
 
 @task.short_circuit(ignore_downstream_trigger_rules=True)
@@ -148,8 +171,7 @@ def gate() -> bool:
     from mtl.handoffs import Verdict
     from mtl.paths import Paths
 
-    _run("gate")
-    verdict = Verdict.read(Paths.at(PROJECT_DIR).gate_file)
+    verdict = Verdict.read(Paths.at(_run("gate")).gate_file)
     print(("PASSED: " if verdict.promote else "FAILED: ") + verdict.summary)
     return verdict.promote
 
@@ -172,7 +194,7 @@ def _approval():
     dag_id="mtl_training",
     schedule=None,  # the form in the UI, `airflow dags trigger`, or mtl_retraining
     catchup=False,
-    max_active_runs=1,  # one DVC workspace: runs queue
+    max_active_runs=AIRFLOW.max_active_runs,  # each run in a workspace of its own
     tags=["mtl", "training", "dvc"],
     doc_md=DOC_MD,
     params={name: Param(**spec) for name, spec in form(CFG).items()},
@@ -205,7 +227,7 @@ def mtl_training():
         # Beside the gate, not after it: a rejected candidate's data and model are worth sharing too.
         ends.append(push(DVC_REMOTE))
         by_name["evaluate"] >> ends[-1]
-    ends >> restore_params().as_teardown(setups=configured)
+    ends >> close_workspace().as_teardown(setups=configured)
 
 
 mtl_training()

@@ -129,10 +129,24 @@ def _torchrun(cfg, root, args) -> list[str] | None:
 
 
 def _run(args, cfg, root, paths) -> int:
+    """`dvc repro` in the project, or, with --params naming another file, in that file's own
+    workspace (.mtl/runs/params-NAME, mtl/workspaces.py): DVC reads params.yaml, and the
+    project's is never rewritten. The workspace stays (its outputs are what the report shows);
+    running again with the same file is incremental, like `mtl run`."""
     from mtl.pipeline import run_all
     from mtl.stages.report import report
 
     started = time.perf_counter()
+    params_file = Path(args.params).resolve() if args.params else None
+    if params_file is not None and params_file != (root / "params.yaml").resolve():
+        from mtl import workspaces
+        from mtl.config import read_raw
+        from mtl.paths import Paths
+
+        root = workspaces.create(root, f"params-{params_file.stem}", read_raw(params_file),
+                                 {"params_file": str(params_file)}, refresh=True)
+        paths = Paths.at(root)
+        print(f"running with {params_file} in its workspace {root} (the project's params.yaml is not used)")
     run_all(root)
     print("\n" + report(paths))
     print(f"\npipeline finished in {time.perf_counter() - started:.0f} s")

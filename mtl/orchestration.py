@@ -1,16 +1,15 @@
-"""What the Airflow DAGs need from the pipeline, as plain functions: the trigger form, the per-run
-params overlay, and the retraining window's fingerprint.
+"""What the Airflow DAGs need from the pipeline, as plain functions: the trigger form, each run's
+workspace with its params, and the retraining window's fingerprint.
 
 The DAG files import this module while the scheduler parses them, so at module level it imports
 only the standard library, PyYAML, the typed config (pydantic, which Airflow has loaded already)
 and the name registries (no torch, pandas, numpy, MLflow, DVC). Every setting is read through
 the typed config, so the DAGs and the stages see the same defaults.
 
-A run's form values override params.yaml for that run only: `apply_overlay` keeps the project's
-own params.yaml aside (.mtl/params.base.yaml) and writes the merged one, so that DVC sees, records
-in dvc.lock and reruns exactly what the run used; `restore` (the DAG's teardown, which Airflow runs
-even when a task failed) puts the project's file back. Runs that share a workspace are serialised
-(max_active_runs=1), so one overlay is active at a time.
+A run's form values override params.yaml for that run only: `open_run` validates them and makes
+the run's workspace (mtl/workspaces.py) with the merged params.yaml, so that DVC sees, records in
+the workspace's dvc.lock and reruns exactly what the run used, while the project's own file is
+never written and other runs go on beside it.
 """
 
 from __future__ import annotations
@@ -23,11 +22,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from mtl.config import AirflowConfig, Config
 from mtl.names import ARCHITECTURES, WEIGHTINGS
-from mtl.runstate import BASE_PARAMS, RUN_FILE, STATE_DIR
+from mtl.runstate import STATE_DIR
 
 
 # gate strictness offered in the form: how each mode rewrites the gate section for the run
@@ -39,20 +37,18 @@ GATE_MODES = {
 
 
 def read_params(root: Path) -> dict:
-    """params.yaml as written (the project's own file: the base, while an overlay is active)."""
+    """The project's params.yaml as written."""
     from mtl.config import read_raw
 
-    base = Path(root) / STATE_DIR / BASE_PARAMS
-    return read_raw(base if base.is_file() else Path(root) / "params.yaml")
+    return read_raw(Path(root) / "params.yaml")
 
 
 def read_config(root: Path) -> Config:
-    """The project's typed config (its own params.yaml, not a run's overlay): what the DAG files
-    read at parse time. A broken params.yaml is the DAG's import error, naming the key."""
+    """The project's typed config: what the DAG files read at parse time. A broken params.yaml is
+    the DAG's import error, naming the key."""
     from mtl.config import parse_config
 
-    base = Path(root) / STATE_DIR / BASE_PARAMS
-    return parse_config(read_params(root), source=str(base if base.is_file() else Path(root) / "params.yaml"))
+    return parse_config(read_params(root), source=str(Path(root) / "params.yaml"))
 
 
 def form(cfg: Config) -> dict[str, dict]:
@@ -100,10 +96,12 @@ def _gate_for(mode: str, gate: dict) -> dict:
         return gate
     scale = 0.5 if mode == "strict" else 2.0
     gate = copy.deepcopy(gate)
-    for section in ("tasks", "slices"):
-        for rule in (gate.get(section) or {}).values():
-            if rule and "max_regression" in rule:
-                rule["max_regression"] = rule["max_regression"] * scale
+    limits = list((gate.get("tasks") or {}).values())
+    for rule in (gate.get("slices") or {}).values():  # a limit per metric, and per task
+        limits += [rule.get("auc"), rule.get("rmse"), *(rule.get("tasks") or {}).values()]
+    for limit in limits:
+        if limit and "max_regression" in limit:
+            limit["max_regression"] = limit["max_regression"] * scale
     gate["require_improvement"] = mode == "strict"
     return gate
 
@@ -161,40 +159,21 @@ def _get(tree: dict, dotted: str):
     return node
 
 
-def apply_overlay(root: Path, dotted: dict[str, Any], run: dict[str, Any]) -> dict:
-    """Validate the run's params (params.yaml + ``dotted``) and make them the workspace's
-    params.yaml until `restore`. Raises ConfigError naming the bad key; then nothing changed."""
+def open_run(home: Path, dotted: dict[str, Any], run: dict[str, Any]) -> tuple[Path, dict]:
+    """Validate the run's params (the project's params.yaml + ``dotted``) and make the run's
+    workspace with them; returns (workspace, params). Raises ConfigError (or SourceError) naming
+    the bad key; then nothing was made."""
+    from mtl import workspaces
     from mtl.config import apply_overrides, parse_config
 
-    root = Path(root)
-    state = root / STATE_DIR
-    restore(root)  # a previous run that died before its teardown left its overlay: undo it first
-    params = apply_overrides(read_params(root), dotted)
+    params = apply_overrides(read_params(home), dotted)
     cfg = parse_config(params, source=f"params.yaml with this run's overrides {json.dumps(dotted, default=str)}")
     if not cfg.data.is_synthetic:  # a path that does not exist fails here, naming the key and the fix
         from mtl.data.ingest.sources import source_files
 
-        source_files(cfg.data, root)
-    state.mkdir(exist_ok=True)
-    (state / "params.tmp").write_text(yaml.safe_dump(params, sort_keys=False))
-    if dotted:
-        shutil.copy2(root / "params.yaml", state / BASE_PARAMS)
-        os.replace(state / "params.tmp", root / "params.yaml")
-    else:
-        (state / "params.tmp").unlink()
-    (state / RUN_FILE).write_text(json.dumps(run | {"overrides": dotted}, indent=2, default=str))
-    return params
-
-
-def restore(root: Path) -> bool:
-    """Put the project's own params.yaml back (True if an overlay was active)."""
-    state = Path(root) / STATE_DIR
-    (state / RUN_FILE).unlink(missing_ok=True)
-    base = state / BASE_PARAMS
-    if not base.is_file():
-        return False
-    os.replace(base, Path(root) / "params.yaml")
-    return True
+        source_files(cfg.data, Path(home))
+    root = workspaces.create(Path(home), str(run["run_id"]), params, run | {"overrides": dotted})
+    return root, params
 
 
 # --- retraining ------------------------------------------------------------------------------
@@ -239,7 +218,7 @@ def stage_links(root: Path, stage: str) -> dict[str, str] | None:
     paths = Paths.at(root)
     links: dict[str, str] = {}
     if stage == "validate" and (paths.data_docs_dir / "index.html").is_file():
-        links["data_docs"] = "index.html"
+        links["data_docs"] = publish_data_docs(paths)
     if stage in ("train", "score", "evaluate", "gate", "promote") or stage.startswith("evaluate_task"):
         info = TrainInfo.read_if_present(paths.train_info)
         if info is not None and info.run_id:
@@ -251,6 +230,17 @@ def stage_links(root: Path, stage: str) -> dict[str, str] | None:
             links["model_name"] = str(decision.model_name)
             links["model_version"] = str(decision.version)
     return links or None
+
+
+def publish_data_docs(paths) -> str:
+    """The Data Docs page of a validation, as the Airflow plugin serves it: the project's own, or
+    an Airflow run's, copied out of its workspace (which goes when the run ends) into
+    .mtl/data_docs/RUN of the project."""
+    if paths.root == paths.home:
+        return "index.html"
+    dest = paths.home / STATE_DIR / "data_docs" / paths.root.name
+    shutil.copytree(paths.data_docs_dir, dest, dirs_exist_ok=True)
+    return f"runs/{paths.root.name}/index.html"
 
 
 # --- what every DAG file starts with ---------------------------------------------------------

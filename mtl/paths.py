@@ -10,6 +10,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+# Folders that hold a copy of a project to run its pipeline on the project's behalf: DVC's
+# temporary and queued experiments (.dvc/tmp/exps/...) and this project's run workspaces
+# (.mtl/runs/RUN). They share the project's stores (MLflow, the registry's locks, the Optuna
+# study, quarantine) and its users' files; only the pipeline's outputs are their own.
+WORKSPACE_PARENTS = ((".dvc", "tmp", "exps"), (".mtl", "runs"))
+
+
+def home_of(root: Path) -> Path:
+    """The project ``root`` works for: itself, or the project holding it as a workspace."""
+    parts = root.parts
+    for marker in WORKSPACE_PARENTS:
+        for i in range(1, len(parts) - len(marker) + 1):
+            if parts[i:i + len(marker)] == marker:
+                return Path(*parts[:i])
+    return root
+
 
 @dataclass(frozen=True)
 class Paths:
@@ -18,6 +34,18 @@ class Paths:
     @classmethod
     def at(cls, root: str | Path = ".") -> "Paths":
         return cls(Path(root).resolve())
+
+    @property
+    def home(self) -> Path:
+        """The project whose stores and files this workspace uses (``root`` unless it is a
+        workspace of another: a DVC experiment's copy, an Airflow run's workspace)."""
+        return home_of(self.root)
+
+    def resolve(self, path: str | Path) -> Path:
+        """A path from params.yaml: as given when absolute, else in the project (``home``), where
+        the user's files are; a workspace holds only what git tracks."""
+        path = Path(path)
+        return path if path.is_absolute() else self.home / path
 
     # 01 raw: the impression log the pipeline starts from (generated, or ingested from the user's files)
     @property
@@ -84,6 +112,11 @@ class Paths:
         return self.model_dir / "checkpoints" / "train_state.pt"
 
     @property
+    def curves_dir(self) -> Path:
+        """The training curves, one JSON file per series (a DVC plot)."""
+        return self.model_dir / "curves"
+
+    @property
     def baseline_dir(self) -> Path:
         return self.model_dir / "baseline"
 
@@ -107,6 +140,11 @@ class Paths:
     @property
     def metrics_file(self) -> Path:
         return self.evaluation_dir / "metrics.json"
+
+    @property
+    def summary_file(self) -> Path:
+        """The headline figures per task: the DVC metrics experiments are compared on."""
+        return self.evaluation_dir / "summary.json"
 
     @property
     def predictions_file(self) -> Path:
@@ -153,17 +191,17 @@ class Paths:
     # MLflow defaults: a SQLite store and an artifact folder inside the project
     @property
     def mlflow_db(self) -> Path:
-        return self.root / "mlflow.db"
+        return self.home / "mlflow.db"
 
     @property
     def mlflow_artifacts(self) -> Path:
-        return self.root / "mlartifacts"
+        return self.home / "mlartifacts"
 
     # `mtl tune`: the Optuna study (a rerun resumes it) and the best settings found, as an overlay
     # of params.yaml that `mtl tune --apply` writes into it. Outside data/: not pipeline outputs.
     @property
     def optuna_db(self) -> Path:
-        return self.root / "optuna.db"
+        return self.home / "optuna.db"
 
     @property
     def tune_best(self) -> Path:

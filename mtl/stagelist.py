@@ -122,6 +122,7 @@ STAGES: tuple[Stage, ...] = (
         # train.json is not cached: caching disables DVC's run-cache for the stage, which would
         # otherwise "restore" a model without creating its MLflow run (evaluate and promote too).
         outs=("data/04_model/model.pt", ("data/04_model/train.json", NOT_CACHED)),
+        plots=(("data/04_model/curves", {"cache": False, "x": "epoch", "y": "value"}),),
         gpu=True,
     ),
     Stage(
@@ -161,7 +162,9 @@ STAGES: tuple[Stage, ...] = (
         "transfer), DVC metrics and plots under data/05_evaluation; log them to MLflow.",
         deps=("data/04_model/train.json", "data/05_evaluation/tasks"),
         params=("tasks",),
-        metrics=(("data/05_evaluation/metrics.json", NOT_CACHED),),
+        outs=(("data/05_evaluation/metrics.json", NOT_CACHED),),
+        # the headline figures, what `dvc exp show` and `dvc metrics diff` compare
+        metrics=(("data/05_evaluation/summary.json", NOT_CACHED),),
         plots=(("data/05_evaluation/plots", {"cache": False, "x": "fpr", "y": "tpr"}),
                ("data/05_evaluation/calibration", {"cache": False, "x": "mean_prediction", "y": "positive_rate"})),
     ),

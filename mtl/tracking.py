@@ -77,9 +77,21 @@ def dvc_hashes(root: Path) -> dict[str, str]:
     return hashes
 
 
+def dvc_experiment() -> str | None:
+    """The DVC experiment running this stage (`dvc exp run` names it in $DVC_EXP_NAME), or None.
+    Experiments train and evaluate but never register a version or move the champion."""
+    return os.environ.get("DVC_EXP_NAME") or None
+
+
 def lineage_tags(paths: Paths) -> dict[str, str]:
-    tags = {"mtl.project_dir": str(paths.root)}
-    commit = git_commit(paths.root)
+    tags = {"mtl.project_dir": str(paths.home)}
+    if paths.root != paths.home:
+        tags["mtl.workspace"] = str(paths.root)
+    experiment = dvc_experiment()
+    if experiment:
+        tags["mtl.dvc_experiment"] = experiment
+        tags["mtl.dvc_baseline_rev"] = os.environ.get("DVC_EXP_BASELINE_REV", "")
+    commit = git_commit(paths.home)  # a workspace's code is the project's, as it stood
     if commit:
         tags["mtl.git_commit"] = commit
     for path, md5 in dvc_hashes(paths.root).items():

@@ -42,6 +42,9 @@ DEFAULT_MLFLOW_UI = "http://127.0.0.1:5000"
 # Where the `validate` stage writes its Data Docs, as in mtl.paths.Paths.data_docs_dir. Restated
 # rather than imported: the API server need not have the pipeline's dependencies.
 DATA_DOCS_SUBDIR = Path("data", "02_validation", "data_docs")
+# Where an Airflow run's Data Docs are published from its workspace (mtl.orchestration.
+# publish_data_docs), served under runs/: the workspace itself goes when the run ends.
+RUN_DOCS_SUBDIR = Path(".mtl", "data_docs")
 
 
 # --- reading the XCom -------------------------------------------------------------------------
@@ -198,6 +201,8 @@ def data_docs_root() -> RedirectResponse:
 
 @data_docs_app.get(DATA_DOCS_ROUTE + "/{path:path}", include_in_schema=False)
 def data_docs_file(path: str) -> FileResponse:
+    if path.startswith("runs/"):
+        return FileResponse(resolve_data_docs_file(project_dir() / RUN_DOCS_SUBDIR, path[len("runs/"):]))
     return FileResponse(resolve_data_docs_file(data_docs_dir(), path))
 
 

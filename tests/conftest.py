@@ -78,7 +78,9 @@ def copy_project(dest: Path) -> Path:
         ["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True
     ).stdout.split()
     for rel in files:
-        if rel == "dvc.lock":  # a developer's local run record; a clone starts without one
+        # a developer's local run record and its metrics and plots (left visible to git for DVC
+        # experiments); a clone starts without them
+        if rel == "dvc.lock" or (rel.startswith("data/") and rel != "data/.gitignore"):
             continue
         src = REPO / rel
         if src.is_file():

@@ -167,6 +167,15 @@ class Config(Frozen):
     def task(self, name: str) -> TaskConfig:
         return next(t for t in self.tasks if t.name == name)
 
+    def single_task_baseline(self) -> "Config":
+        """These settings with architecture single_task: the baseline each task's multi-task gain
+        is measured against. Static task weights are a multi-task device (how losses share a
+        model): separate models need none, and only the static method reads them, so the
+        baseline trains with it."""
+        weighting = self.train.weighting.model_copy(update={"method": "static"})
+        return self.model_copy(update={"model": self.model.model_copy(update={"architecture": "single_task"}),
+                                       "train": self.train.model_copy(update={"weighting": weighting})})
+
 
 def _format_errors(err: ValidationError, source: str) -> str:
     lines = [f"{source} is invalid:"]

@@ -79,5 +79,9 @@ class AirflowConfig(Frozen):
     # features, model: what dvc.lock records), so other clones and machines can `dvc pull` them;
     # null: no push. $MTL_DVC_REMOTE overrides it (the compose stack: its MinIO bucket).
     dvc_remote: str | None = None
+    # Each mtl_training run works in a workspace of its own (.mtl/runs/RUN, mtl/workspaces.py):
+    # this many run at once; a failed run's workspace is kept this long for debugging.
+    max_active_runs: Annotated[int, Field(ge=1)] = 2
+    keep_failed_hours: Annotated[float, Field(ge=0)] = 72.0
     retraining: RetrainingConfig = RetrainingConfig()
     scoring: DailyScoringConfig = DailyScoringConfig()

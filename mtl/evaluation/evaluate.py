@@ -139,6 +139,20 @@ def _decision_lines(decision: dict) -> list[str]:
     return lines
 
 
+# The figures per task that experiments are compared on (summary.json, DVC's metrics file).
+HEADLINE = ("auc", "pr_auc", "logloss", "ece", "gauc", "oracle_auc", "f1", "rmse", "mae")
+
+
+def headline(result: dict, gain: dict | None = None) -> dict:
+    """A few figures per task, and Δm: what `dvc exp show` and `dvc metrics diff` compare
+    (metrics.json keeps everything, slices and intervals included)."""
+    out: dict = {task: {k: round(float(e[k]), 5) for k in HEADLINE if e.get(k) is not None}
+                 for task, e in result.items()}
+    if gain and gain.get("delta_m") is not None:
+        out["delta_m"] = round(float(gain["delta_m"]), 5)
+    return out
+
+
 def format_table(result: dict, decision: dict | None = None, gain: dict | None = None) -> str:
     """The per-task table printed at the end of a run, with each slice value under its task, and
     (with ``gain``) each task's gain over its single-task baseline. F1@t, P@t and R@t: F1,

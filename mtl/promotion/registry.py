@@ -85,6 +85,11 @@ def register_candidate(name: str, model_uri: str, run_id: str, tags: dict[str, s
     return mlflow.register_model(model_uri, name, tags=tags)
 
 
+def describe_version(name: str, version: str, text: str) -> None:
+    """The version's description (the model card, shown on its page in the MLflow UI)."""
+    _client().update_model_version(name, version, description=text)
+
+
 def tag_version(name: str, version: str, tags: dict[str, str]) -> None:
     client = _client()
     for key, value in tags.items():

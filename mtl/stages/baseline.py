@@ -11,15 +11,6 @@ from mtl.paths import Paths
 from mtl.stages.common import write_json
 
 
-def baseline_config(cfg: Config) -> Config:
-    """The multi-task settings with architecture single_task. Static task weights are a
-    multi-task device (how losses share a model): separate models need none, and they are only
-    read by the static method, so the baseline trains with it."""
-    weighting = cfg.train.weighting.model_copy(update={"method": "static"})
-    return cfg.model_copy(update={"model": cfg.model.model_copy(update={"architecture": "single_task"}),
-                                  "train": cfg.train.model_copy(update={"weighting": weighting})})
-
-
 def run(cfg: Config, paths: Paths) -> dict:
     from mtl.stages.train import Inputs, validation_thresholds
     from mtl.training import loop
@@ -34,7 +25,7 @@ def run(cfg: Config, paths: Paths) -> dict:
         print("baseline: skipped (evaluation.baselines: false)")
         return info
     data = Inputs.open(cfg, paths)
-    base_cfg = baseline_config(cfg)
+    base_cfg = cfg.single_task_baseline()
     result = loop.train(data.train, data.validation, data.spec, data.transform.tasks, base_cfg,
                         text_table=data.text_table)
     save_model(paths.baseline_model, result.model, data.spec, base_cfg.model)

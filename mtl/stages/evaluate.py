@@ -8,7 +8,7 @@ import shutil
 from mtl.config import Config
 from mtl.handoffs import TrainInfo
 from mtl.paths import Paths
-from mtl.stages.common import read_json, write_json
+from mtl.stages.common import read_json, read_json_if_present, write_json
 
 
 def run(cfg: Config, paths: Paths) -> dict:
@@ -17,7 +17,7 @@ def run(cfg: Config, paths: Paths) -> dict:
 
     from mtl import tracking
     from mtl.evaluation.compare import mtl_gain
-    from mtl.evaluation.evaluate import format_table
+    from mtl.evaluation.evaluate import format_table, headline
 
     info = TrainInfo.read(paths.train_info)
     per_task = {t.name: read_json(paths.task_eval_dir(t.name) / "metrics.json", f"evaluate_task ({t.name})")
@@ -29,6 +29,7 @@ def run(cfg: Config, paths: Paths) -> dict:
         payload["mtl_gain"] = mtl_gain({name: e["vs_baseline"] for name, e in per_task.items()}, result)
     _write_plots(paths, per_task)
     write_json(paths.metrics_file, payload)
+    write_json(paths.summary_file, headline(result, payload.get("mtl_gain")))
     tracking.configure(paths)
     with mlflow.start_run(run_id=info.run_id):
         mlflow.log_metrics(tracking.evaluation_metrics(result) | tracking.gain_metrics(payload.get("mtl_gain")))
@@ -36,8 +37,37 @@ def run(cfg: Config, paths: Paths) -> dict:
         for folder, name in ((paths.plots_dir, "plots"), (paths.calibration_dir, "calibration")):
             if folder.is_dir():
                 mlflow.log_artifacts(str(folder), f"evaluation/{name}")
+        _log_baseline(cfg, paths, per_task, info.run_id)
     print(format_table(result, gain=payload.get("mtl_gain")))
     return payload
+
+
+def _log_baseline(cfg: Config, paths: Paths, per_task: dict[str, dict], run_id: str) -> None:
+    """The single-task baseline as a child run of the training run it is the yardstick of: its
+    settings, per-epoch curves and test metrics beside the candidate's in the MLflow UI. Logged
+    here, where both are known (the baseline trains before, and apart from, the candidate);
+    once per training run."""
+    import mlflow
+
+    from mtl import tracking
+
+    info = read_json_if_present(paths.baseline_info)
+    if not info or not info.get("enabled"):
+        return
+    run = mlflow.get_run(run_id)
+    mine = f"tags.mlflow.parentRunId = '{run_id}' and tags.`mtl.role` = 'baseline'"
+    if mlflow.search_runs([run.info.experiment_id], filter_string=mine, output_format="list"):
+        return
+    with mlflow.start_run(nested=True, run_name=f"{run.info.run_name} baseline",
+                          tags=tracking.lineage_tags(paths) | {"mtl.role": "baseline"}):
+        mlflow.log_params(tracking.flat_params(cfg.single_task_baseline()))
+        for record in info.get("history", []):
+            mlflow.log_metrics({k: v for k, v in record.items() if k != "epoch" and v is not None},
+                               step=record["epoch"])
+        tests = {f"test_{e['vs_baseline']['metric']}_{task}": e["vs_baseline"]["champion"]  # the other model's
+                 for task, e in per_task.items() if e.get("vs_baseline", {}).get("champion") is not None}
+        mlflow.log_metrics(tests | {"best_epoch": info["best_epoch"], "train_seconds": info["seconds"]})
+        mlflow.log_dict(info, "baseline.json")
 
 
 def _write_plots(paths: Paths, per_task: dict[str, dict]) -> None:

@@ -1,7 +1,11 @@
 """Stage ``promote``: the second half of promotion. Registers the candidate as a model version
 (every candidate) and moves ``champion`` to it only if the gate passed, the packaged model loads
 and scores in a fresh process, and the champion the gate judged against is still the champion
-(else it is judged again, under the lock). Writes the decision and the model card."""
+(else it is judged again, under the lock). Writes the decision and the model card.
+
+Under a DVC experiment (`dvc exp run`) nothing is registered and the champion never moves: the
+decision says what the gate found and how to promote the experiment for real (apply it, then
+`mtl promote`), so trying variants can never replace the model in production."""
 
 from __future__ import annotations
 
@@ -28,6 +32,9 @@ def run(cfg: Config, paths: Paths) -> Decision:
                                 f"candidate {judged.run_id}: run the gate stage first (dvc repro gate)")
     tracking.configure(paths)
     lineage = _lineage(paths, judged.run_id)
+    experiment = tracking.dvc_experiment()
+    if experiment:
+        return _experiment(paths, judged, verdict, lineage, experiment)
     metric_tags = {f"test_{k}_{task}": f"{e[k]:.5f}" for task, e in judged.metrics.items() for k in ("auc", "rmse")
                    if e.get(k) is not None}
     decision = service.promote(cfg, judged, verdict, lineage | metric_tags, tracking.tracking_uri(paths),
@@ -35,6 +42,8 @@ def run(cfg: Config, paths: Paths) -> Decision:
     version = decision.version
     card = _write_card(paths, judged, version, lineage, decision)
     decision.write(paths.decision_file)
+    if decision.registered_version:
+        registry.describe_version(judged.name, decision.registered_version, card)
     if decision.already_champion:  # a rerun: the run's own decision stays as it was logged
         print(f"promotion: {decision.summary}")
         return decision
@@ -48,6 +57,30 @@ def run(cfg: Config, paths: Paths) -> Decision:
     print(card)
     print(f"promotion: {decision.summary} ({judged.name} version {version}"
           + (" is @champion)" if promoted else " registered, champion unchanged)"))
+    return decision
+
+
+def _experiment(paths: Paths, judged, verdict: Verdict, lineage: dict, name: str) -> Decision:
+    """A DVC experiment's decision: the gate's verdict, recorded; nothing registered or moved."""
+    import dataclasses
+
+    import mlflow
+
+    gate = "would pass the gate" if verdict.promote else "would not pass the gate"
+    summary = (f"experiment {name}: not registered, the champion is unchanged (experiments never promote); "
+               f"it {gate} ({verdict.summary}). To promote it: `dvc exp apply {name}`, then `mtl promote` "
+               f"(`mtl run` for a queued experiment)")
+    fields = {f.name: getattr(verdict, f.name) for f in dataclasses.fields(Verdict)}
+    decision = Decision(**(fields | {"promote": False, "summary": summary}))
+    card = _write_card(paths, judged, f"none (experiment {name})", lineage, decision)
+    decision.write(paths.decision_file)
+    with mlflow.start_run(run_id=judged.run_id):
+        mlflow.log_dict(decision.to_dict(), "promotion/decision.json")
+        mlflow.log_artifact(str(paths.model_card_md), "promotion")
+        outcome = "passed" if verdict.promote else "failed"
+        mlflow.set_tag("mtl.promotion", f"experiment: not registered ({outcome} the gate)")
+    print(card)
+    print(f"promotion: {summary}")
     return decision
 
 

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from mtl.config import Config
 from mtl.handoffs import TrainInfo
@@ -54,7 +55,9 @@ def run(cfg: Config, paths: Paths) -> TrainInfo | None:
     experiment_id = tracking.configure(paths)
     saved = load_training_state(paths.train_state, fingerprint)  # loaded once: read here and by the loop
     previous = resumable_run(saved)
-    with mlflow.start_run(**({"run_id": previous} if previous else {"experiment_id": experiment_id})) as run:
+    # system metrics: CPU, memory, disk and (with pynvml) GPU use beside the training curves
+    with mlflow.start_run(**({"run_id": previous} if previous else {"experiment_id": experiment_id}),
+                          log_system_metrics=True) as run:
         _log_inputs(cfg, paths, data, run)
         resume = loop.Resume(paths.train_state, fingerprint, run.info.run_id, replay=previous is None, saved=saved)
         result = loop.train(data.train, data.validation, data.spec, data.transform.tasks, cfg,
@@ -85,6 +88,34 @@ def _log_inputs(cfg: Config, paths: Paths, data: Inputs, run) -> None:
     mlflow.log_params({k: v for k, v in tracking.flat_params(cfg).items() if k not in run.data.params})
     mlflow.log_dict(validation, "validation/result.json")
     mlflow.log_metrics(tracking.validation_metrics(validation))
+    if not run.inputs.dataset_inputs:  # a resumed run logged them already
+        _log_datasets(cfg, paths, data.transform)
+
+
+# The splits as MLflow names the context a dataset was used in.
+SPLIT_CONTEXTS = {"train": "training", "validation": "validation", "test": "testing"}
+
+
+def _log_datasets(cfg: Config, paths: Paths, transform) -> None:
+    """The data the run learnt from, as MLflow datasets (the run's Datasets panel): one per
+    split, its source the user's files (or the generated log), its digest DVC's hash of
+    data/01_raw, tagged with its row count and how the rows were split."""
+    import mlflow
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    from mtl import tracking
+
+    raw_md5 = tracking.dvc_hashes(paths.root).get("data/01_raw", "")
+    where = paths.raw_file if cfg.data.is_synthetic else paths.resolve(cfg.data.source_path)
+    name = "synthetic" if cfg.data.is_synthetic else Path(cfg.data.source_path).name
+    rows = transform.split.get("rows", {})
+    for split, context in SPLIT_CONTEXTS.items():
+        digest = hashlib.sha256(f"{raw_md5}:{split}".encode()).hexdigest()[:32]  # MLflow keeps 36 characters
+        dataset = MetaDataset(resolve_dataset_source(str(where)), name=f"{name}.{split}", digest=digest)
+        mlflow.log_input(dataset, context=context, tags={
+            "rows": str(rows.get(split, "")), "split": str(transform.split.get("method", "")),
+            "dvc_md5": raw_md5 or "(not run through dvc)"})
 
 
 def _epoch_logger(epochs: int):
@@ -120,6 +151,7 @@ def _log_outcome(cfg: Config, paths: Paths, data: Inputs, result) -> dict:
                             for e, w in enumerate(ws)})
     mlflow.log_metrics({"best_epoch": result.best_epoch, "train_seconds": result.seconds,
                         "train_samples_per_second": result.samples_per_second})
+    _write_curves(paths, result.history)
     model_info = log_pyfunc(paths)
     return {
         "model_uri": model_info.model_uri,
@@ -131,6 +163,26 @@ def _log_outcome(cfg: Config, paths: Paths, data: Inputs, result) -> dict:
         "thresholds": thresholds,
         "history": result.history,
     }
+
+
+def _write_curves(paths: Paths, history: list[dict]) -> None:
+    """The DVC plot files of the training curves (the folder rewritten), and their picture on the run."""
+    import shutil
+
+    import matplotlib.pyplot as plt
+    import mlflow
+
+    from mtl.stages.common import write_json
+    from mtl.training import curves
+
+    drawn = curves.series(history)
+    if paths.curves_dir.exists():
+        shutil.rmtree(paths.curves_dir)
+    for name, points in drawn.items():
+        write_json(paths.curves_dir / f"{name}.json", points)  # type: ignore[arg-type]
+    fig = curves.figure(drawn)
+    mlflow.log_figure(fig, "training/curves.png")
+    plt.close(fig)
 
 
 def validation_thresholds(model, val_arrays, transform, text_table) -> dict[str, float | None]:

@@ -45,8 +45,7 @@ def quarantine(validation: ValidationConfig, paths: Paths, summary: str) -> Path
     touched) and a copy of its report to a new folder under validation.quarantine."""
     import datetime as dt
 
-    base = Path(validation.quarantine)
-    base = base if base.is_absolute() else paths.root / base
+    base = paths.resolve(validation.quarantine)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     dest, n = base / stamp, 1
     while dest.exists():

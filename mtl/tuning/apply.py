@@ -8,7 +8,6 @@ from pathlib import Path
 import yaml
 
 from mtl.config import load_config
-from mtl.runstate import BASE_PARAMS, STATE_DIR
 from mtl.tuning.search import TuneError
 from mtl.tuning.space import cell, flat
 
@@ -22,9 +21,6 @@ def apply_best(params_file: Path, overlay_file: Path) -> list[str]:
     if not overlay_file.is_file():
         raise TuneError(f"{overlay_file} is missing: run `mtl tune` first (it writes the file when a trial "
                         "beats the shipped settings)")
-    if (params_file.parent / STATE_DIR / BASE_PARAMS).is_file():
-        raise TuneError(f"an Airflow run is applying its form values to {params_file} (see {STATE_DIR}/); "
-                        "apply the tuned settings once it has finished")
     dotted = flat(yaml.safe_load(overlay_file.read_text()) or {})
     load_config(params_file, dotted)  # a stale or edited overlay fails here, naming the key
     text = params_file.read_text()

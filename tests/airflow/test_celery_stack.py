@@ -19,6 +19,7 @@ import urllib.request
 import psycopg2
 import pytest
 
+from mtl import workspaces
 from tests.airflow.conftest import LIVE_OVERRIDES
 from tests.airflow.stack import COMPONENTS, PG_ADMIN, CeleryStack
 from tests.conftest import copy_project, set_params
@@ -84,7 +85,8 @@ def test_training_runs_through_celery_workers_survives_crashes_into_mlflow_on_po
     stack.kill("airflow-scheduler")
     time.sleep(3)
     stack.restart("airflow-scheduler")
-    checkpoint = stack.project / "data" / "04_model" / "checkpoints" / "train_state.pt"
+    # in the run's own workspace (mtl/workspaces.py)
+    checkpoint = workspaces.path_for(stack.project, run_id) / "data" / "04_model" / "checkpoints" / "train_state.pt"
     _wait_task(stack, run_id, "train", {"running"})
     deadline = time.monotonic() + 300
     while not checkpoint.exists() and time.monotonic() < deadline:

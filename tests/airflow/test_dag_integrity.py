@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from mtl.config import load_config
 from mtl.stagelist import STAGES
 from tests.airflow.airflow_env import DAG_ID, airflow_env
 
@@ -89,16 +90,18 @@ def test_every_dag_has_tags_retries_and_one_run_at_a_time(checkout_dags):
     assert set(checkout_dags["dags"]) == DAG_IDS
     for dag_id, dag in checkout_dags["dags"].items():
         assert dag["tags"] and "mtl" in dag["tags"], dag_id
-        # One DVC workspace: training runs queue. Scoring only reads the registry and writes its
-        # own day's file, so days may score side by side.
-        assert dag["max_active_runs"] == (4 if dag_id == "mtl_scoring" else 1), dag_id
+        # Training runs each work in a workspace of their own (airflow.max_active_runs at once);
+        # scoring only reads the registry and writes its own day's file; retraining and ingest
+        # each look at one incoming folder.
+        limit = {"mtl_scoring": 4, "mtl_training": load_config(REPO / "params.yaml").airflow.max_active_runs}
+        assert dag["max_active_runs"] == limit.get(dag_id, 1), dag_id
         assert dag["catchup"] is False, dag_id
         assert dag["doc_md"], dag_id
 
 
 def test_training_dag_shape(checkout_dags):
     dag = checkout_dags["dags"][DAG_ID]
-    assert dag["tasks"][0] == "configure" and dag["tasks"][-1] == "restore_params"
+    assert dag["tasks"][0] == "configure" and dag["tasks"][-1] == "close_workspace"
     assert dag["tasks"][1:-1] == PIPELINE  # approval is off in params.yaml
     assert PIPELINE == [s.name for s in STAGES]  # the DAG, the CLI and dvc.yaml come from one list
     up = dag["upstream"]
@@ -107,8 +110,8 @@ def test_training_dag_shape(checkout_dags):
         # the mapped evaluation also reads the run's task list from configure
         expected = sorted([before, "configure"]) if after == "evaluate_task" else [before]
         assert up[after] == expected, (after, up[after])
-    assert dag["setup"] == ["configure"] and dag["teardown"] == ["restore_params"]
-    assert "promote" in up["restore_params"]  # the teardown comes last, whatever happened
+    assert dag["setup"] == ["configure"] and dag["teardown"] == ["close_workspace"]
+    assert "promote" in up["close_workspace"]  # the teardown comes last, whatever happened
     assert dag["mapped"] == ["evaluate_task"]
     assert dag["kinds"]["gate"] == "_ShortCircuitDecoratedOperator"
     assert dag["schedule"].startswith("<airflow") and "NullTimetable" in dag["schedule"]  # triggered only
@@ -116,7 +119,7 @@ def test_training_dag_shape(checkout_dags):
     assert dag["pools"]["train"] == dag["pools"]["baseline"] == "mtl_gpu"
     retries = dict(dag["retries"])
     assert retries.pop("validate") == 0 and retries.pop("configure") == 0
-    assert all(r >= 1 for t, r in retries.items() if t != "restore_params")
+    assert all(r >= 1 for t, r in retries.items() if t != "close_workspace")
     assert dag["backoff"]["train"] is True
 
 
@@ -196,7 +199,7 @@ def test_team_deployment_queue_push_and_multi_node_training(tmp_path):
     assert up["train_peer"] == ["baseline"] and up["score"] == ["train", "train_peer"]
     assert {q for t, q in dag["queues"].items() if t not in ("train", "baseline", "train_peer")} == {"default"}
     # the outputs go to the remote once evaluated, beside the gate; params.yaml is restored after
-    assert up["push"] == ["evaluate"] and "push" in up["restore_params"]
+    assert up["push"] == ["evaluate"] and "push" in up["close_workspace"]
     assert "`team`" in dag["doc_md"]
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from mtl import workspaces
 from mtl.pipeline import run_stage
 from tests.airflow.airflow_env import DAG_ID, airflow, airflow_env, run_states, tail
 from tests.conftest import set_params
@@ -29,7 +30,7 @@ FAST = {"evaluation.baselines": False, "evaluation.bootstrap": 30, "gate.tasks.c
         "gate.tasks.add_to_cart.floor": 0.5, "gate.tasks.purchase.floor": 0.5}
 MODEL_TASKS = ["click", "add_to_cart", "purchase", "dwell"]
 PIPELINE = ["configure", "generate", "validate", "preprocess", "baseline", "train", "score",
-            *(f"evaluate_task[{i}]" for i in range(len(MODEL_TASKS))), "evaluate", "gate", "promote", "restore_params"]
+            *(f"evaluate_task[{i}]" for i in range(len(MODEL_TASKS))), "evaluate", "gate", "promote", "close_workspace"]
 POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 
 
@@ -54,6 +55,12 @@ def airflow_home(tmp_path, migrated_db) -> Path:
     home.mkdir()
     shutil.copy(migrated_db, home / "airflow.db")
     return home
+
+
+def _workspaces(project: Path) -> list[Path]:
+    """The runs' workspaces left in the project (not the last finished run's outputs)."""
+    folder = workspaces.runs_dir(project)
+    return sorted(p for p in folder.iterdir() if p.name != workspaces.LATEST) if folder.is_dir() else []
 
 
 def _dags_test(env: dict, conf: dict | None = None):
@@ -103,12 +110,15 @@ def test_form_run_rerun_and_bad_data(project, airflow_home, tmp_path):
     assert state == "success", tasks
     expected = [t for t in PIPELINE if not t.startswith("evaluate_task")] + [f"evaluate_task[{i}]" for i in range(3)]
     assert tasks == {t: "success" for t in expected}
-    assert (project / "params.yaml").read_bytes() == own_params  # restored after the run
+    assert (project / "params.yaml").read_bytes() == own_params  # never written: the run had a workspace
+    assert not (project / "dvc.lock").exists()  # nor the checkout's dvc.lock and data/
+    assert _workspaces(project) == []  # removed at the end; its outputs are the next run's start:
+    latest = workspaces.latest(project)
     # The run used the form's values: DVC recorded them, and so did the MLflow run.
-    lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
+    lock = yaml.safe_load((latest / "dvc.lock").read_text())["stages"]
     assert lock["train"]["params"]["params.yaml"]["train"]["epochs"] == 1
     assert [t["name"] for t in lock["train"]["params"]["params.yaml"]["tasks"]] == ["click", "purchase", "dwell"]
-    run_id = json.loads((project / "data" / "04_model" / "train.json").read_text())["run_id"]
+    run_id = json.loads((latest / "data" / "04_model" / "train.json").read_text())["run_id"]
     run = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}").get_run(run_id)
     overrides = json.loads(run.data.tags["mtl.overrides"])
     assert overrides["train.epochs"] == 1 and overrides["model.architecture"] == "shared_bottom"
@@ -117,13 +127,13 @@ def test_form_run_rerun_and_bad_data(project, airflow_home, tmp_path):
     assert "add_to_cart" not in overrides["gate"]["tasks"]  # dropped with its task
     assert run.data.params["train.epochs"] == "1" and run.data.params["model.architecture"] == "shared_bottom"
     assert run.data.tags["mtl.airflow_dag_id"] == DAG_ID
-    assert set(json.loads((project / "data" / "05_evaluation" / "metrics.json").read_text())["tasks"]) == \
+    assert set(json.loads((latest / "data" / "05_evaluation" / "metrics.json").read_text())["tasks"]) == \
         {"click", "purchase", "dwell"}
     assert _registry(project) == ([1], 1)
 
     # mtl_scoring scores a day (the form's; a scheduled run takes its data interval's) with the
     # champion just promoted.
-    day_rows = pd.read_parquet(project / "data" / "03_features" / "test_raw.parquet").head(700)
+    day_rows = pd.read_parquet(latest / "data" / "03_features" / "test_raw.parquet").head(700)
     (project / "data" / "to_score").mkdir(parents=True)
     day_rows.to_csv(project / "data" / "to_score" / "2026-11-29.csv", index=False)
     proc = airflow(["dags", "test", "mtl_scoring", "--conf", json.dumps({"day": "2026-11-29"})], env)
@@ -155,7 +165,10 @@ def test_form_run_rerun_and_bad_data(project, airflow_home, tmp_path):
     after = PIPELINE[PIPELINE.index("preprocess"):PIPELINE.index("evaluate_task[0]")] + ["evaluate_task", "evaluate",
                                                                                         "gate", "promote"]
     assert {tasks[t] for t in after} == {"upstream_failed"}, tasks
-    assert tasks["restore_params"] == "success"
+    assert tasks["close_workspace"] == "success"
+    (kept,) = _workspaces(project)  # the failed run's workspace stays for debugging
+    assert (kept / ".mtl" / "running" / "validate").is_file()
+    assert not (kept / "data" / "02_validation" / "passed.json").exists()
     assert any("purchase" in line and "missing" in line for line in proc.stdout.splitlines()), tail(proc.stdout)
     assert _registry(project) == ([1], 1)  # the champion is untouched
     assert (project / "params.yaml").read_bytes() == own_params
@@ -171,7 +184,7 @@ def test_bad_form_value_fails_at_configure_naming_it(project, airflow_home):
     state, tasks = run_states(airflow_home)
     assert tasks["configure"] == "failed" and tasks["generate"] == "upstream_failed"
     assert "no/such/folder" in proc.stdout, tail(proc.stdout)
-    assert not (project / ".mtl" / "params.base.yaml").exists()
+    assert _workspaces(project) == []  # nothing made
 
 
 @contextmanager

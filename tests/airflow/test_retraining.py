@@ -9,6 +9,7 @@ import time
 
 import pandas as pd
 
+from mtl import workspaces
 from mtl.config import load_config
 from mtl.data.ingest import synthetic
 from tests.airflow.live import LiveAirflow
@@ -77,7 +78,7 @@ def test_new_files_trigger_retraining_on_the_window_and_same_data_is_a_no_op(liv
     window = load_config(live.project / "params.yaml").airflow.retraining.window_days
     assert training["conf"]["data_source"] == str(live.project / "data" / "incoming")
     assert training["conf"]["window_days"] == window
-    manifest = json.loads((live.project / "data" / "01_raw" / "manifest.json").read_text())
+    manifest = json.loads((workspaces.latest(live.project) / "data" / "01_raw" / "manifest.json").read_text())
     assert manifest["files"] == [str(live.project / "data" / "incoming" / f) for f in files]
     assert manifest["window"]["days"] == window == 10
     assert manifest["window"]["from"].startswith(files[4].removeprefix("impressions_").removesuffix(".parquet"))

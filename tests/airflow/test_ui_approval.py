@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 
+from mtl import workspaces
 from tests.airflow.live import LiveAirflow
 from tests.conftest import set_params
 
@@ -81,9 +82,11 @@ def test_promotion_waits_for_approval_and_tasks_link_out(live_airflow: LiveAirfl
         def links(task: str) -> dict:
             return live.api("GET", f"/dags/{DAG}/dagRuns/{run_id}/taskInstances/{task}/links")["extra_links"]
 
-        assert links("validate")["GX Data Docs"].endswith("/mtl/data-docs/index.html")
+        # published out of the run's workspace, which goes when the run ends
+        docs = links("validate")["GX Data Docs"]
+        assert f"/mtl/data-docs/runs/{workspaces.path_for(live.project, run_id).name}/index.html" in docs, docs
         assert "/#/experiments/" in links("train")["MLflow run"]
-        version = json.loads((live.project / "data" / "06_promotion" / "decision.json").read_text())
+        version = json.loads((workspaces.latest(live.project) / "data" / "06_promotion" / "decision.json").read_text())
         assert version["promote"] is True
         assert links("promote")["Model version"].endswith(
             f"/#/models/mtl-approval/versions/{version['registered_version']}")

@@ -85,7 +85,7 @@ LAYERS = [
     {"scoring", "tracking"},
     {"promotion", "serving"},
     {"stages"},
-    {"orchestration", "tuning", "stagelist", "codedeps", "registry_cli", "pipeline", "cli"},
+    {"orchestration", "workspaces", "tuning", "stagelist", "codedeps", "registry_cli", "pipeline", "cli"},
 ]
 RANK = {group: rank for rank, groups in enumerate(LAYERS) for group in groups}
 

@@ -1,5 +1,5 @@
-"""The Airflow side of the pipeline as plain functions: the trigger form, the per-run overlay of
-params.yaml, the retraining fingerprint. (The DAGs themselves run in tests/airflow/.)"""
+"""The Airflow side of the pipeline as plain functions: the trigger form, each run's workspace with
+its params, the retraining fingerprint. (The DAGs themselves run in tests/airflow/.)"""
 
 from __future__ import annotations
 
@@ -63,8 +63,9 @@ def test_gate_strictness(raw, cfg, mode, scale, require):
     for task, rule in raw["gate"]["tasks"].items():
         assert gate["tasks"][task]["max_regression"] == pytest.approx(rule["max_regression"] * scale)
         assert gate["tasks"][task].get("floor") == rule.get("floor")  # floors never move
-    assert gate["slices"]["scenario"]["max_regression"] == pytest.approx(
-        raw["gate"]["slices"]["scenario"]["max_regression"] * scale)
+    for metric in ("auc", "rmse"):  # the slice limits, one per metric
+        assert gate["slices"]["scenario"][metric]["max_regression"] == pytest.approx(
+            raw["gate"]["slices"]["scenario"][metric]["max_regression"] * scale)
 
 
 def test_unknown_field_or_task_is_refused(cfg):
@@ -74,35 +75,32 @@ def test_unknown_field_or_task_is_refused(cfg):
         orch.overrides({"tasks": ["clicks"]}, cfg)
 
 
-def test_overlay_applies_records_and_restores(project):
+def test_a_run_gets_a_workspace_with_its_params_and_the_project_is_untouched(project):
     own = (project / "params.yaml").read_bytes()
-    params = orch.apply_overlay(project, {"train.epochs": 1}, {"dag_id": "d", "run_id": "r"})
+    root, params = orch.open_run(project, {"train.epochs": 1}, {"dag_id": "d", "run_id": "manual__2026-12-03T10:00:00+00:00"})
     assert params["train"]["epochs"] == 1
-    assert load_config(project / "params.yaml").train.epochs == 1
-    assert orch.read_params(project)["train"]["epochs"] != 1  # the project's own, kept aside
-    assert active_run(project) == {"dag_id": "d", "run_id": "r", "overrides": {"train.epochs": 1}}
-    assert orch.restore(project) is True
+    assert root.parent == project / ".mtl" / "runs" and ":" not in root.name and "+" not in root.name
+    assert load_config(root / "params.yaml").train.epochs == 1
     assert (project / "params.yaml").read_bytes() == own
-    assert active_run(project) is None and orch.restore(project) is False
+    assert active_run(root) == {"dag_id": "d", "run_id": "manual__2026-12-03T10:00:00+00:00",
+                                "overrides": {"train.epochs": 1}}
+    assert active_run(project) is None
+    assert (root / "dvc.yaml").read_bytes() == (project / "dvc.yaml").read_bytes()
+    assert (root / "mtl" / "cli.py").is_file() and not (root / ".git").exists()
+    # a second run beside it, with other values: its own workspace
+    other, _ = orch.open_run(project, {"train.epochs": 3}, {"run_id": "other"})
+    assert other != root and load_config(other / "params.yaml").train.epochs == 3
+    assert load_config(root / "params.yaml").train.epochs == 1
 
 
-def test_overlay_left_by_a_dead_run_is_undone_first(project):
-    own = (project / "params.yaml").read_bytes()
-    orch.apply_overlay(project, {"train.epochs": 1}, {"run_id": "dead"})  # no teardown ran
-    orch.apply_overlay(project, {"train.epochs": 3}, {"run_id": "next"})
-    assert load_config(project / "params.yaml").train.epochs == 3
-    orch.restore(project)
-    assert (project / "params.yaml").read_bytes() == own
-
-
-def test_bad_overlay_changes_nothing_and_names_the_key(project):
+def test_bad_run_params_make_nothing_and_name_the_key(project):
     own = (project / "params.yaml").read_bytes()
     with pytest.raises(ConfigError, match="train.epochs"):
-        orch.apply_overlay(project, {"train.epochs": 0}, {"run_id": "r"})
+        orch.open_run(project, {"train.epochs": 0}, {"run_id": "r"})
     with pytest.raises(SourceError, match="data.source: 'nowhere' does not exist"):
-        orch.apply_overlay(project, {"data.source": "nowhere"}, {"run_id": "r"})
+        orch.open_run(project, {"data.source": "nowhere"}, {"run_id": "r"})
     assert (project / "params.yaml").read_bytes() == own
-    assert not (project / ".mtl" / orch.BASE_PARAMS).exists()
+    assert not (project / ".mtl" / "runs").exists()
 
 
 def test_incoming_files_and_fingerprint(tmp_path):

@@ -48,6 +48,8 @@ def test_repro_runs_the_chain_once_and_reruns_only_what_changed(project):
 
     again = repro(project)
     assert ran(again.stdout) == []
+    _commit(project, "the first run")  # dvc.lock and the metrics and plots files, as the README says
+    _an_experiment_trains_and_evaluates_but_never_promotes(project)
 
     set_params(project, {"model.experts": 2})  # the single-task baseline has no experts: kept
     partial = repro(project)
@@ -58,6 +60,10 @@ def test_repro_runs_the_chain_once_and_reruns_only_what_changed(project):
     assert ran(partial.stdout) == chain(start="baseline")
     assert json.loads(paths.train_info.read_text())["epochs_run"] == 1
     assert set(json.loads(paths.metrics_file.read_text())["mtl_gain"]["tasks"]) == set(metrics["tasks"])
+    _commit(project, "one epoch")
+    diff = _dvc_json(project, "metrics", "diff", "HEAD~1")["data/05_evaluation/summary.json"]
+    assert diff["click.auc"]["old"] != diff["click.auc"]["new"] and "dwell.rmse" in diff, diff
+    _params_file_runs_in_its_own_workspace(project)
 
     # An edit to a module a stage's code imports makes exactly the stages that run it stale
     # (their code deps are computed from imports: mtl/codedeps.py), and no other.
@@ -69,6 +75,74 @@ def test_repro_runs_the_chain_once_and_reruns_only_what_changed(project):
         stale |= {s.name for s in STAGES if edited in code_deps(s.function)}
         assert _stale(project) == stale
     assert {"train", "baseline", "validate"} <= stale and not {"generate", "preprocess"} & stale
+
+
+def _commit(root, message: str) -> None:
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message], cwd=root, check=True)
+
+
+def _dvc_json(root, *args) -> dict | list:
+    proc = subprocess.run([sys.executable, "-m", "dvc", *args, "--json"], cwd=root, capture_output=True, text=True,
+                          env=_env())
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def _an_experiment_trains_and_evaluates_but_never_promotes(root):
+    """`dvc exp run` (here --temp: in a copy under .dvc/tmp/exps, tracking into the project's own
+    store) trains and evaluates a variant; `dvc exp show` puts its metrics beside the commit's;
+    no version is registered and the champion does not move."""
+    paths = Paths.at(root)
+    client = MlflowClient(tracking.tracking_uri(paths))
+
+    def registry() -> list[tuple[str, list[str]]]:
+        return sorted((v.version, sorted(client.get_model_version("mtl-ecommerce", v.version).aliases))
+                      for v in client.search_model_versions("name='mtl-ecommerce'"))
+
+    before = registry()
+    assert before and any("champion" in aliases for _, aliases in before)
+    proc = subprocess.run([sys.executable, "-m", "dvc", "exp", "run", "--temp", "-n", "one-epoch",
+                           "-S", "train.epochs=1"], cwd=root, capture_output=True, text=True, env=_env())
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert registry() == before  # the same versions, the same champion
+    assert not list((root / ".dvc" / "tmp").rglob("mlflow.db"))  # tracked into the project's store
+
+    commit = _dvc_json(root, "exp", "show")
+    head = next(row for row in commit if row.get("rev") != "workspace")
+    summary = "data/05_evaluation/summary.json"
+    assert set(head["data"]["metrics"][summary]["data"]) >= {"click", "add_to_cart", "purchase", "dwell"}
+    exp = head["experiments"][0]["revs"][0]
+    assert exp["name"] == "one-epoch"
+    assert exp["data"]["params"]["params.yaml"]["data"]["train"]["epochs"] == 1
+    assert exp["data"]["metrics"][summary]["data"]["click"]["auc"] > 0.5
+
+    tagged = client.search_runs([client.get_experiment_by_name(tracking.EXPERIMENT).experiment_id],
+                                filter_string="tags.`mtl.dvc_experiment` = 'one-epoch'")
+    runs = [r for r in tagged if r.data.tags.get("mtl.role") != "baseline"]  # and its baseline's child run
+    assert len(runs) == 1 and len(tagged) == 2
+    assert runs[0].data.tags["mtl.promotion"].startswith("experiment: not registered")
+    assert runs[0].data.tags["mtl.project_dir"] == str(paths.root)  # not the temporary copy
+
+
+def _params_file_runs_in_its_own_workspace(root):
+    """`mtl --params FILE run`: DVC reads params.yaml, so the run happens in FILE's workspace,
+    starting from the checkout's outputs; the checkout's params.yaml and dvc.lock stay as they were."""
+    import yaml
+
+    other = root / "configs" / "fewer_resamples.yaml"
+    raw = yaml.safe_load((root / "params.yaml").read_text())
+    raw["evaluation"]["bootstrap"] = 20
+    other.write_text(yaml.safe_dump(raw, sort_keys=False))
+    own = {name: (root / name).read_bytes() for name in ("params.yaml", "dvc.lock")}
+    proc = subprocess.run([sys.executable, "-m", "mtl.cli", "--params", str(other), "run"], cwd=root,
+                          capture_output=True, text=True, env=_env())
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert ran(proc.stdout) == chain(start="evaluate_task@0")  # only what the bootstrap changes
+    assert "pipeline finished" in proc.stdout and {n: (root / n).read_bytes() for n in own} == own
+    workspace = root / ".mtl" / "runs" / "params-fewer_resamples"
+    lock = yaml.safe_load((workspace / "dvc.lock").read_text())["stages"]
+    assert lock["evaluate_task@0"]["params"]["params.yaml"]["evaluation"]["bootstrap"] == 20
 
 
 def _stale(root) -> set[str]:

@@ -59,6 +59,7 @@ def test_chain_tracks_registers_and_gates(project):
     assert report(paths).startswith("data validation: passed, ")
     history = MlflowClient().get_metric_history(info["run_id"], "val_auc_click")
     assert [h.step for h in history] == list(range(1, len(history) + 1))
+    _follows_mlflow_conventions(run, paths, info)
 
     champion = MlflowClient().get_model_version_by_alias("mtl-ecommerce", "champion")
     assert champion.run_id == info["run_id"]
@@ -75,6 +76,7 @@ def test_chain_tracks_registers_and_gates(project):
     assert "# Model card: mtl-ecommerce version 1" in paths.model_card_md.read_text()
     assert "maximised F1 on validation" in paths.model_card_md.read_text()
     assert "<svg" in paths.model_card_html.read_text()  # ROC and reliability curves, inline
+    assert champion.description == paths.model_card_md.read_text()  # the card on the version's page
 
     # A second candidate held to an impossible floor is rejected: it is registered (every
     # candidate is, with its decision) but the champion does not move.
@@ -88,6 +90,31 @@ def test_chain_tracks_registers_and_gates(project):
     assert MlflowClient().get_model_version_by_alias("mtl-ecommerce", "champion").version == champion.version
     rejected = MlflowClient().get_model_version("mtl-ecommerce", decision["registered_version"])
     assert rejected.tags["mtl.decision"] == "rejected" and "click" in rejected.tags["mtl.decision_summary"]
+
+
+def _follows_mlflow_conventions(run, paths: Paths, info: dict) -> None:
+    """Datasets with lineage, the curves plot, the baseline as a child run, the DVC summary."""
+    client = MlflowClient()
+    transform_split = json.loads(paths.transform_file.read_text())["split"]
+    logged = {d.dataset.name: d for d in run.inputs.dataset_inputs}
+    assert set(logged) == {"synthetic.train", "synthetic.validation", "synthetic.test"}
+    for split, context in (("train", "training"), ("validation", "validation"), ("test", "testing")):
+        tags = {t.key: t.value for t in logged[f"synthetic.{split}"].tags}
+        assert tags["mlflow.data.context"] == context and tags["rows"] == str(transform_split["rows"][split])
+        assert logged[f"synthetic.{split}"].dataset.source.endswith("impressions.parquet")
+    assert len({d.dataset.digest for d in logged.values()}) == 3
+    assert "training/curves.png" in {f.path for f in client.list_artifacts(run.info.run_id, "training")}
+    curves = {p.stem: json.loads(p.read_text()) for p in paths.curves_dir.glob("*.json")}
+    assert [pt["epoch"] for pt in curves["val_auc_click"]] == [h["epoch"] for h in info["history"]]
+    assert {"train_loss_click", "val_mse_dwell"} <= set(curves)
+    children = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'")
+    assert [c.data.tags["mtl.role"] for c in children] == ["baseline"]
+    baseline = children[0]
+    assert baseline.data.params["model.architecture"] == "single_task"
+    gain = json.loads(paths.metrics_file.read_text())["mtl_gain"]["tasks"]["click"]
+    assert baseline.data.metrics["test_auc_click"] == pytest.approx(gain["baseline"])
+    summary = json.loads(paths.summary_file.read_text())
+    assert summary["click"]["auc"] == pytest.approx(run.data.metrics["test_auc_click"], abs=1e-5)
 
 
 @pytest.mark.slow

@@ -82,7 +82,7 @@ def ingest(cfg: Config, paths: Paths) -> dict:
     import pyarrow.parquet as pq
 
     adapter = get_adapter(cfg.data.adapter)
-    path, files = source_files(cfg.data, paths.root)
+    path, files = source_files(cfg.data, paths.home)
     reading = adapter.read(files, cfg)
     keep = [c for c in wanted_columns(cfg.data) if c in reading.schema.names]
     schema = pa.schema([reading.schema.field(c) for c in keep])
@@ -186,7 +186,7 @@ def source_changed(data: DataConfig, paths: Paths) -> bool:
     manifest = json.loads(paths.raw_manifest.read_text())
     if (manifest.get("adapter"), manifest.get("path")) != (data.adapter, data.source_path):
         return False  # params changed; DVC reruns generate anyway
-    path, files = source_files(data, paths.root)
+    path, files = source_files(data, paths.home)
     return fingerprint(files, _base(path)) != manifest.get("md5")
 
 

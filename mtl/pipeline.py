@@ -27,10 +27,12 @@ class StageFailed(RuntimeError):
 
 def project_root(explicit: str | Path | None = None) -> Path:
     """The project workspace: ``explicit``, else $MTL_PROJECT_DIR, else the nearest parent of the
-    working directory holding dvc.yaml."""
+    working directory holding dvc.yaml. A stage command that DVC runs ($DVC_STAGE set) works in
+    the repository DVC runs it in, its working directory, whatever $MTL_PROJECT_DIR says: an
+    experiment's copy under .dvc/tmp/exps, a run's workspace."""
     if explicit is not None:
         return Path(explicit).resolve()
-    if os.environ.get(PROJECT_ENV):
+    if os.environ.get(PROJECT_ENV) and not os.environ.get("DVC_STAGE"):
         return Path(os.environ[PROJECT_ENV]).resolve()
     here = Path.cwd().resolve()
     for candidate in (here, *here.parents):

@@ -58,7 +58,8 @@ def _log_baseline(cfg: Config, paths: Paths, per_task: dict[str, dict], run_id: 
     mine = f"tags.mlflow.parentRunId = '{run_id}' and tags.`mtl.role` = 'baseline'"
     if mlflow.search_runs([run.info.experiment_id], filter_string=mine, output_format="list"):
         return
-    with mlflow.start_run(nested=True, run_name=f"{run.info.run_name} baseline",
+    # nested under the active training run, and in its experiment (not the process's default)
+    with mlflow.start_run(nested=True, experiment_id=run.info.experiment_id, run_name=f"{run.info.run_name} baseline",
                           tags=tracking.lineage_tags(paths) | {"mtl.role": "baseline"}):
         mlflow.log_params(tracking.flat_params(cfg.single_task_baseline()))
         for record in info.get("history", []):

@@ -101,7 +101,7 @@ def _follows_mlflow_conventions(run, paths: Paths, info: dict) -> None:
     for split, context in (("train", "training"), ("validation", "validation"), ("test", "testing")):
         tags = {t.key: t.value for t in logged[f"synthetic.{split}"].tags}
         assert tags["mlflow.data.context"] == context and tags["rows"] == str(transform_split["rows"][split])
-        assert logged[f"synthetic.{split}"].dataset.source.endswith("impressions.parquet")
+        assert json.loads(logged[f"synthetic.{split}"].dataset.source)["uri"] == str(paths.raw_file)
     assert len({d.dataset.digest for d in logged.values()}) == 3
     assert "training/curves.png" in {f.path for f in client.list_artifacts(run.info.run_id, "training")}
     curves = {p.stem: json.loads(p.read_text()) for p in paths.curves_dir.glob("*.json")}

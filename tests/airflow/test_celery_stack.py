@@ -116,10 +116,15 @@ def test_training_runs_through_celery_workers_survives_crashes_into_mlflow_on_po
 
     # The run and the model are in the MLflow server's PostgreSQL store...
     with psycopg2.connect(stack.pg_url(stack.mlflow_db, "postgresql")) as db, db.cursor() as cur:
-        cur.execute("SELECT r.run_uuid, r.status, e.name FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
-                    "JOIN experiments e ON e.experiment_id = r.experiment_id "
+        cur.execute("SELECT r.run_uuid, r.status, e.name, role.value FROM runs r "
+                    "JOIN tags t ON t.run_uuid = r.run_uuid JOIN experiments e ON e.experiment_id = r.experiment_id "
+                    "LEFT JOIN tags role ON role.run_uuid = r.run_uuid AND role.key = 'mtl.role' "
                     "WHERE t.key = 'mtl.airflow_run_id' AND t.value = %s", (run_id,))
-        tagged = cur.fetchall()
+        rows = cur.fetchall()
+        # the single-task baseline is a child run of the training run (logged by evaluate)
+        assert [(status, name) for _, status, name, role in rows if role == "baseline"] == [
+            ("FINISHED", "mtl-training")], rows
+        tagged = [(r, status, name) for r, status, name, role in rows if role is None]
         runs = [r for r, status, _ in tagged if status == "FINISHED"]
         # one training run, finished: the retry went on in the killed attempt's run
         assert [status for _, status, name in tagged if name == "mtl-training"] == ["FINISHED"], tagged

@@ -30,6 +30,8 @@ def compare(candidate: pd.DataFrame, champion: pd.DataFrame, rows: pd.DataFrame,
     out: dict[str, dict] = {}
     jobs = []  # (entry to fill, row indices, candidate's metric under weights, champion's)
     for task in tasks_to_evaluate(cfg.tasks, only):
+        if task.name not in champion.columns or task.name not in candidate.columns:
+            continue  # the other model was trained for other tasks (another run's form): nothing to pair
         m = _task_rows(rows, task)
         y = pd.to_numeric(rows[task.label], errors="coerce").to_numpy(dtype="float64")
         cand, champ = (f[task.name].to_numpy(dtype="float64") for f in (candidate, champion))

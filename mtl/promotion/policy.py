@@ -102,8 +102,9 @@ def _judge(task: str, task_type: str, cand: dict, comp: dict | None, gate: GateC
         return TaskVerdict(task, metric, value, old, False, f"{metric} {value:.4f} is {word} {rule.floor:.4f}")
     if comp is None or comp.get("gain") is None:
         why = f"{metric} {value:.4f} meets the floor" if rule.floor is not None else "no floor set"
-        return TaskVerdict(task, metric, value, old, True, why + (" (no champion yet)" if comp is None else
-                                                                   " (the champion's metric is undefined)"))
+        note = (" (no champion yet)" if comp is None else " (the champion has no such task)" if comp.get("absent")
+                else " (the champion's metric is undefined)")
+        return TaskVerdict(task, metric, value, old, True, why + note)
     passed, reason = _regression(comp, rule.max_regression, rule.relative)
     return TaskVerdict(task, metric, value, old, passed, reason, comp["gain"], comp.get("gain_interval"))
 
@@ -149,8 +150,10 @@ def decide(candidate: dict[str, dict], comparison: dict[str, dict] | None, task_
            gate: GateConfig) -> Decision:
     """``candidate``: task -> its metrics; ``comparison``: task -> paired comparison with the
     champion (mtl.evaluation.compare), None on the first run (floors alone decide)."""
+    # a task the champion was not trained for (another run's task list) is judged on its floor
+    absent = {"absent": True, "gain": None, "champion": None}
     verdicts = tuple(
-        _judge(t, task_types[t], candidate.get(t, {}), comparison.get(t) if comparison else None, gate)
+        _judge(t, task_types[t], candidate.get(t, {}), comparison.get(t, absent) if comparison else None, gate)
         for t in task_types
     )
     slices = tuple(_judge_slices(comparison, gate)) if comparison else ()

@@ -1,5 +1,6 @@
 """The Airflow UI end to end, as a user meets it: log in, trigger mtl_training from its parameter
-form, and see the run succeed.
+form, and see the run succeed, while a second run with another form, triggered beside it, runs at
+the same time in its own workspace (LocalExecutor) and the checkout's params.yaml never changes.
 
 Drives the system Chromium through Playwright (headless) against `live_airflow`; the run's outcome
 is read from the REST API, and screenshots land in .test-artifacts/ for a human to look at.
@@ -7,23 +8,28 @@ is read from the REST API, and screenshots land in .test-artifacts/ for a human 
 
 from __future__ import annotations
 
-import json
 import shutil
+import time
 import urllib.parse
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
+from mlflow import MlflowClient
 
-from mtl import workspaces
-from tests.airflow.live import LiveAirflow
+from mtl import tracking, workspaces
+from mtl.paths import Paths
+from tests.airflow.live import FINISHED, LiveAirflow
 from tests.conftest import REPO
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 DAG_ID = "mtl_training"
 # Trigger-form fields to change (param key -> value), when the DAG declares them.
 FORM_VALUES = {"epochs": 1}
+# the run triggered beside it, through the API
+OTHER_FORM = {"epochs": 2, "tasks": ["click", "purchase", "dwell"], "gate": "relaxed"}
 ARTIFACTS = REPO / ".test-artifacts"
 RUN_TIMEOUT = 480
 # What a failed gate (a short-circuit, a normal outcome) skips; every other task must succeed.
@@ -117,20 +123,56 @@ def test_trigger_from_the_ui_runs_the_pipeline(live_airflow: LiveAirflow, page):
     for key, value in filled.items():
         assert run["conf"].get(key) == value, f"the form set {key}={value!r}, the run got conf {run['conf']}"
 
-    result = live_airflow.wait_run(DAG_ID, run_id, timeout=RUN_TIMEOUT)
+    # A second run at once, from the API, with another form: each works in its own workspace.
+    other = live_airflow.trigger(DAG_ID, OTHER_FORM)
+    _both_finish_with_params_yaml_untouched(live_airflow, [run_id, other])
+    result = live_airflow.wait_run(DAG_ID, run_id, timeout=5)
     print(f"run {run_id}: {result.state}; tasks {result.tasks}")
     assert result.state == "success", live_airflow.explain(DAG_ID, result) + "\n" + live_airflow.log_tail()
     assert result.tasks, "the run has no task instances"
     skipped = {task for task, state in result.tasks.items() if state == "skipped"}
     bad = {task: state for task, state in result.tasks.items() if state != "success" and task not in skipped}
     assert not bad, f"tasks neither successful nor skipped: {bad}"
-    if skipped:
-        verdict = json.loads((workspaces.latest(live_airflow.project) / "data" / "06_promotion" / "gate.json").read_text())
-        assert skipped <= GATED and not verdict["promote"], (
-            f"skipped {sorted(skipped)}; only {sorted(GATED)} may be, after a failed gate (verdict: {verdict})"
-        )
+    # only what a failed gate (a short circuit: the gate task itself succeeds) skips
+    assert skipped <= GATED, f"skipped {sorted(skipped)}; only {sorted(GATED)} may be, after a failed gate"
+    second = live_airflow.wait_run(DAG_ID, other, timeout=5)
+    assert second.state == "success", live_airflow.explain(DAG_ID, second)
+    _ran_at_once_each_with_its_form(live_airflow, {run_id: FORM_VALUES, other: OTHER_FORM})
 
     page.goto(f"{live_airflow.url}/dags/{DAG_ID}/runs/{urllib.parse.quote(run_id, safe='')}")
     page.get_by_text(run_id).first.wait_for()
     page.get_by_text("Success", exact=True).first.wait_for()
     _screenshot(page, "run_success")
+
+
+def _both_finish_with_params_yaml_untouched(live: LiveAirflow, runs: list[str]) -> None:
+    """Wait for ``runs``, checking the checkout's params.yaml byte for byte all the while."""
+    params = live.project / "params.yaml"
+    own = params.read_bytes()
+    deadline = time.monotonic() + 2 * RUN_TIMEOUT
+    while time.monotonic() < deadline:
+        assert params.read_bytes() == own
+        if all(live.api("GET", f"/dags/{DAG_ID}/dagRuns/{r}")["state"] in FINISHED for r in runs):
+            return
+        time.sleep(1)
+
+
+def _interval(ti: dict) -> tuple[datetime, datetime]:
+    return datetime.fromisoformat(ti["start_date"]), datetime.fromisoformat(ti["end_date"])
+
+
+def _ran_at_once_each_with_its_form(live: LiveAirflow, forms: dict[str, dict]) -> None:
+    """The runs overlapped (a task of one ran while a pipeline task of the other did), each trained
+    with its own form into the project's MLflow store, and their finished workspaces are gone."""
+    work = [[_interval(ti) for ti in live.api("GET", f"/dags/{DAG_ID}/dagRuns/{r}/taskInstances?limit=100")
+             ["task_instances"] if ti["start_date"] and ti["end_date"] and ti["task_id"] != "configure"]
+            for r in forms]
+    assert any(a0 < b1 and b0 < a1 for a0, a1 in work[0] for b0, b1 in work[1]), work
+    client = MlflowClient(tracking.tracking_uri(Paths.at(live.project)))
+    experiment = client.get_experiment_by_name(tracking.EXPERIMENT).experiment_id
+    for run_id, form in forms.items():
+        (trained,) = [r for r in client.search_runs([experiment], f"tags.`mtl.airflow_run_id` = '{run_id}'")
+                      if r.data.tags.get("mtl.role") != "baseline"]
+        assert trained.data.params["train.epochs"] == str(form["epochs"])
+        assert trained.data.tags["mtl.workspace"] == str(workspaces.path_for(live.project, run_id))
+        assert not workspaces.path_for(live.project, run_id).exists()  # finished: removed

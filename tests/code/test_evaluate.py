@@ -127,3 +127,17 @@ def test_compare_tells_a_real_regression_from_noise():
     assert worse["gain"] < -0.02 and worse["gain_interval"][1] < 0
     assert set(worse["slices"]["s"]) == {"a", "b", "c"}
     assert all(v["gain"] < 0 for v in worse["slices"]["s"].values())
+
+
+def test_compare_pairs_only_the_tasks_both_models_have():
+    """A champion from a run with another task list (say the form chose fewer tasks) is compared on
+    the tasks it has; the candidate's others are judged on their floors (tests/code/test_policy.py)."""
+    from mtl.evaluation.compare import compare
+
+    cfg = parse_config({
+        "data": {"schema": {"categorical": ["u", "s"], "labels": ["click", "buy"], "scenario": "s"}},
+        "tasks": [{"name": "ctr", "label": "click", "type": "binary"}, {"name": "cvr", "label": "buy", "type": "binary"}],
+    })
+    rows, p = _log(5000)
+    out = compare(pd.DataFrame({"ctr": p, "cvr": p}), pd.DataFrame({"ctr": p}), rows, cfg)
+    assert set(out) == {"ctr"}

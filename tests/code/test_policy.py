@@ -130,3 +130,11 @@ def test_one_slice_number_for_every_metric_is_refused_with_the_fix():
     raw["gate"]["slices"] = {"scenario": {"max_regression": 0.01}}
     with pytest.raises(ConfigError, match=r"gate.slices.scenario(.|\n)*auc: \{max_regression"):
         parse_config(raw)
+
+
+def test_a_task_the_champion_was_not_trained_for_is_judged_on_its_floor():
+    # the champion came from a run with fewer tasks (another form): no dwell to pair with
+    decision = decide(cand(0.72, 29.0), {"click": comp(0.72, 0.70, (0.01, 0.03), slices=FLAT)}, TYPES, GATE)
+    dwell = next(v for v in decision.tasks if v.task == "dwell")
+    assert dwell.passed and "the champion has no such task" in dwell.reason
+    assert decision.promote, decision.summary

@@ -246,7 +246,7 @@ def test_users_own_parquet_runs_through_the_same_chain(project, tmp_path):
     raw["gate"]["tasks"] = {"ctr": {"floor": 0.5}}
     # The defaults slice by `device` and compute GAUC by `user_id`, which this schema lacks.
     raw["evaluation"] |= {"slices": [], "gauc_by": "visitor"}
-    raw["gate"]["slices"] = {"surface": {"max_regression": 0.01}}
+    raw["gate"]["slices"] = {"surface": {"auc": {"max_regression": 0.01}}}
     # The default contract names the synthetic log's columns; this log has no impression key
     # (the same visitor sees the same sku on the same surface again) and its own columns.
     raw["validation"] |= {"keys": [], "columns": {"amount": {"min": 0}, "surface": {"cardinality": [1, 10]}},

@@ -155,8 +155,18 @@ class LiveAirflow:
     # -- REST API --------------------------------------------------------------------------------
 
     def api(self, method: str, path: str, json: Any = None) -> Any:
-        """Call the REST API (``path`` under /api/v2, e.g. "/dags/x") as admin; the decoded JSON reply."""
-        return self._request(method, f"/api/v2{path}", json, token=self._token)
+        """Call the REST API (``path`` under /api/v2, e.g. "/dags/x") as admin; the decoded JSON reply.
+
+        A read or an idempotent update that meets the SQLite metadata DB locked by the scheduler
+        (HTTP 500 "Database error", while task processes write) is tried again a few times; a
+        trigger (POST) never is, since a retry could start a second run."""
+        for attempt in range(4):
+            try:
+                return self._request(method, f"/api/v2{path}", json, token=self._token)
+            except AirflowAPIError as e:
+                if method == "POST" or e.status != 500 or "Database error" not in str(e) or attempt == 3:
+                    raise
+                time.sleep(2 * (attempt + 1))
 
     def unpause(self, dag_id: str) -> None:
         self.api("PATCH", f"/dags/{dag_id}?update_mask=is_paused", {"is_paused": False})

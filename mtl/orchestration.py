@@ -22,7 +22,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-
 from mtl.config import AirflowConfig, Config
 from mtl.names import ARCHITECTURES, WEIGHTINGS
 from mtl.runstate import STATE_DIR

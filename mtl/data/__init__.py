@@ -1,0 +1,1 @@
+"""Getting data in (ingest), its contracts (validation, drift, leakage) and the fitted features."""

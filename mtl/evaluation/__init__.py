@@ -1,0 +1,1 @@
+"""Per-task metrics with slices and bootstrap intervals, plots, and the comparison with the champion."""

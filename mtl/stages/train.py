@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,7 +57,9 @@ def run(cfg: Config, paths: Paths) -> TrainInfo | None:
     experiment_id = tracking.configure(paths)
     saved = load_training_state(paths.train_state, fingerprint)  # loaded once: read here and by the loop
     previous = resumable_run(saved)
-    # system metrics: CPU, memory, disk and (with pynvml) GPU use beside the training curves
+    # system metrics: CPU, memory, disk and (with pynvml) GPU use beside the training curves; its
+    # monitor's start/stop notices are INFO lines in every run's output otherwise
+    logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
     with mlflow.start_run(**({"run_id": previous} if previous else {"experiment_id": experiment_id}),
                           log_system_metrics=True) as run:
         _log_inputs(cfg, paths, data, run)
@@ -112,7 +116,12 @@ def _log_datasets(cfg: Config, paths: Paths, transform) -> None:
     rows = transform.split.get("rows", {})
     for split, context in SPLIT_CONTEXTS.items():
         digest = hashlib.sha256(f"{raw_md5}:{split}".encode()).hexdigest()[:32]  # MLflow keeps 36 characters
-        dataset = MetaDataset(resolve_dataset_source(str(where)), name=f"{name}.{split}", digest=digest)
+        with warnings.catch_warnings():
+            # MLflow registers its local-file source under two schemes ("" and "file") and warns
+            # that a path matches both; they are the same class of source.
+            warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
+            source = resolve_dataset_source(str(where))
+        dataset = MetaDataset(source, name=f"{name}.{split}", digest=digest)
         mlflow.log_input(dataset, context=context, tags={
             "rows": str(rows.get(split, "")), "split": str(transform.split.get("method", "")),
             "dvc_md5": raw_md5 or "(not run through dvc)"})

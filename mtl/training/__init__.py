@@ -1,0 +1,1 @@
+"""The training loop and its collaborators: device, precision, distribution, weighting, checkpoints."""

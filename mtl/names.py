@@ -40,8 +40,14 @@ WEIGHTINGS: dict[str, str] = {
     "famo": "mtl.training.weighting.famo:FAMO",
 }
 
-# The generated log: data.source's default, written by mtl/data/ingest/synthetic.py (no adapter reads it).
+# The generated data: data.source's default, written by the generator of data.synthetic.kind (no adapter reads it).
 SYNTHETIC = "synthetic"
+
+# What the generator makes (data.synthetic.kind): the writer of each kind, ``write(cfg, path) -> rows``.
+SYNTHETIC_KINDS: dict[str, str] = {
+    "impressions": "mtl.data.ingest.synthetic:write",
+    "supply_chain": "mtl.data.ingest.supply_chain:write",
+}
 
 # Dataset adapters (mtl/data/adapters): data.source names that read files of a known layout
 # from data.path; any other data.source is a path read by "files".

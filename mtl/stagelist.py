@@ -61,7 +61,8 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "generate", "mtl.stages.generate:run",
         summary="the raw log: generated, or ingested from your files (only read)",
-        help="Produce data/01_raw: generate the synthetic impression log (data.source: synthetic) or ingest the "
+        help="Produce data/01_raw: generate a synthetic dataset (data.source: synthetic; data.synthetic.kind: "
+        "impressions, the default impression log, or supply_chain, a daily inventory panel) or ingest the "
         "schema's columns through a dataset adapter (files, ali_ccp, aliexpress, census_income) from data.path "
         "(your files are only read).",
         params=("data.source", "data.path", "data.window_days", "data.synthetic", "data.schema",

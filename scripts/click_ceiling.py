@@ -37,8 +37,9 @@ def main() -> None:
     from mtl.data.ingest import synthetic
 
     cfg = load_config(ROOT / "params.yaml")
-    if cfg.data.source != "synthetic":
-        sys.exit("needs data.source: synthetic (the ceilings come from the generator's latent factors)")
+    if cfg.data.source != "synthetic" or cfg.data.synthetic.kind != "impressions":
+        sys.exit("needs data.source: synthetic with data.synthetic.kind: impressions (the ceilings come from the "
+                 "impression generator's latent factors)")
     world = synthetic.build_world(cfg.data.synthetic)
     raw = pd.read_parquet(ROOT / "data/01_raw/impressions.parquet",
                           columns=["ts", "user_id", "item_id", "click", "p_click"])

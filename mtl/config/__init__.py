@@ -19,22 +19,22 @@ import yaml
 from pydantic import ValidationError, model_validator
 
 from mtl.config.base import ConfigError, Fraction, Frozen, PositiveInt
-from mtl.config.data import DataConfig, SchemaConfig, SplitConfig, SyntheticConfig
+from mtl.config.data import DataConfig, SchemaConfig, SplitConfig, SupplyChainConfig, SyntheticConfig
 from mtl.config.features import CategoricalSpec, Condition, FeaturesConfig, NumericSpec, TaskConfig
 from mtl.config.model import DistributedConfig, ModelConfig, TrainConfig, WeightingConfig
 from mtl.config.operations import AirflowConfig, DailyScoringConfig, RetrainingConfig, ScoringConfig
 from mtl.config.quality import (DriftConfig, EvaluationConfig, GateConfig, Levels, Limit, SliceGate, TaskGate,
                                 ValidationConfig)
 from mtl.config.tune import DEFAULT_SPACE, SearchDimension, TuneConfig, not_tunable
-from mtl.names import ARCHITECTURES
+from mtl.names import ARCHITECTURES, SYNTHETIC_KINDS
 
 __all__ = [
     "AirflowConfig", "CategoricalSpec", "Condition", "Config", "ConfigError", "DEFAULT_SPACE", "DailyScoringConfig",
     "DataConfig", "DistributedConfig", "DriftConfig", "EvaluationConfig", "FeaturesConfig", "Fraction", "GateConfig",
     "Levels", "Limit", "ModelConfig", "NumericSpec", "PositiveInt", "RetrainingConfig", "SchemaConfig", "ScoringConfig",
-    "SearchDimension", "SliceGate", "SplitConfig", "SyntheticConfig", "TaskConfig", "TaskGate", "TrainConfig",
-    "TuneConfig", "ValidationConfig", "WeightingConfig", "apply_overrides", "load_config", "parse_config",
-    "read_raw", "with_overrides",
+    "SearchDimension", "SliceGate", "SplitConfig", "SupplyChainConfig", "SyntheticConfig", "TaskConfig", "TaskGate",
+    "TrainConfig", "TuneConfig", "ValidationConfig", "WeightingConfig", "apply_overrides", "load_config",
+    "parse_config", "read_raw", "with_overrides",
 ]
 
 
@@ -180,10 +180,17 @@ class Config(Frozen):
 def _format_errors(err: ValidationError, source: str) -> str:
     lines = [f"{source} is invalid:"]
     for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        loc = [str(p) for p in e["loc"]]
+        # data.synthetic is a union chosen by its kind, and pydantic puts the kind in the path
+        # (data.synthetic.supply_chain.items); the key the user writes has none.
+        tagged = loc[:2] == ["data", "synthetic"] and len(loc) > 2 and loc[2] in SYNTHETIC_KINDS
+        kind = loc.pop(2) if tagged else None
+        key = ".".join(loc) or "(top level)"
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; see params.yaml in the repository for all keys)"
+            if kind is not None:
+                msg = f"unknown key of data.synthetic kind {kind!r} (check the spelling and data.synthetic.kind)"
         lines.append(f"  - {key}: {msg}")
     return "\n".join(lines)
 

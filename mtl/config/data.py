@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import datetime
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
-from mtl.config.base import Fraction, Frozen, PositiveInt
-from mtl.names import ADAPTERS, SYNTHETIC
+from mtl.config.base import Fraction, Frozen, PositiveInt, registered
+from mtl.names import ADAPTERS, SYNTHETIC, SYNTHETIC_KINDS
+
+Share = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
 class SyntheticConfig(Frozen):
     """Knobs of the generated impression log (see mtl/data/ingest/synthetic.py)."""
 
+    kind: Literal["impressions"] = "impressions"  # data.synthetic.kind (see DataConfig.synthetic)
     rows: PositiveInt = 1_000_000
     users: PositiveInt = 20_000
     user_segments: PositiveInt = 24
@@ -40,6 +44,48 @@ class SyntheticConfig(Frozen):
         if not v or len(set(v)) != len(v):
             raise ValueError("needs at least one scenario name and no duplicates")
         return v
+
+
+class SupplyChainConfig(Frozen):
+    """Knobs of the generated supply-chain daily panel (see mtl/data/ingest/supply_chain.py): one
+    row per item, warehouse and day, with demand, censored sales, stock, orders and deliveries."""
+
+    kind: Literal["supply_chain"] = "supply_chain"
+    items: PositiveInt = 500  # products; each has one category and one supplier
+    warehouses: PositiveInt = 4  # every item is stocked in every warehouse: items x warehouses series
+    categories: PositiveInt = 20  # share weekly profiles, yearly phase, holiday sensitivity, price level
+    suppliers: PositiveInt = 25  # each has a promised lead time and its own reliability
+    days: PositiveInt = 730  # days written per series (a burn-in before `start` is simulated, not written)
+    start: str = "2025-01-06"  # the first written date (ISO); a Monday lines weekdays up with day numbers
+    latent_dim: PositiveInt = 4  # dimension of the item x warehouse affinity in the demand level
+    intermittent_share: Share = 0.3  # share of items with sparse demand (0.05-0.5 units a day, mostly zeros)
+    promo_share: Share = 0.08  # share of item-days on promotion (runs of several days, 10-40% off)
+    review_days: PositiveInt = 7  # periodic review: each series may order once every review_days days
+    seed: int = 42
+
+    @field_validator("start")
+    @classmethod
+    def _iso_date(cls, v: str) -> str:
+        try:
+            datetime.date.fromisoformat(v)
+        except ValueError:
+            raise ValueError(f"{v!r} is not a date; write it as YYYY-MM-DD, e.g. 2025-01-06") from None
+        return v
+
+
+def _synthetic_kind(value: Any) -> str:
+    """The union member a data.synthetic section is: its ``kind``, impressions when it has none."""
+    if isinstance(value, dict):
+        return value.get("kind", "impressions")
+    return getattr(value, "kind", "impressions")
+
+
+# data.synthetic: which generator, chosen by `kind` (mtl.names.SYNTHETIC_KINDS); params.yaml files
+# written before there was a choice have no kind and mean the impression log.
+Synthetic = Annotated[
+    Union[Annotated[SyntheticConfig, Tag("impressions")], Annotated[SupplyChainConfig, Tag("supply_chain")]],
+    Discriminator(_synthetic_kind),
+]
 
 
 class SchemaConfig(Frozen):
@@ -144,7 +190,9 @@ class DataConfig(Frozen):
     # parquet/CSV file or folder (shorthand for source: files, path: <it>).
     source: str = SYNTHETIC
     path: str | None = None
-    synthetic: SyntheticConfig = SyntheticConfig()
+    # The generator's knobs (source: synthetic); `kind` picks the dataset: impressions (the default,
+    # the impression log of the training pipeline) or supply_chain (a daily inventory panel).
+    synthetic: Synthetic = SyntheticConfig()
     schema_: SchemaConfig = Field(alias="schema")
     split: SplitConfig = SplitConfig()
     # A sliding window: keep only rows in the last N whole days of data.schema.time (the newest
@@ -172,6 +220,18 @@ class DataConfig(Frozen):
         if self.is_synthetic:
             return None
         return self.path if self.source in _adapter_names() else self.source
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_synthetic_kind(cls, raw: Any) -> Any:
+        """An unknown kind names the key and the choices (the union alone would say only 'data.synthetic')."""
+        synthetic = raw.get("synthetic") if isinstance(raw, dict) else None
+        if isinstance(synthetic, dict):
+            try:
+                registered(str(_synthetic_kind(synthetic)), SYNTHETIC_KINDS, "synthetic kind")
+            except ValueError as err:
+                raise ValueError(f"data.synthetic.kind: {err}") from None
+        return raw
 
     @model_validator(mode="after")
     def _path_given(self) -> "DataConfig":

@@ -71,7 +71,7 @@ class Failure:
 
 def _rows(f: Failure) -> str:
     if f.observed in (None, "0"):
-        return "the log has no rows: check data.source (or data.synthetic.rows) and re-run the generate stage"
+        return "the log has no rows: check data.source (or the size of data.synthetic) and re-run the generate stage"
     return (f"the log has {int(float(f.observed)):,} rows, fewer than validation.min_rows ({f.info['min_rows']:,}): a batch this "
             f"small is usually a broken or partial export; check the source, or lower validation.min_rows")
 

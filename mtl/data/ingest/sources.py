@@ -1,4 +1,4 @@
-"""Where the raw impression log comes from: the synthetic generator or files read by an adapter.
+"""Where the raw data comes from: a synthetic generator (data.synthetic.kind) or files read by an adapter.
 
 Either way the first stage materialises one canonical parquet file under ``data/01_raw`` plus a
 manifest describing its origin, so every later stage reads the same thing. The adapter named by
@@ -16,7 +16,9 @@ from mtl.config import Config, DataConfig
 from mtl.data.ingest.adapters import SourceError, get_adapter
 from mtl.data.ingest.adapters.base import wanted_columns
 from mtl.hashing import files_md5
+from mtl.names import SYNTHETIC_KINDS
 from mtl.paths import Paths
+from mtl.registry import resolve
 
 __all__ = ["SourceError", "source_files", "fingerprint", "ingest",
            "materialise_raw", "check_source_unchanged"]
@@ -168,9 +170,8 @@ def _window(adapter, files: list[Path], cfg: Config):
 def materialise_raw(cfg: Config, paths: Paths) -> dict:
     """The `generate` stage: produce data/01_raw from the configured source; returns the manifest."""
     if cfg.data.is_synthetic:
-        from mtl.data.ingest import synthetic
-
-        rows = synthetic.write(cfg.data.synthetic, paths.raw_file)
+        write = resolve(SYNTHETIC_KINDS, cfg.data.synthetic.kind)
+        rows = write(cfg.data.synthetic, paths.raw_file)
         manifest = {"source": "synthetic", "rows": rows, "synthetic": cfg.data.synthetic.model_dump()}
     else:
         manifest = ingest(cfg, paths)

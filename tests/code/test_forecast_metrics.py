@@ -1,0 +1,70 @@
+"""Forecast metrics against hand computations (mtl/evaluation/forecast.py)."""
+
+import numpy as np
+import pytest
+
+from mtl.evaluation import forecast
+
+
+def test_wape_and_bias_by_hand():
+    actual = np.array([10.0, 0.0, 5.0, 5.0])
+    pred = np.array([8.0, 1.0, 5.0, 9.0])
+    # |errors| 2 + 1 + 0 + 4 = 7 over 20 units; signed -2 + 1 + 0 + 4 = 3 over 20
+    assert forecast.wape(actual, pred) == pytest.approx(7 / 20)
+    assert forecast.bias(actual, pred) == pytest.approx(3 / 20)
+    assert forecast.wape(np.zeros(3), np.ones(3)) is None  # no units: undefined, not 0 or inf
+
+
+def test_pinball_by_hand():
+    actual = np.array([10.0, 10.0])
+    pred = np.array([6.0, 13.0])
+    # q=0.9: under by 4 costs 0.9*4 = 3.6, over by 3 costs 0.1*3 = 0.3 -> mean 1.95
+    assert forecast.pinball(actual, pred, 0.9) == pytest.approx(1.95)
+    # q=0.5 is half the absolute error: (4 + 3) / 2 / 2
+    assert forecast.pinball(actual, pred, 0.5) == pytest.approx(1.75)
+    assert forecast.pinball(np.array([]), np.array([]), 0.5) is None
+
+
+def test_seasonal_scales_by_hand():
+    # series "a": 9 days with a season of 7 -> diffs y7-y0 = 3 - 1 = 2 and y8-y1 = 0 - 4 = -4
+    a = [1, 4, 0, 0, 0, 0, 0, 3, 0]
+    b = [2] * 9  # no seasonal change: no scale
+    values = np.array(a + b, dtype=float)
+    series = np.array(["a"] * 9 + ["b"] * 9)
+    # time order within a series matters, interleaving of series does not: a0 b0 a1 b1 ...
+    interleaved = np.ravel(np.column_stack([np.arange(9), np.arange(9, 18)]))
+    scales = forecast.seasonal_scales(values, series)
+    assert scales["a"] == pytest.approx((3.0, 10.0))  # mean(|2|, |-4|), mean(4, 16)
+    assert scales["b"] == (0.0, 0.0)
+    assert forecast.seasonal_scales(values[interleaved], series[interleaved]) == scales
+
+
+def test_mase_and_rmsse_by_hand():
+    scales = {"a": (3.0, 10.0), "b": (0.0, 0.0), "c": (1.0, 1.0)}
+    # horizon 7: each error is a 7-day sum, averaged per day
+    actual = np.array([14.0, 28.0, 7.0, 0.0])
+    pred = np.array([7.0, 42.0, 7.0, 14.0])
+    series = np.array(["a", "a", "b", "c"])
+    s = forecast.scaled(actual, pred, series, scales, horizon=7)
+    # a: daily errors 1 and -2 -> MAE 1.5 / 3 = 0.5; MSE 2.5 / 10 -> sqrt(0.25) = 0.5
+    # c: daily error -2 -> 2 / 1 = 2; sqrt(4 / 1) = 2; b has no scale
+    assert s.mase == pytest.approx((0.5 + 2.0) / 2)
+    assert s.rmsse == pytest.approx((0.5 + 2.0) / 2)
+    assert (s.series, s.unscaled) == (2, 1)
+
+
+def test_an_all_zero_forecast_wins_on_mae_type_metrics_but_not_on_rmsse():
+    """Why RMSSE is reported beside MASE: on an intermittent series the median (zero) beats the
+    mean on absolute errors, while squared errors favour the mean."""
+    rng = np.random.default_rng(1)
+    days = rng.binomial(1, 0.2, 7 * 200) * rng.integers(1, 4, 7 * 200)  # mostly-zero days
+    weekly = days.reshape(-1, 7).sum(1).astype(float)  # 7-day totals: the forecast targets
+    series = np.zeros(len(weekly), dtype=int)
+    scales = forecast.seasonal_scales(days.astype(float), np.zeros(len(days), dtype=int))
+    zero = forecast.scaled(weekly, np.zeros_like(weekly), series, scales, horizon=7)
+    mean = forecast.scaled(weekly, np.full_like(weekly, weekly.mean()), series, scales, horizon=7)
+    assert mean.rmsse < zero.rmsse
+    daily_zero = forecast.scaled(days.astype(float), np.zeros(len(days)), np.zeros(len(days), int), scales, 1)
+    daily_mean = forecast.scaled(days.astype(float), np.full(len(days), days.mean()), np.zeros(len(days), int),
+                                 scales, 1)
+    assert daily_zero.mase < daily_mean.mase  # the all-zero forecast "wins" on MASE day by day

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from mtl.config.base import Fraction, Frozen, PositiveInt, registered
+from mtl.config.panel import PanelConfig
 from mtl.names import ADAPTERS, SYNTHETIC, SYNTHETIC_KINDS
 
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -198,6 +199,9 @@ class DataConfig(Frozen):
     # A sliding window: keep only rows in the last N whole days of data.schema.time (the newest
     # day in the files counts as day 1). null keeps every row. Files are read, never rewritten.
     window_days: PositiveInt | None = None
+    # A daily panel (one row per series and day, e.g. item x warehouse sales) to frame into
+    # forecast examples before the features are fitted; null: every row is an example already.
+    panel: PanelConfig | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -219,6 +219,7 @@ def _errors() -> tuple[tuple[type, ...], tuple[type, ...]]:
     """(what the user must fix: exit 2, a failed stage or contract: exit 1), imported on use."""
     from mtl.config import ConfigError
     from mtl.data.contracts.suite import ExpectationsFileError
+    from mtl.data.features.framing import FramingError
     from mtl.data.features.splits import SplitError
     from mtl.data.ingest.sources import SourceError
     from mtl.pipeline import StageFailed
@@ -228,8 +229,8 @@ def _errors() -> tuple[tuple[type, ...], tuple[type, ...]]:
     from mtl.stages.common import ValidationFailed
     from mtl.tuning import TuneError
 
-    return ((ConfigError, SourceError, SplitError, ExpectationsFileError, FileNotFoundError, RegistryError,
-             ScoringError, SchemaMismatch, TuneError), (StageFailed, ValidationFailed))
+    return ((ConfigError, SourceError, SplitError, FramingError, ExpectationsFileError, FileNotFoundError,
+             RegistryError, ScoringError, SchemaMismatch, TuneError), (StageFailed, ValidationFailed))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -65,7 +65,7 @@ STAGES: tuple[Stage, ...] = (
         "impressions, the default impression log, or supply_chain, a daily inventory panel) or ingest the "
         "schema's columns through a dataset adapter (files, ali_ccp, aliexpress, census_income) from data.path "
         "(your files are only read).",
-        params=("data.source", "data.path", "data.window_days", "data.synthetic", "data.schema",
+        params=("data.source", "data.path", "data.window_days", "data.synthetic", "data.schema", "data.panel",
                 "data.split.column"),
         outs=("data/01_raw",),
         # DVC tracks data/01_raw, not the user's files: new bytes in the same files (a retraining
@@ -82,7 +82,7 @@ STAGES: tuple[Stage, ...] = (
         "data/02_validation/result.json and Data Docs HTML; on failure moves the batch and its report to "
         "validation.quarantine and exits non-zero, stopping the chain.",
         deps=("data/01_raw", "configs/expectations.yaml"),
-        params=("data.schema", "tasks", "validation", "gate.model_name"),
+        params=("data.schema", "data.panel", "tasks", "validation", "gate.model_name"),
         # passed.json is written only when the batch passes: what preprocess waits for
         outs=(("data/02_validation/data_docs", NOT_CACHED), ("data/02_validation/passed.json", NOT_CACHED)),
         metrics=(("data/02_validation/result.json", NOT_CACHED),),
@@ -97,7 +97,7 @@ STAGES: tuple[Stage, ...] = (
         "seeded random), fit the feature transform (params `features`) on the training split, and stream "
         "memory-mapped shards of every split to data/03_features.",
         deps=("data/01_raw", "data/02_validation/passed.json"),
-        params=("data.schema", "data.split", "features", "tasks"),
+        params=("data.schema", "data.panel", "data.split", "features", "tasks"),
         outs=("data/03_features",),
     ),
     Stage(
@@ -150,7 +150,7 @@ STAGES: tuple[Stage, ...] = (
         deps=("data/03_features/test_raw.parquet", "data/05_evaluation/test_predictions.parquet",
               "data/05_evaluation/baseline_predictions.parquet", "data/04_model/train.json",
               "data/04_model/baseline"),
-        params=("tasks", "evaluation", "data.schema"),
+        params=("tasks", "evaluation", "data.schema", "data.panel"),
         outs=(("data/05_evaluation/tasks/${item.name}", NOT_CACHED),),
         per_task=True,
         note="One stage per task (evaluate_task@0, @1, ... in the order of params.yaml tasks): the map step,\n"

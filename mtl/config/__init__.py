@@ -111,16 +111,18 @@ class Config(Frozen):
                 raise ValueError(f"features.columns.{col}: {err}") from None
 
     def _check_columns(self) -> None:
-        """Columns named by validation and evaluation are columns of data.schema."""
+        """Columns named by validation are columns of the raw data (data.schema, or data.panel's),
+        those named by evaluation columns of the examples (data.schema)."""
         schema = self.data.schema
-        declared = set(schema.required_columns())
+        where = "data.panel" if self.data.panel is not None else "data.schema"
+        declared = set(self.data.raw_schema.required_columns())
         for col in self.validation.columns:
             if col not in declared:
-                raise ValueError(f"validation.columns.{col}: not a column of data.schema "
+                raise ValueError(f"validation.columns.{col}: not a column of {where} "
                                  f"{sorted(declared)}; declare it there or remove the rule")
         for col in self.validation.keys or ():
             if col not in declared:
-                raise ValueError(f"validation.keys: {col!r} is not a column of data.schema {sorted(declared)}")
+                raise ValueError(f"validation.keys: {col!r} is not a column of {where} {sorted(declared)}")
         for col in self.evaluation.slices:
             if col not in schema.categorical:
                 raise ValueError(f"evaluation.slices: {col!r} is not a categorical column of data.schema "

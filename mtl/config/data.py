@@ -94,7 +94,7 @@ class SchemaConfig(Frozen):
 
     categorical: tuple[str, ...] = ()
     numeric: tuple[str, ...] = ()
-    labels: tuple[str, ...]
+    labels: tuple[str, ...] = ()  # with data.panel, its labels join these (framed from the panel)
     scenario: str | None = None
     time: str | None = None
     # label column -> column holding the true probability of that label (synthetic data only);
@@ -114,9 +114,6 @@ class SchemaConfig(Frozen):
 
     @model_validator(mode="after")
     def _roles_consistent(self) -> "SchemaConfig":
-        features = list(self.categorical) + list(self.numeric)
-        if not features:
-            raise ValueError("declare at least one categorical or numeric feature column")
         for column, shares in self.sequence.items():
             if shares not in self.categorical:
                 raise ValueError(f"sequence column {column!r} shares {shares!r}, which is not a categorical column; "
@@ -207,7 +204,31 @@ class DataConfig(Frozen):
 
     @property
     def schema(self) -> SchemaConfig:  # noqa: D401 - the pydantic field is aliased
-        return self.schema_
+        """What every example holds (the model's inputs and labels). With a panel, the examples are
+        framed from it, and what framing makes (the series and static columns, lags, the horizon's
+        planned values, open orders, the origin's calendar, the labels and their truth, the origin
+        as time) joins what data.schema lists."""
+        if self.panel is None:
+            return self.schema_
+        s, p = self.schema_, self.panel
+        return s.model_copy(update={
+            "categorical": tuple(dict.fromkeys([*s.categorical, *p.series, *p.static, *p.CALENDAR])),
+            "numeric": tuple(dict.fromkeys([*s.numeric, *p.generated_numeric])),
+            "labels": tuple(dict.fromkeys([*s.labels, *p.labels])),
+            "truth": {label: f"truth_{label}" for label in p.truth} | s.truth,
+            "time": s.time or "origin",
+        })
+
+    @property
+    def raw_schema(self) -> SchemaConfig:
+        """What the raw data holds, as the data contract and the adapters see it: the examples
+        themselves, or with a panel, its series, static and daily columns (labels are framed later)."""
+        if self.panel is None:
+            return self.schema_
+        p = self.panel
+        daily = [c for c in p.daily_columns() if c not in p.truth.values()]
+        return SchemaConfig(categorical=(*p.series, *p.static), numeric=tuple(dict.fromkeys(daily)), labels=(),
+                            time=p.time, truth={})
 
     @property
     def is_synthetic(self) -> bool:
@@ -236,6 +257,21 @@ class DataConfig(Frozen):
             except ValueError as err:
                 raise ValueError(f"data.synthetic.kind: {err}") from None
         return raw
+
+    @model_validator(mode="after")
+    def _has_features(self) -> "DataConfig":
+        if not self.schema.features:  # with a panel, framing makes them
+            raise ValueError("data.schema: declare at least one categorical or numeric feature column")
+        return self
+
+    @model_validator(mode="after")
+    def _panel_split(self) -> "DataConfig":
+        """A panel's examples carry their backtest split (by time, data.panel); another split
+        would mix the future into training."""
+        if self.panel is not None and (self.split.method not in ("auto", "column") or self.split.column != "split"):
+            raise ValueError("data.split: with data.panel the split is the panel's backtest (data.panel.test_origins, "
+                             "validation_origins); set data.split.method to auto and leave data.split.column as split")
+        return self
 
     @model_validator(mode="after")
     def _path_given(self) -> "DataConfig":

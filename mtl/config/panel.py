@@ -3,6 +3,8 @@ examples, one per series and forecast origin (see mtl/data/features/framing.py).
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field, model_validator
 
 from mtl.config.base import Frozen, PositiveInt
@@ -37,6 +39,9 @@ class PanelConfig(Frozen):
     # days are features, <col>_ahead<k> (k=1: the day after the origin)
     known: tuple[str, ...] = ()
     static: tuple[str, ...] = ()  # per-series columns carried to every example (their origin-day value)
+    # daily column -> the column it can never exceed, checked by the data contract: sales are
+    # censored by the stock on hand, e.g. {units_sold: stock_on_hand}
+    capacity: dict[str, str] = Field(default_factory=dict)
     # label -> daily truth column (synthetic data): summed for a sums label; for an events label
     # 1 - prod(1 - p) over the horizon (an optimistic oracle: it knows the horizon's stock)
     truth: dict[str, str] = Field(default_factory=dict)
@@ -69,3 +74,22 @@ class PanelConfig(Frozen):
     @property
     def labels(self) -> tuple[str, ...]:
         return (*self.sums, *self.events, *((self.orders.label,) if self.orders else ()))
+
+    # What framing adds to every example besides the labels (mtl/data/features/framing.py).
+    CALENDAR: ClassVar[tuple[str, ...]] = ("origin_weekday", "origin_month")
+    ORDER_FEATURES: ClassVar[tuple[str, ...]] = ("open_orders", "open_units", "overdue_days")
+
+    @property
+    def generated_numeric(self) -> tuple[str, ...]:
+        """The numeric features framing makes: lags, the horizon's planned values, open orders."""
+        lags = (f"{c}_lag{k}" for c in self.history for k in range(1, self.lookback + 1))
+        ahead = (f"{c}_ahead{k}" for c in self.known for k in range(1, self.horizon + 1))
+        return (*lags, *ahead, *(self.ORDER_FEATURES if self.orders else ()))
+
+    def daily_columns(self) -> tuple[str, ...]:
+        """The panel's per-day columns framing reads (truth last)."""
+        cols = [*self.sums.values(), *self.events.values(), *self.history, *self.known,
+                *self.capacity, *self.capacity.values()]
+        if self.orders is not None:
+            cols += [self.orders.placed, self.orders.promised, self.orders.lead]
+        return tuple(dict.fromkeys([*cols, *self.truth.values()]))

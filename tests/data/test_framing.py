@@ -139,3 +139,29 @@ def test_bad_panels_are_named(panel):
         framing.frame(panel[panel["date"] < panel["date"].min() + pd.Timedelta(days=60)], PANEL)
     with pytest.raises(ValueError, match="truth names 'dwell'"):
         PanelConfig(series=("item_id",), sums={"demand": "units_sold"}, truth={"dwell": "x"})
+
+
+def test_preprocess_frames_the_panel_and_fits_on_training_origins_only(tmp_path):
+    """The preset's preprocess: the raw panel in, the framed examples' transform and shards out,
+    split by the backtest; the framed file is not left behind."""
+    from pathlib import Path
+
+    import yaml
+
+    from mtl.config import apply_overrides, parse_config
+    from mtl.data.features.preprocess import build
+
+    raw = yaml.safe_load((Path(__file__).resolve().parents[2] / "configs" / "supply_chain.yaml").read_text())
+    cfg = parse_config(apply_overrides(raw, {"data.synthetic.items": 10, "data.synthetic.warehouses": 2,
+                                             "data.synthetic.days": 150}))
+    raw_file = tmp_path / "01_raw" / "panel.parquet"
+    supply_chain.write(cfg.data.synthetic, raw_file)
+    summary = build(raw_file, cfg, tmp_path / "03_features")
+    rows = summary["split"]["rows"]
+    panel = cfg.data.panel
+    assert (rows["test"], rows["validation"]) == (20 * panel.test_origins, 20 * panel.validation_origins)
+    assert summary["split"]["method"] == "column" and rows["train"] > rows["test"]
+    assert set(summary["inputs"]["numeric"]) >= {"units_sold_lag1", "price_ahead7", "open_orders"}
+    test_raw = pd.read_parquet(tmp_path / "03_features" / "test_raw.parquet")
+    assert len(test_raw) == rows["test"] and {"demand", "truth_demand", "origin"} <= set(test_raw.columns)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["01_raw", "03_features"]

@@ -115,7 +115,7 @@ def feature_drift(frame: pd.DataFrame, reference: dict, cfg: "Config") -> list[M
     stats, vocabularies = reference["stats"], reference.get("categorical", {})
     champion = reference.get("name", "the champion")
     out: list[Measure] = []
-    for col in cfg.data.schema.features:
+    for col in cfg.data.raw_schema.features:
         rule = cfg.validation.columns.get(col)
         if col not in frame.columns or (rule is not None and not rule.drift):
             continue
@@ -173,7 +173,7 @@ def label_shift(frame: pd.DataFrame, reference: dict, cfg: "Config") -> list[Mea
     drift = cfg.validation.drift
     labels = reference["stats"].get("labels", {})
     champion = reference.get("name", "the champion")
-    scenario = cfg.data.schema.scenario
+    scenario = cfg.data.raw_schema.scenario
     codes, names = pd.factorize(frame[scenario]) if scenario in frame.columns else (None, [])
     out: list[Measure] = []
     for task in cfg.tasks:

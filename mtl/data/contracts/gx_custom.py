@@ -1,5 +1,5 @@
-"""Custom Great Expectations expectations: where GX Core's own are too slow, and for history
-columns, which GX Core has nothing for.
+"""Custom Great Expectations expectations: where GX Core's own are too slow, for history
+columns and for daily panels, which GX Core has nothing for.
 
 Imported only by mtl.data.contracts.validation when it builds a suite: defining the classes registers them
 with GX, which must not happen when Airflow merely imports ``mtl``.
@@ -148,3 +148,28 @@ class ExpectHistoryToPrecedeTime(MulticolumnMapExpectation):
     own time (column_list[1]): a history holding the impression itself or its future is a leak."""
 
     map_metric = "multicolumn_values.mtl_history_before_time"
+
+
+# --------------------------------------------------------------------------- daily panels
+# A panel (data.panel) has one row per series and day; a series must have every day from its
+# first to its last (a missing day would shift every lag after it).
+
+
+class SeriesDaysContiguous(MulticolumnMapMetricProvider):
+    condition_metric_name = "multicolumn_values.mtl_series_days_contiguous"
+    condition_domain_keys = MULTICOLUMN_DOMAIN
+
+    @multicolumn_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column_list, **kwargs):
+        *series, time = column_list.columns
+        day = pd.to_datetime(column_list[time]).dt.normalize()
+        groups = day.groupby([column_list[c] for c in series], dropna=False, sort=False)
+        span = (groups.transform("max") - groups.transform("min")).dt.days + 1
+        return pd.Series((groups.transform("nunique") == span).to_numpy(), index=column_list.index)
+
+
+class ExpectSeriesDaysToBeContiguous(MulticolumnMapExpectation):
+    """Every series (column_list[:-1]) has a row on every day (column_list[-1]) from its first to
+    its last: rows of a series with a missing day are the unexpected ones."""
+
+    map_metric = "multicolumn_values.mtl_series_days_contiguous"

@@ -100,7 +100,7 @@ def find_label_leaks(frame: pd.DataFrame, cfg: "Config", threshold: float | None
                      max_rows: int | None = None) -> list[Leak]:
     threshold = cfg.validation.leak_threshold if threshold is None else threshold
     rows = sample(frame, cfg.validation.leak_sample_rows if max_rows is None else max_rows)
-    schema = cfg.data.schema
+    schema = cfg.data.raw_schema
     features = [(c, True) for c in schema.categorical if c in rows.columns]
     features += [(c, False) for c in schema.numeric if c in rows.columns]
     encoded = {c: _categorical_codes(rows[c]) if cat else _numeric_values(rows[c]) for c, cat in features}

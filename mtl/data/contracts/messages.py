@@ -35,6 +35,11 @@ def note(kind: str, column: str | None, info: dict) -> str:
         "list_type": lambda: f"history column '{column}' holds a list on every row",
         "aligned": lambda: f"history columns {info.get('columns')} have as many elements on every row",
         "history_before": lambda: f"every element of '{column}' is earlier than its row's '{info.get('time')}'",
+        "panel_days_unique": lambda: f"one row per series and day ({column})",
+        "panel_gaps": lambda: f"every series has every day from its first to its last ({column})",
+        "panel_negative": lambda: f"'{column}' is never negative",
+        "panel_event": lambda: f"daily event '{column}' is 0 or 1",
+        "panel_capacity": lambda: f"'{info.get('sales')}' is never above '{info.get('limit')}'",
     }
     return notes[kind]()
 
@@ -181,6 +186,31 @@ def _funnel(f: Failure) -> str:
             f"{label}; fix the labels or remove `implies: {implies}` from task '{f.task}'")
 
 
+def _panel_days_unique(f: Failure) -> str:
+    return (f"{f.rows} rows repeat a series and day ({f.column}; e.g. {f.observed}): data.panel wants one row per "
+            f"series and day; aggregate the duplicates (sum the units) or fix data.panel.series")
+
+
+def _panel_gaps(f: Failure) -> str:
+    return (f"{f.rows} rows belong to series with a missing day ({f.column}; e.g. {f.observed}): every lag after a "
+            f"gap would be shifted; add the missing days (0 units where nothing sold) or drop those series")
+
+
+def _panel_negative(f: Failure) -> str:
+    return (f"'{f.column}': {f.rows} days have negative units: returns or corrections netted into sales; record them "
+            f"separately and keep the units sold at 0 or more")
+
+
+def _panel_event(f: Failure) -> str:
+    return f"'{f.column}': {f.rows} days are neither 0 nor 1 (data.panel.events): recode the flag to 0/1"
+
+
+def _panel_capacity(f: Failure) -> str:
+    return (f"'{f.info['sales']}': on {f.rows} days it is above '{f.info['limit']}' (data.panel.capacity): more was "
+            f"sold than was available; check that the stock column is the stock at the start of the day, after "
+            f"deliveries")
+
+
 FAILURES: dict[str, Callable[[Failure], str]] = {
     "rows": _rows,
     "exists": _exists,
@@ -205,7 +235,15 @@ FAILURES: dict[str, Callable[[Failure], str]] = {
     "history_before": _history_before,
     "user": _user,
     "funnel": _funnel,
+    "panel_days_unique": _panel_days_unique,
+    "panel_gaps": _panel_gaps,
+    "panel_negative": _panel_negative,
+    "panel_event": _panel_event,
+    "panel_capacity": _panel_capacity,
 }
+
+# Kinds whose sentence names an example row (GX's first unexpected row) in place of an observed value.
+EXAMPLE_KINDS = ("panel_days_unique", "panel_gaps")
 
 
 def failure_detail(kind: str, column: str | None, info: dict, n: int | None, observed: str | None) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from mtl.data.contracts.messages import failure_detail, note
+from mtl.data.contracts.messages import EXAMPLE_KINDS, failure_detail, note
 
 
 @dataclass(frozen=True)
@@ -100,5 +100,7 @@ def check_result(result: Any, rows: int) -> CheckResult:
     if result.success:
         return CheckResult(config.type, column, True, unexpected, f"ok: {note(kind, column, info)}", severity)
     observed = res.get("observed_value")
+    if observed is None and kind in EXAMPLE_KINDS and res.get("partial_unexpected_list"):
+        observed = res["partial_unexpected_list"][0]
     detail = failure_detail(kind, column, info, unexpected, None if observed is None else str(observed))
     return CheckResult(config.type, column, False, unexpected, detail, severity)

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mtl.config import Config, SchemaConfig, TaskConfig
+from mtl.config import Config, PanelConfig, SchemaConfig, TaskConfig
 from mtl.data.contracts.messages import note
 
 if TYPE_CHECKING:
@@ -64,6 +64,8 @@ def _checks(cfg: Config, present: set[str], has_rows: bool, now: dt.datetime) ->
     if has_rows:
         yield from _value_checks(cfg, present)
         yield from _table_checks(cfg, present, now)
+        if cfg.data.panel is not None:
+            yield from _panel_checks(cfg.data.panel, present)
 
 
 def _histories(schema: SchemaConfig) -> list[str]:
@@ -72,7 +74,7 @@ def _histories(schema: SchemaConfig) -> list[str]:
 
 def _structure_checks(cfg: Config, present: set[str], has_rows: bool) -> Iterable[tuple[str, dict, dict]]:
     """The table, its columns and their types: these hold (or not) even for an empty table."""
-    schema, contract = cfg.data.schema, cfg.validation
+    schema, contract = cfg.data.raw_schema, cfg.validation
     roles = _roles(schema)
     yield "ExpectTableRowCountToBeBetween", {"min_value": contract.min_rows if has_rows else 1}, {
         "kind": "rows", "min_rows": contract.min_rows}
@@ -97,7 +99,7 @@ def _structure_checks(cfg: Config, present: set[str], has_rows: bool) -> Iterabl
 
 def _value_checks(cfg: Config, present: set[str]) -> Iterable[tuple[str, dict, dict]]:
     """Histories, the null policy, labels and funnels."""
-    schema, rules = cfg.data.schema, {c: r for c, r in cfg.validation.columns.items() if c in present}
+    schema, rules = cfg.data.raw_schema, {c: r for c, r in cfg.validation.columns.items() if c in present}
     roles = _roles(schema)
     # histories: aligned element by element, and all of it before the row's own time
     present_histories = [c for c in _histories(schema) if c in present]
@@ -145,7 +147,7 @@ def _label_checks(tasks: tuple[TaskConfig, ...], present: set[str]) -> Iterable[
 
 def _table_checks(cfg: Config, present: set[str], now: dt.datetime) -> Iterable[tuple[str, dict, dict]]:
     """Ranges and cardinality per column, duplicate impressions, the time window."""
-    schema, contract = cfg.data.schema, cfg.validation
+    schema, contract = cfg.data.raw_schema, cfg.validation
     for col, rule in contract.columns.items():
         if col not in present:
             continue
@@ -174,6 +176,26 @@ def _table_checks(cfg: Config, present: set[str], now: dt.datetime) -> Iterable[
             earliest = now - dt.timedelta(days=contract.max_age_days)
             yield "ExpectColumnMinToBeBetween", {"column": schema.time, "min_value": earliest.isoformat()}, {
                 "kind": "too_old", "limit": earliest.isoformat(sep=" ", timespec="minutes")}
+
+
+def _panel_checks(panel: PanelConfig, present: set[str]) -> Iterable[tuple[str, dict, dict]]:
+    """A daily panel: keyed by series and day, once each, no day missing inside a series, units
+    never negative, events 0 or 1, sales never above what was available."""
+    key = [*panel.series, panel.time]
+    for col in (c for c in key if c in present):
+        yield "ExpectColumnValuesToNotBeNull", {"column": col}, {"kind": "not_null", "role": "data.panel key"}
+    if set(key) <= present:
+        yield "ExpectImpressionKeysToBeUnique", {"column_list": key}, {"kind": "panel_days_unique", "keys": key}
+        yield "ExpectSeriesDaysToBeContiguous", {"column_list": key}, {"kind": "panel_gaps", "keys": key}
+    for col in (c for c in dict.fromkeys(panel.sums.values()) if c in present):
+        yield "ExpectColumnValuesToBeBetween", {"column": col, "min_value": 0}, {"kind": "panel_negative"}
+    for col in (c for c in dict.fromkeys(panel.events.values()) if c in present):
+        yield "ExpectColumnValuesToBeInSet", {"column": col, "value_set": [0, 1]}, {"kind": "panel_event"}
+    for col, limit in panel.capacity.items():
+        if col in present and limit in present:
+            pair = {"column_A": limit, "column_B": col, "or_equal": True, "ignore_row_if": "either_value_is_missing"}
+            yield "ExpectColumnPairValuesAToBeGreaterThanB", pair, {"kind": "panel_capacity", "limit": limit,
+                                                                     "sales": col}
 
 
 def _utcnow() -> dt.datetime:
@@ -258,7 +280,7 @@ def build_suite(cfg: Config, columns: Iterable[str] | None = None, has_rows: boo
 
     from mtl.data.contracts import gx_custom
 
-    present = set(cfg.data.schema.required_columns() if columns is None else columns)
+    present = set(cfg.data.raw_schema.required_columns() if columns is None else columns)
     expectations = []
     for order, (class_name, kwargs, info) in enumerate(_checks(cfg, present, has_rows, now or _utcnow())):
         cond = kwargs.pop("row_condition", None)

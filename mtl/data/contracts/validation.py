@@ -175,7 +175,7 @@ def validate_frame(df: "pd.DataFrame", cfg: Config, docs_dir: Path | None = None
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    frame = _without_timezone(df, cfg.data.schema.time)
+    frame = _without_timezone(df, cfg.data.raw_schema.time)
     reference = reference or {}
 
     def statistical() -> tuple[CheckResult, ...]:
@@ -215,7 +215,7 @@ def validate_file(path: Path, cfg: Config, docs_dir: Path | None = None, referen
 
     loader = threading.Thread(target=importlib.import_module, args=("great_expectations",), daemon=True)
     loader.start()
-    frame = read_log(path, cfg.data.schema)
+    frame = read_log(path, cfg.data.raw_schema)
     loader.join()
     extra = load_expectations(expectations) if expectations is not None else []
     return validate_frame(frame, cfg, docs_dir=docs_dir, reference=reference, extra=extra, now=now)

@@ -46,16 +46,9 @@ class Grid:
     present: np.ndarray  # (series, days) bool
 
 
-def daily_columns(cfg: PanelConfig) -> tuple[str, ...]:
-    cols = [*cfg.sums.values(), *cfg.events.values(), *cfg.history, *cfg.known, *cfg.truth.values()]
-    if cfg.orders is not None:
-        cols += [cfg.orders.placed, cfg.orders.promised, cfg.orders.lead]
-    return tuple(dict.fromkeys(cols))
-
-
 def to_grid(panel: pd.DataFrame, cfg: PanelConfig) -> Grid:
     """Pivot the panel to (series, days) arrays; FramingError on a missing column or a repeated day."""
-    needed = [*cfg.series, cfg.time, *cfg.static, *daily_columns(cfg)]
+    needed = [*cfg.series, cfg.time, *cfg.static, *cfg.daily_columns()]
     missing = [c for c in dict.fromkeys(needed) if c not in panel.columns]
     if missing:
         raise FramingError(f"data.panel names column(s) {missing} that the data does not have; it has "
@@ -74,7 +67,7 @@ def to_grid(panel: pd.DataFrame, cfg: PanelConfig) -> Grid:
     present = np.zeros(shape, bool)
     present.reshape(-1)[cell] = True
     values = {}
-    for col in daily_columns(cfg):
+    for col in cfg.daily_columns():
         grid = np.full(shape, np.nan)
         grid.reshape(-1)[cell] = pd.to_numeric(panel[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
         values[col] = grid
@@ -149,7 +142,7 @@ def _examples(grid: Grid, cfg: PanelConfig, origins: pd.DataFrame, labels: bool)
     s, t = origins["series"].to_numpy(), origins["t"].to_numpy()
     origin = grid.dates[t]
     out = {**{c: grid.keys[c].to_numpy()[s] for c in [*cfg.series, *cfg.static]},
-           ORIGIN: origin, "origin_weekday": origin.dayofweek.to_numpy(), "origin_month": origin.month.to_numpy()}
+           ORIGIN: origin, **dict(zip(cfg.CALENDAR, (origin.dayofweek.to_numpy(), origin.month.to_numpy())))}
     if SPLIT in origins:
         out[SPLIT] = origins[SPLIT].to_numpy()
     if labels:
@@ -195,15 +188,13 @@ def _open_orders(grid: Grid, cfg: PanelConfig, s: np.ndarray, t: np.ndarray, lab
     placed, promised, lead = (np.nan_to_num(grid.values[c][s[:, None], day]) for c in (o.placed, o.promised, o.lead))
     # open: placed, and not arrived by the origin's morning (lead > d), which the origin knows
     open_ = (placed > 0) & (lead > d) & (t[:, None] - d >= 0)
-    out = {
-        "open_orders": open_.sum(axis=1).astype(np.float64),
-        "open_units": np.where(open_, placed, 0.0).sum(axis=1),
-        "overdue_days": np.where(open_, np.maximum(d - promised, 0), 0).max(axis=1, initial=0).astype(np.float64),
-        "has_open_order": open_.any(axis=1).astype(np.int8),
-    }
+    out = dict(zip(cfg.ORDER_FEATURES, (
+        open_.sum(axis=1).astype(np.float64),
+        np.where(open_, placed, 0.0).sum(axis=1),
+        np.where(open_, np.maximum(d - promised, 0), 0).max(axis=1, initial=0).astype(np.float64))))
     if labels:
         late = (open_ & (lead > promised)).any(axis=1)
-        out[o.label] = np.where(out["has_open_order"] == 1, late.astype(float), np.nan)
+        out[o.label] = np.where(open_.any(axis=1), late.astype(float), np.nan)
     return out
 
 

@@ -56,9 +56,37 @@ def build(raw_file: Path, cfg: Config, out_dir: Path) -> dict:
     The directory is built beside ``out_dir`` and swapped in at the end, so an interrupted run
     leaves the previous features intact.
     """
+    started = time.perf_counter()
+    if cfg.data.panel is not None:
+        framed = out_dir.with_name(out_dir.name + ".framed.parquet")
+        try:
+            frame_panel(raw_file, cfg, framed)
+            return build_examples(framed, cfg, out_dir, started)
+        finally:
+            framed.unlink(missing_ok=True)
+    return build_examples(raw_file, cfg, out_dir, started)
+
+
+def frame_panel(raw_file: Path, cfg: Config, out: Path) -> int:
+    """data.panel: the raw daily panel framed into forecast examples with their backtest split
+    (mtl/data/features/framing.py), written to ``out``; returns the number of examples."""
     import pyarrow.parquet as pq
 
-    started = time.perf_counter()
+    from mtl.data.features import framing
+
+    panel = cfg.data.panel
+    names = pq.ParquetFile(raw_file).schema_arrow.names
+    wanted = [c for c in dict.fromkeys([*panel.series, panel.time, *panel.static, *panel.daily_columns()])
+              if c in names]
+    examples = framing.frame(pd.read_parquet(raw_file, columns=wanted), panel)
+    examples.to_parquet(out, index=False)
+    return len(examples)
+
+
+def build_examples(raw_file: Path, cfg: Config, out_dir: Path, started: float) -> dict:
+    """:func:`build` on a file whose rows are the examples."""
+    import pyarrow.parquet as pq
+
     plan = splits.plan(raw_file, cfg.data)
     columns = _columns(cfg.data.schema, plan, pq.ParquetFile(raw_file).schema_arrow.names)
     transform, rows = _fit(raw_file, cfg, plan, columns)

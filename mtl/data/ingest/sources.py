@@ -101,7 +101,7 @@ def ingest(cfg: Config, paths: Paths) -> dict:
             for batch in reading.batches:
                 batch = batch.select(keep)
                 if window is not None:
-                    batch = batch.filter(pa.array(_time_ns(batch, cfg.data.schema.time) >= window[0]))
+                    batch = batch.filter(pa.array(_time_ns(batch, cfg.data.raw_schema.time) >= window[0]))
                 if split_col in keep:
                     for item in pc.value_counts(batch.column(split_col)).to_pylist():
                         splits[str(item["values"])] = splits.get(str(item["values"]), 0) + item["counts"]
@@ -149,7 +149,7 @@ def _window(adapter, files: list[Path], cfg: Config):
     import numpy as np
     import pandas as pd
 
-    days, time_col = cfg.data.window_days, cfg.data.schema.time
+    days, time_col = cfg.data.window_days, cfg.data.raw_schema.time
     if days is None:
         return None
     newest = None

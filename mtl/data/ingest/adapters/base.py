@@ -67,9 +67,10 @@ class Adapter:
 
 def wanted_columns(data: "DataConfig") -> list[str]:
     """Columns the raw log keeps: the schema's, the truth columns and the split column."""
-    schema = data.schema
+    schema = data.raw_schema
     cols = [*schema.required_columns(), *schema.truth.values(), data.split.column,
-            *([schema.sequence_time] if schema.sequence_time else [])]
+            *([schema.sequence_time] if schema.sequence_time else []),
+            *(data.panel.truth.values() if data.panel else ())]
     return list(dict.fromkeys(cols))
 
 

@@ -145,7 +145,7 @@ def _types(schema: "pa.Schema", fmt: str, cfg: "Config") -> dict[str, "pa.DataTy
 def _csv_role_type(column: str, cfg: "Config") -> "pa.DataType | None":
     import pyarrow as pa
 
-    schema = cfg.data.schema
+    schema = cfg.data.raw_schema
     regression = {t.label for t in cfg.tasks if t.type == "regression"}
     if column in schema.numeric or column in regression or column in schema.truth.values():
         return pa.float64()
@@ -164,7 +164,7 @@ def _unify(columns: list[str], types_by_file: dict[Path, dict], cfg: "Config") -
             unified = pa.unify_schemas([pa.schema([(col, t)]) for _, t in seen],
                                        promote_options="permissive").field(col).type
         except (pa.ArrowTypeError, pa.ArrowInvalid):
-            if col in cfg.data.schema.categorical or col in (cfg.data.schema.scenario, cfg.data.split.column):
+            if col in cfg.data.raw_schema.categorical or col in (cfg.data.raw_schema.scenario, cfg.data.split.column):
                 unified = pa.string()  # ids that are numbers in one file and text in another: text
             else:
                 (f1, t1), (f2, t2) = next(

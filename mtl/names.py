@@ -56,6 +56,7 @@ ADAPTERS: dict[str, str] = {
     "ali_ccp": "mtl.data.ingest.adapters.ali_ccp:AliCCP",
     "aliexpress": "mtl.data.ingest.adapters.aliexpress:AliExpress",
     "census_income": "mtl.data.ingest.adapters.census_income:CensusIncome",
+    "m5": "mtl.data.ingest.adapters.m5:M5",
 }
 
 # Pretrained sentence encoders for text columns (mtl/data/features/text.py): the package that ships the

@@ -63,7 +63,7 @@ STAGES: tuple[Stage, ...] = (
         summary="the raw log: generated, or ingested from your files (only read)",
         help="Produce data/01_raw: generate a synthetic dataset (data.source: synthetic; data.synthetic.kind: "
         "impressions, the default impression log, or supply_chain, a daily inventory panel) or ingest the "
-        "schema's columns through a dataset adapter (files, ali_ccp, aliexpress, census_income) from data.path "
+        "schema's columns through a dataset adapter (files, ali_ccp, aliexpress, census_income, m5) from data.path "
         "(your files are only read).",
         params=("data.source", "data.path", "data.window_days", "data.synthetic", "data.schema", "data.panel",
                 "data.split.column"),

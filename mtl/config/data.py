@@ -184,7 +184,7 @@ class SplitConfig(Frozen):
 
 class DataConfig(Frozen):
     # "synthetic" (generated), the name of a dataset adapter ("files", "ali_ccp", "aliexpress",
-    # "census_income"; see mtl/data/ingest/adapters/) read from `path`, or directly a path to your own
+    # "census_income", "m5"; see mtl/data/ingest/adapters/) read from `path`, or directly a path to your own
     # parquet/CSV file or folder (shorthand for source: files, path: <it>).
     source: str = SYNTHETIC
     path: str | None = None

@@ -19,7 +19,7 @@ class RetrainingConfig(Frozen):
     incoming: str = "data/incoming"
     # How often `mtl_ingest` looks at the folder (cron or preset).
     scan_schedule: str = "*/10 * * * *"
-    # The adapter that reads the incoming files (files | ali_ccp | aliexpress | census_income).
+    # The adapter that reads the incoming files (files | ali_ccp | aliexpress | census_income | m5).
     source: str = "files"
     # Retrain on the newest N days of data.schema.time across the incoming files (null: all rows,
     # e.g. for data without a time column).

@@ -275,7 +275,7 @@ def test_bare_path_source_is_the_files_adapter(tmp_path):
 
 
 def test_registry_lists_every_adapter_and_imports_nothing_heavy():
-    assert {"files", "ali_ccp", "aliexpress", "census_income"} <= set(ADAPTERS)
+    assert {"files", "ali_ccp", "aliexpress", "census_income", "m5"} <= set(ADAPTERS)
     code = ("import sys, json; import mtl.config; from mtl.data.ingest.adapters import ADAPTERS; "
             "print(json.dumps([m for m in ('pyarrow', 'pandas', 'torch') if m in sys.modules]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
@@ -286,7 +286,7 @@ def test_presets_mirror_params_yaml_sections():
     import yaml
 
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    for name in ("ali_ccp", "aliexpress", "census_income"):
+    for name in ("ali_ccp", "aliexpress", "census_income", "m5"):
         raw = yaml.safe_load((REPO / "configs" / f"{name}.yaml").read_text())
         assert raw["data"]["source"] == name and raw["data"]["path"].startswith("data/external/")
         # dvc.yaml tracks these keys as params: a preset lacking one stops `dvc repro`

@@ -64,8 +64,9 @@ def test_sample_becomes_one_row_per_item_store_and_day(data, tmp_path):
     cfg = preset(data)
     manifest, raw, paths = run_ingest(cfg, tmp_path)
     assert len(raw) == manifest["rows"] == ITEMS * STORES * DAYS
-    assert list(raw.columns) == list(cfg.data.schema.required_columns())
-    assert {f.name: f.type for f in pq.read_schema(paths.raw_file)} == TYPES
+    assert list(raw.columns) == list(cfg.data.raw_schema.required_columns())  # the panel's, as data.panel names them
+    assert {f.name: f.type for f in pq.read_schema(paths.raw_file)} == {k: v for k, v in TYPES.items()
+                                                                        if k != "event_type"}
     series = raw.groupby(["item_id", "warehouse_id"])["date"]
     assert series.ngroups == ITEMS * STORES and (series.nunique() == DAYS).all()
     assert raw["date"].min() == pd.Timestamp("2011-01-29") and raw["date"].max() == pd.Timestamp("2011-03-29")

@@ -34,6 +34,7 @@ def scores_from_raw(raw: np.ndarray, transform: Transform) -> pd.DataFrame:
             out[task.name] = 1.0 / (1.0 + np.exp(-x))
         else:
             scale = transform.targets[task.name]
+            x = np.exp(np.minimum(x, 30.0)) if task.log_link else x  # the log of the scaled mean
             out[task.name] = x * scale["std"] + scale["mean"]
     return pd.DataFrame(out)
 

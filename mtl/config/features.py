@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -96,9 +96,34 @@ class TaskConfig(Frozen):
     # Funnel rule: this (binary) label may only be 1 where the named label is 1.
     implies: str | None = None
     weight: Annotated[float, Field(gt=0.0)] = 1.0
+    # A regression task's loss: mse on the standardised label; poisson or tweedie for counts
+    # (a log link: the model predicts the log of the mean, so never a negative count, and
+    # intermittent zeros do not drag it below zero); pinball for the `quantile` of the label
+    # (e.g. 0.9: the P90 of demand a planner orders up to).
+    loss: Literal["mse", "poisson", "tweedie", "pinball"] = "mse"
+    quantile: Annotated[float, Field(gt=0.0, lt=1.0)] | None = None
+    tweedie_power: Annotated[float, Field(gt=1.0, lt=2.0)] = 1.5  # 1: Poisson, 2: gamma; M5's winners used ~1.2
 
     @model_validator(mode="after")
     def _implies_binary(self) -> "TaskConfig":
         if self.implies is not None and self.type != "binary":
             raise ValueError("implies (a funnel rule) is only defined for binary tasks")
+        if self.loss != "mse" and self.type != "regression":
+            raise ValueError(f"loss {self.loss!r} is for regression tasks; a binary task's loss is the log-loss")
+        if (self.loss == "pinball") != (self.quantile is not None):
+            raise ValueError("loss pinball needs a quantile (e.g. quantile: 0.9), and a quantile needs loss pinball")
         return self
+
+    @property
+    def log_link(self) -> bool:
+        """The model's output is the log of the (scaled) mean: exp turns it into the prediction."""
+        return self.loss in ("poisson", "tweedie")
+
+    # Keys added after transforms were first saved: left out of a saved task while at their
+    # defaults, so a transform saved before them reads, and hashes, the same.
+    LATER_KEYS: ClassVar[dict[str, object]] = {"loss": "mse", "quantile": None, "tweedie_power": 1.5}
+
+    def saved(self) -> dict:
+        """The task as a fitted transform saves it (JSON)."""
+        dump = self.model_dump(mode="json")
+        return {k: v for k, v in dump.items() if k not in self.LATER_KEYS or v != self.LATER_KEYS[k]}

@@ -28,7 +28,7 @@ from mtl.models.layers import InputSpec
 from mtl.training.device import Runtime, select_runtime
 from mtl.training.distributed import Dist, from_env
 from mtl.training.checkpoint import load_training_state, save_training_state
-from mtl.training.losses import task_losses
+from mtl.training.losses import TaskLosses
 from mtl.training.optim import Schedule, build_optimizer
 from mtl.training.weighting import get_weighting
 from mtl.training.weighting.base import gradient_conflict
@@ -146,30 +146,37 @@ def predict_raw(model: torch.nn.Module, a: Arrays, runtime: Runtime | None = Non
 
 
 def validation_scores(raw: np.ndarray, a: Arrays, tasks: Sequence[TaskConfig]) -> dict[str, float]:
-    """Per-task validation metrics on the model's own scale (AUC for binary, MSE for regression)."""
+    """Per-task validation metrics on the model's own scale: AUC for binary tasks, MSE of the
+    mean for regression ones (a log-link output exponentiated first), the pinball loss of a
+    quantile task."""
     out = {}
     for j, t in enumerate(tasks):
         m = np.asarray(a.mask[:, j])
-        y = np.asarray(a.labels[:, j])[m]
+        y, pred = np.asarray(a.labels[:, j])[m], raw[m, j]
         if t.type == "binary":
-            out[f"val_auc_{t.name}"] = metrics.auc(y, raw[m, j])
+            out[f"val_auc_{t.name}"] = metrics.auc(y, pred)
+        elif t.loss == "pinball":
+            diff = y - pred
+            out[f"val_pinball_{t.name}"] = float(np.mean(np.maximum(t.quantile * diff, (t.quantile - 1) * diff))) \
+                if m.any() else None
         else:
-            out[f"val_mse_{t.name}"] = float(np.mean((y - raw[m, j]) ** 2)) if m.any() else None
+            pred = np.exp(np.minimum(pred, 30.0)) if t.log_link else pred
+            out[f"val_mse_{t.name}"] = float(np.mean((y - pred) ** 2)) if m.any() else None
     return out
 
 
 def _selection_score(scores: dict[str, float | None], tasks: Sequence[TaskConfig], gated: tuple[str, ...] = ()) -> float:
     """Early-stopping criterion: the mean validation AUC over the binary tasks the gate judges
     (``gated``: gate.tasks; every binary task when none of them is gated), so the epoch kept is
-    the one the promotion gate would think best; minus the mean MSE if no task is binary."""
+    the one the promotion gate would think best; minus the mean regression loss if no task is binary."""
     binary = [t.name for t in tasks if t.type == "binary"]
     chosen = [n for n in binary if n in gated] or binary
     aucs = [scores[f"val_auc_{n}"] for n in chosen]
     aucs = [a for a in aucs if a is not None]
     if aucs:
         return float(np.mean(aucs))
-    mses = [v for k, v in scores.items() if k.startswith("val_mse_") and v is not None]
-    return -float(np.mean(mses)) if mses else 0.0
+    losses = [v for k, v in scores.items() if k.startswith(("val_mse_", "val_pinball_")) and v is not None]
+    return -float(np.mean(losses)) if losses else 0.0
 
 
 @dataclass
@@ -209,7 +216,7 @@ class _Session:
         self.batches = _Batches(train_arrays, tc.batch_size, tc.shuffle_buffer_rows, self.runtime.device,
                                 self.generator, self.dist, text_table)
         self.schedule = Schedule(self.optimizer, tc.lr_schedule, tc.epochs * len(self.batches))
-        self.is_binary = torch.tensor([t.type == "binary" for t in tasks], device=self.runtime.device)
+        self.losses = TaskLosses.for_tasks(tasks, self.runtime.device)
         self.stopwatch = _Stopwatch(self.runtime.device)
         self.progress = _progress(tc.progress and self.dist.is_main)
 
@@ -240,7 +247,7 @@ class _Session:
             with self.runtime.autocast():
                 out, shared = self.step(cat, num, seq, text)
                 extra = _add(model.extra_loss(out, labels, mask), _embedding_penalty(shared, tc.embedding_l2))
-            losses = task_losses(out, labels, mask, self.is_binary)
+            losses = self.losses(out, labels, mask)
             if steps == 0 and len(tasks) > 1:  # one batch per epoch keeps the diagnostic cheap
                 cosines = gradient_conflict(losses, shared)
             self.optimizer.zero_grad(set_to_none=True)
@@ -251,7 +258,7 @@ class _Session:
             with self.stopwatch:
                 # FAMO recomputes the batch's losses after the step; other methods never call this.
                 self.weighting.after_step(functools.partial(_batch_losses, model, self.runtime, cat, num, seq, text,
-                                                            labels, mask, self.is_binary))
+                                                            labels, mask, self.losses))
             weight_sums += stats.pop("weights")
             for k, v in stats.items():
                 method_stats[k] = method_stats.get(k, 0.0) + float(v)
@@ -367,10 +374,10 @@ def _embedding_penalty(shared, coefficient: float) -> torch.Tensor | None:
 
 
 @torch.no_grad()
-def _batch_losses(model, runtime: Runtime, cat, num, seq, text, labels, mask, is_binary) -> torch.Tensor:
+def _batch_losses(model, runtime: Runtime, cat, num, seq, text, labels, mask, losses: TaskLosses) -> torch.Tensor:
     with runtime.autocast():
         out = model(cat, num, seq, text)
-    return task_losses(out, labels, mask, is_binary)
+    return losses(out, labels, mask)
 
 
 def _weighting_record(tasks: Sequence[TaskConfig], weights: torch.Tensor, ms_per_step: float, stats: dict[str, float],

@@ -142,7 +142,11 @@ class Fitter:
     def finish(self, split_info: dict) -> Transform:
         categorical, cat_stats = self._vocabularies()
         numeric, num_stats = self._numeric()
-        targets = {name: {"mean": m.mean, "std": m.std} for name, m in self.targets.items()}
+        # A log-link task's label is only scaled (by its mean), never shifted: it stays a
+        # non-negative count for the Poisson or Tweedie loss.
+        log_link = {t.name for t in self.tasks if t.log_link}
+        targets = {name: {"mean": 0.0, "std": m.mean or 1.0} if name in log_link else {"mean": m.mean, "std": m.std}
+                   for name, m in self.targets.items()}
         labels: dict[str, dict] = {}
         for (task, scenario), (n, s, ss) in sorted(self.label_sums.items()):
             mean = s / n if n else None

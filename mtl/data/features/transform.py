@@ -137,7 +137,7 @@ class Transform:
             "categorical": self.categorical,
             "numeric": self.numeric,
             "targets": self.targets,
-            "tasks": [t.model_dump(mode="json") for t in self.tasks],
+            "tasks": [t.saved() for t in self.tasks],
             "split": self.split,
             "stats": self.stats,
         }

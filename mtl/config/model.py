@@ -26,6 +26,22 @@ class SequenceModel(Frozen):
     pooling: Literal["attention", "mean"] = "attention"
 
 
+class TemporalModel(Frozen):
+    """The temporal encoder of a panel's lag window (data.panel.history): a TCN (Bai et al. 2018),
+    residual blocks of two dilated causal 1-D convolutions each, over the window's channels;
+    its last step joins the input of the experts of every architecture. The receptive field,
+    1 + 2 (kernel - 1) sum(dilations) days, should cover data.panel.lookback."""
+
+    filters: PositiveInt = 32
+    kernel: Annotated[int, Field(ge=2)] = 3
+    dilations: tuple[PositiveInt, ...] = (1, 2, 4, 8, 16)  # one residual block each
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+
+    @property
+    def receptive_field(self) -> int:
+        return 1 + 2 * (self.kernel - 1) * sum(self.dilations)
+
+
 class CrossConfig(Frozen):
     """DCN-V2 cross layers (model.interaction dcn_v2)."""
 
@@ -65,6 +81,7 @@ class ModelConfig(Frozen):
     sequence: SequenceModel = SequenceModel()
     # Width of the trainable projection of each text column's frozen sentence vector.
     text_dim: PositiveInt = 16
+    temporal: TemporalModel = TemporalModel()  # used when the data has a panel's lag window
 
     @field_validator("interaction")
     @classmethod

@@ -86,6 +86,15 @@ class PanelConfig(Frozen):
         ahead = (f"{c}_ahead{k}" for c in self.known for k in range(1, self.horizon + 1))
         return (*lags, *ahead, *(self.ORDER_FEATURES if self.orders else ()))
 
+    SEASON: ClassVar[int] = 7  # seasonal naive: the same weekday a week earlier
+
+    @property
+    def reference(self) -> tuple[str, ...]:
+        """What framing adds beside each sums label for evaluation only (never features): the
+        seasonal-naive forecast of the horizon, and the series' in-sample seasonal-naive daily
+        error over the training days (the scale of MASE and RMSSE)."""
+        return tuple(f"{kind}_{label}" for label in self.sums for kind in ("naive", "scale_mae", "scale_mse"))
+
     def daily_columns(self) -> tuple[str, ...]:
         """The panel's per-day columns framing reads (truth last)."""
         cols = [*self.sums.values(), *self.events.values(), *self.history, *self.known,

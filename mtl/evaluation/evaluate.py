@@ -10,6 +10,7 @@ import pandas as pd
 from mtl.config import Config, TaskConfig
 from mtl.data.columns import condition_mask
 from mtl.evaluation import metrics
+from mtl.evaluation.forecasting import forecast_entry, format_forecasts, is_forecast
 
 
 def _task_rows(rows: pd.DataFrame, task: TaskConfig) -> np.ndarray:
@@ -70,6 +71,9 @@ def evaluate_scores(scores: pd.DataFrame, rows: pd.DataFrame, cfg: Config, only:
                 str(v): _metrics(task, y[v_task == v], s[v_task == v], ev.calibration_bins)
                 for v in sorted(pd.unique(v_task)) if (v_task == v).sum() >= ev.min_slice_rows
             }
+        if is_forecast(task, cfg.data.panel):
+            entry["forecast"] = forecast_entry(task, y, s, rows[m], cfg.data.panel,
+                                               {c: v[m] for c, v in slice_values.items()}, ev.min_slice_rows)
         result[task.name] = entry
     return result
 
@@ -141,6 +145,7 @@ def _decision_lines(decision: dict) -> list[str]:
 
 # The figures per task that experiments are compared on (summary.json, DVC's metrics file).
 HEADLINE = ("auc", "pr_auc", "logloss", "ece", "gauc", "oracle_auc", "f1", "rmse", "mae")
+FORECAST_HEADLINE = ("wape", "mase", "rmsse", "bias", "pinball", "coverage")
 
 
 def headline(result: dict, gain: dict | None = None) -> dict:
@@ -148,6 +153,9 @@ def headline(result: dict, gain: dict | None = None) -> dict:
     (metrics.json keeps everything, slices and intervals included)."""
     out: dict = {task: {k: round(float(e[k]), 5) for k in HEADLINE if e.get(k) is not None}
                  for task, e in result.items()}
+    for task, e in result.items():  # a forecast's own figures (data.panel)
+        out[task] |= {k: round(float(v), 5) for k, v in (e.get("forecast") or {}).items()
+                      if k in FORECAST_HEADLINE and v is not None}
     if gain and gain.get("delta_m") is not None:
         out["delta_m"] = round(float(gain["delta_m"]), 5)
     return out
@@ -194,6 +202,7 @@ def format_table(result: dict, decision: dict | None = None, gain: dict | None =
                 lines.append(f"{label[:26]:<26}{se.get('rows', 0):>8}  {fmt(se.get('auc')):>7}  {'':>16}  {'':>7}  "
                              f"{fmt(se.get('pr_auc')):>7}  {fmt(se.get('logloss')):>7}  {fmt(se.get('ece')):>7}  "
                              f"{'':>7}  {'':>7}  {'':>7}  {'':>7}  {fmt(se.get('rmse')):>8}")
+    lines += format_forecasts(result)
     if gains:
         lines += _gain_lines(gain)
     if decision is not None:

@@ -18,6 +18,7 @@ from torch import nn
 from mtl.config import ModelConfig
 from mtl.models.interactions import get_interaction
 from mtl.models.layers import FusedEmbedding, HistoryEncoder, InputSpec, history_inputs
+from mtl.models.temporal import TCN
 
 
 @dataclass
@@ -42,13 +43,18 @@ class MultiTaskModel(nn.Module):
         self.last_gates: torch.Tensor | None = None
 
     def _add_inputs(self, spec: InputSpec, cfg: ModelConfig, copies: int) -> None:
-        """The history encoder and the text projections, when the data has them, then the
+        """The history encoder, the text projections and the temporal encoder of a panel's lag
+        window, when the data has them, then the
         feature interaction (model.interaction); sets ``d_in``, the width of one copy's input to
         the architecture. History and text outputs join the embedded input, so every
         architecture's experts (and gates) read them; nothing is built, and nothing costs,
         without them. ``copies``: independent ones per task (the single-task baseline)."""
-        self.history = self.text_projection = None
+        self.history = self.text_projection = self.temporal = None
         d_extra, fields = 0, len(spec.cardinalities)
+        if spec.window:
+            self.temporal = nn.ModuleList(TCN(spec.window, cfg.temporal) for _ in range(copies))
+            d_extra += cfg.temporal.filters
+            fields += 1 if cfg.temporal.filters == cfg.embedding_dim else 0
         if spec.seq_shares:
             self.history = nn.ModuleList(
                 HistoryEncoder(spec.seq_length, cfg.embedding_dim, cfg.sequence.layers, cfg.sequence.heads,
@@ -68,12 +74,12 @@ class MultiTaskModel(nn.Module):
                                                             copies, cfg)
         self.d_in = self.interaction.out_dim
 
-    def extra_inputs(self, cat: torch.Tensor, seq: torch.Tensor | None, text: torch.Tensor | None,
+    def extra_inputs(self, cat: torch.Tensor, num: torch.Tensor, seq: torch.Tensor | None, text: torch.Tensor | None,
                      copy: int = 0, width: int | None = None) -> list[torch.Tensor]:
-        """The history vector (batch, 1, dim) and the projected text vectors (batch, texts,
-        text_dim) of copy ``copy`` (embedding columns [copy * width, (copy + 1) * width) of a
-        shared table)."""
-        out = []
+        """The temporal encoding (batch, 1, filters), the history vector (batch, 1, dim) and the
+        projected text vectors (batch, texts, text_dim) of copy ``copy`` (embedding columns
+        [copy * width, (copy + 1) * width) of a shared table)."""
+        out = [self.temporal[copy](num).unsqueeze(1)] if self.temporal is not None else []
         if self.history is not None:
             dim = self.cfg.embedding_dim
             tokens, query, padding = history_inputs(self.embedding.table, self.embedding.offsets,
@@ -108,7 +114,7 @@ class MultiTaskModel(nn.Module):
         e = e.view(b, cols, copies, -1).permute(2, 0, 1, 3)  # (copies, batch, cols, dim)
         extra = []
         if self.d_extra:
-            per_copy = [self.extra_inputs(cat, seq, text, c, self.cfg.embedding_dim) for c in range(copies)]
+            per_copy = [self.extra_inputs(cat, num, seq, text, c, self.cfg.embedding_dim) for c in range(copies)]
             extra = [torch.stack(parts) for parts in zip(*per_copy)]
         x = self.interact(e, extra, num)
         scenario = cat[:, self.spec.scenario_input] if self.spec.scenario_input >= 0 else None
@@ -117,7 +123,7 @@ class MultiTaskModel(nn.Module):
     def embed(self, cat: torch.Tensor, num: torch.Tensor, seq: torch.Tensor | None = None,
               text: torch.Tensor | None = None) -> Shared:
         e = self.embedding.fields(cat)
-        extra = [v.unsqueeze(0) for v in self.extra_inputs(cat, seq, text)] if self.d_extra else []
+        extra = [v.unsqueeze(0) for v in self.extra_inputs(cat, num, seq, text)] if self.d_extra else []
         x = self.interact(e.unsqueeze(0), extra, num)[0]
         scenario = cat[:, self.spec.scenario_input] if self.spec.scenario_input >= 0 else None
         return Shared(x, x, scenario, emb=e)

@@ -31,6 +31,9 @@ class InputSpec:
     # Text columns and the width of their (frozen, pretrained) sentence vectors.
     n_text: int = 0
     text_dim: int = 0
+    # A panel's lag window: per channel, the numeric inputs of its lags, oldest first (empty:
+    # no temporal encoder).
+    window: tuple[tuple[int, ...], ...] = ()
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -40,7 +43,7 @@ class InputSpec:
         return cls(tuple(d["cardinalities"]), int(d["n_numeric"]), tuple(d["tasks"]),
                    tuple(d.get("task_types", ())), tuple(d.get("parents", ())), int(d.get("scenario_input", -1)),
                    tuple(d.get("seq_shares", ())), int(d.get("seq_length", 0)), int(d.get("n_text", 0)),
-                   int(d.get("text_dim", 0)))
+                   int(d.get("text_dim", 0)), tuple(tuple(c) for c in d.get("window", ())))
 
     @classmethod
     def from_transform(cls, transform, scenario: str | None = None) -> "InputSpec":
@@ -48,7 +51,8 @@ class InputSpec:
         spec = cls.from_tasks(transform.cardinalities, transform.n_numeric, transform.tasks,
                               transform.cat_inputs.index(scenario) if scenario in transform.cat_inputs else -1)
         return replace(spec, seq_shares=tuple(transform.seq_shares), seq_length=transform.seq_length,
-                       n_text=len(transform.text.get("columns", {})), text_dim=transform.text_dim)
+                       n_text=len(transform.text.get("columns", {})), text_dim=transform.text_dim,
+                       window=tuple(tuple(c) for c in transform.window_index))
 
     @classmethod
     def from_tasks(cls, cardinalities, n_numeric: int, tasks: Sequence[TaskConfig], scenario_input: int = -1) -> "InputSpec":

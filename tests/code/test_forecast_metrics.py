@@ -68,3 +68,32 @@ def test_an_all_zero_forecast_wins_on_mae_type_metrics_but_not_on_rmsse():
     daily_mean = forecast.scaled(days.astype(float), np.full(len(days), days.mean()), np.zeros(len(days), int),
                                  scales, 1)
     assert daily_zero.mase < daily_mean.mase  # the all-zero forecast "wins" on MASE day by day
+
+
+def test_the_forecast_entry_of_a_panel_task_by_hand():
+    import pandas as pd
+
+    from mtl.config import PanelConfig, TaskConfig
+    from mtl.evaluation.forecasting import forecast_entry, format_forecasts, is_forecast
+
+    panel = PanelConfig(series=("item",), sums={"demand": "units"}, horizon=7)
+    rows = pd.DataFrame({"item": ["a", "a", "b"], "naive_demand": [7.0, 14.0, 0.0],
+                         "scale_mae_demand": [1.0, 1.0, 2.0], "scale_mse_demand": [1.0, 1.0, 4.0],
+                         "truth_demand": [14.0, 14.0, 7.0], "wh": ["x", "y", "x"]})
+    y, pred = np.array([14.0, 7.0, 7.0]), np.array([7.0, 7.0, 14.0])
+    mean = TaskConfig(name="demand", label="demand", type="regression", loss="tweedie")
+    assert is_forecast(mean, panel) and not is_forecast(TaskConfig(name="s", label="s", type="binary"), panel)
+    e = forecast_entry(mean, y, pred, rows, panel, {"wh": rows["wh"].to_numpy()}, min_rows=1)
+    assert e["wape"] == pytest.approx(14 / 28) and e["bias"] == 0.0
+    # a: daily errors 1 and 0 -> MAE 0.5 / 1; b: daily error -1 -> 1 / 2; mean of the two series
+    assert e["mase"] == pytest.approx((0.5 + 0.5) / 2)
+    assert e["rmsse"] == pytest.approx((np.sqrt(0.5) + np.sqrt(1 / 4)) / 2)
+    assert e["naive"]["wape"] == pytest.approx((7 + 7 + 7) / 28)
+    assert e["oracle"]["wape"] == pytest.approx((0 + 7 + 0) / 28)
+    assert e["slices"]["wh"]["x"] == {"wape": pytest.approx(14 / 21), "bias": pytest.approx(0.0),
+                                      "naive_wape": pytest.approx(14 / 21), "rows": 2}
+    p90 = TaskConfig(name="demand_p90", label="demand", type="regression", loss="pinball", quantile=0.9)
+    q = forecast_entry(p90, y, pred, rows, panel, {}, min_rows=1)
+    assert q["pinball"] == pytest.approx((0.9 * 7 + 0 + 0.1 * 7) / 3) and q["coverage"] == pytest.approx(2 / 3)
+    table = "\n".join(format_forecasts({"demand": {"forecast": e}, "demand_p90": {"forecast": q}}))
+    assert "demand_p90" in table and "0.5000" in table

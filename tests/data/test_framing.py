@@ -27,7 +27,9 @@ def examples(panel) -> pd.DataFrame:
 
 
 def _features(frame: pd.DataFrame) -> list[str]:
-    labels = {*PANEL.labels, *(f"truth_{k}" for k in PANEL.truth)}
+    """Every column but the labels, their truth and evaluation references (the horizon's, and
+    the training period's naive error) and the planned horizon values."""
+    labels = {*PANEL.labels, *(f"truth_{k}" for k in PANEL.truth), *PANEL.reference}
     return [c for c in frame.columns if c not in labels and "_ahead" not in c]
 
 

@@ -162,7 +162,9 @@ class Fitter:
                                      "truncated": round(full / rows, 6) if rows else 0.0,
                                      "length_shares": (counts / max(rows, 1)).round(6).tolist()}
                                  for c, (rows, total, empty, full, counts) in self.seq_lengths.items()}
-        t = Transform(categorical, numeric, targets, self.tasks, split_info, stats, sequence=sequence)
+        panel = self.cfg.data.panel
+        window = {"channels": list(panel.history), "lookback": panel.lookback} if panel and panel.history else {}
+        t = Transform(categorical, numeric, targets, self.tasks, split_info, stats, sequence=sequence, window=window)
         if self.texts:
             self._encode_texts(t)
         return t

@@ -107,13 +107,16 @@ def backtest_origins(grid: Grid, cfg: PanelConfig) -> pd.DataFrame:
     split = np.select([t >= first_test, (t <= first_test - h) & (t >= first_validation),
                        t <= first_validation - h], ["test", "validation", "train"], "")
     keep = (split != "") & _window_ok(grid.present, s, t, cfg.lookback, h)
+    # the days training may see: up to the first validation origin (MASE's in-sample scale)
     if not (split[keep] == "train").any():
         raise FramingError(
             f"the panel's {days} days leave no training origin: lookback {cfg.lookback}, horizon {h}, "
             f"{cfg.test_origins} test and {cfg.validation_origins} validation origins {every} days apart need "
             f"at least {cfg.lookback + 2 * h + (cfg.test_origins + cfg.validation_origins) * every} days; "
             f"lower data.panel.lookback or the number of origins, or bring a longer history.")
-    return pd.DataFrame({"series": s[keep], "t": t[keep], SPLIT: split[keep]})
+    origins = pd.DataFrame({"series": s[keep], "t": t[keep], SPLIT: split[keep]})
+    origins.attrs["training_days"] = first_validation
+    return origins
 
 
 def serving_origins(grid: Grid, cfg: PanelConfig) -> pd.DataFrame:
@@ -147,6 +150,7 @@ def _examples(grid: Grid, cfg: PanelConfig, origins: pd.DataFrame, labels: bool)
         out[SPLIT] = origins[SPLIT].to_numpy()
     if labels:
         out |= _labels(grid, cfg, s, t)
+        out |= _reference(grid, cfg, s, t, origins.attrs.get("training_days", grid.present.shape[1]))
     for col in cfg.history:
         lags = np.arange(cfg.lookback)  # lag k=1 is the origin's own day
         out |= dict(zip((f"{col}_lag{k + 1}" for k in lags), grid.values[col][s[:, None], t[:, None] - lags].T))
@@ -171,6 +175,24 @@ def _labels(grid: Grid, cfg: PanelConfig, s: np.ndarray, t: np.ndarray) -> dict[
     for label, col in cfg.truth.items():
         days = _horizon(grid, col, s, t, h)
         out[f"truth_{label}"] = days.sum(axis=1) if label in cfg.sums else 1.0 - np.prod(1.0 - days, axis=1)
+    return out
+
+
+def _reference(grid: Grid, cfg: PanelConfig, s: np.ndarray, t: np.ndarray, training_days: int) -> dict[str, np.ndarray]:
+    """Per sums label: seasonal naive (each horizon day is the same weekday of the week before the
+    origin: only days up to the origin), and its in-sample daily error over the series'
+    training days, the scale of MASE (absolute) and RMSSE (squared)."""
+    out = {}
+    k = np.arange(1, cfg.horizon + 1)
+    back = t[:, None] + k - cfg.SEASON * np.ceil(k / cfg.SEASON).astype(int)
+    for label, col in cfg.sums.items():
+        values = grid.values[col]
+        out[f"naive_{label}"] = values[s[:, None], back].sum(axis=1)
+        train = values[:, :training_days]
+        diff = train[:, cfg.SEASON:] - train[:, :-cfg.SEASON]  # NaN where a day is absent: left out
+        with np.errstate(invalid="ignore"):
+            out[f"scale_mae_{label}"] = np.nanmean(np.abs(diff), axis=1)[s] if diff.shape[1] else np.full(len(s), np.nan)
+            out[f"scale_mse_{label}"] = np.nanmean(diff**2, axis=1)[s] if diff.shape[1] else np.full(len(s), np.nan)
     return out
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mtl.config import Config, SchemaConfig
+from mtl.config import Config, DataConfig
 from mtl.data import features
 from mtl.data.columns import keep_lists
 from mtl.data.features import splits
@@ -45,8 +45,12 @@ def read_chunks(raw_file: Path, columns: list[str], chunk_rows: int) -> Iterator
         start += len(frame)
 
 
-def _columns(schema: SchemaConfig, plan: splits.SplitPlan, names: list[str]) -> list[str]:
-    wanted = [*schema.required_columns(), *plan.columns, *[c for c in schema.truth.values() if c in names]]
+def _columns(data: DataConfig, plan: splits.SplitPlan, names: list[str]) -> list[str]:
+    """What preprocessing reads: the schema's columns, the split's, the truth columns and a
+    panel's evaluation references (kept with the test rows)."""
+    schema = data.schema
+    reference = data.panel.reference if data.panel is not None else ()
+    wanted = [*schema.required_columns(), *plan.columns, *[c for c in schema.truth.values() if c in names], *reference]
     return [c for c in dict.fromkeys(wanted) if c in names]
 
 
@@ -88,7 +92,7 @@ def build_examples(raw_file: Path, cfg: Config, out_dir: Path, started: float) -
     import pyarrow.parquet as pq
 
     plan = splits.plan(raw_file, cfg.data)
-    columns = _columns(cfg.data.schema, plan, pq.ParquetFile(raw_file).schema_arrow.names)
+    columns = _columns(cfg.data, plan, pq.ParquetFile(raw_file).schema_arrow.names)
     transform, rows = _fit(raw_file, cfg, plan, columns)
     fitted = time.perf_counter()
     tmp = out_dir.with_name(out_dir.name + ".tmp")

@@ -52,6 +52,9 @@ class Transform:
     sequence: dict[str, dict] = field(default_factory=dict)
     # {"encoder": {...}, "columns": {column: {"values": [...], "offset": int}}, "vectors_sha256": str}
     text: dict = field(default_factory=dict)
+    # A panel's lag window (data.panel): {"channels": [column, ...], "lookback": days}; the
+    # columns <channel>_lag<k> are numeric inputs that the temporal encoder reads as series.
+    window: dict = field(default_factory=dict)
     _lookups: dict = field(default_factory=dict, init=False, repr=False, compare=False)
     # The sentence vectors (row 0: the zero vector of a null text), then any texts encoded since.
     _vectors: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
@@ -93,6 +96,17 @@ class Transform:
     @property
     def seq_length(self) -> int:
         return max((s["max_length"] for s in self.sequence.values()), default=0)
+
+    @property
+    def window_index(self) -> list[list[int]]:
+        """Per window channel, the numeric inputs of its lags, oldest first; a channel with a lag
+        that is not a scaled numeric input (bucketised) is left out."""
+        if not self.window:
+            return []
+        at = {name: i for i, name in enumerate(self.num_inputs)}
+        lags = range(self.window["lookback"], 0, -1)
+        names = [[f"{c}_lag{k}" for k in lags] for c in self.window["channels"]]
+        return [[at[n] for n in channel] for channel in names if all(n in at for n in channel)]
 
     @property
     def text_dim(self) -> int:
@@ -146,6 +160,8 @@ class Transform:
             out["sequence"] = self.sequence
         if self.text:
             out["text"] = self.text
+        if self.window:
+            out["window"] = self.window
         return out
 
     def fingerprint(self) -> str:
@@ -174,7 +190,7 @@ class Transform:
             )
         t = cls(*(payload[k] for k in ("categorical", "numeric", "targets")), _tasks(payload["tasks"]),
                 payload["split"], payload["stats"],
-                sequence=payload.get("sequence", {}), text=payload.get("text", {}))
+                sequence=payload.get("sequence", {}), text=payload.get("text", {}), window=payload.get("window", {}))
         if payload.get("sha256") != t.fingerprint():
             raise ValueError(f"{path}: checksum mismatch, the transform file is corrupted; rerun `mtl preprocess`")
         t._vectors_file = text_vectors_file(Path(path))  # read when first needed, checked then

@@ -1,0 +1,79 @@
+"""The forecast view of a panel's regression tasks (data.panel): accuracy in the units a planner
+uses, beside seasonal naive and the oracle, on the backtest's test origins.
+
+A task whose label is one of data.panel.sums is a forecast of that sum over the horizon. Its
+entry holds WAPE, bias, MASE and RMSSE (mtl/evaluation/forecast.py) of the model, of seasonal
+naive (the same weekdays a week before the origin: framing's ``naive_<label>``) and of the
+oracle (the true expected demand, ``truth_<label>``, where the data has it); a quantile task
+(loss pinball) its pinball loss and coverage (the share of actuals at or below the forecast),
+beside seasonal naive's pinball. WAPE and bias per slice value (warehouse, category).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from mtl.config import PanelConfig, TaskConfig
+from mtl.evaluation import forecast
+
+
+def is_forecast(task: TaskConfig, panel: PanelConfig | None) -> bool:
+    return panel is not None and task.type == "regression" and task.label in panel.sums
+
+
+def _accuracy(y: np.ndarray, pred: np.ndarray, series: np.ndarray, scales: dict, horizon: int) -> dict:
+    scaled = forecast.scaled(y, pred, series, scales, horizon)
+    return {"wape": forecast.wape(y, pred), "bias": forecast.bias(y, pred), "mase": scaled.mase,
+            "rmsse": scaled.rmsse}
+
+
+def forecast_entry(task: TaskConfig, y: np.ndarray, pred: np.ndarray, rows: pd.DataFrame, panel: PanelConfig,
+                   slices: dict[str, np.ndarray], min_rows: int) -> dict:
+    """``rows``: the task's test rows (framed examples); ``y``, ``pred`` aligned with them;
+    ``slices``: column -> each row's value."""
+    label = task.label
+    naive = rows[f"naive_{label}"].to_numpy(dtype="float64")
+    if task.loss == "pinball":
+        q = task.quantile
+        return {"quantile": q, "pinball": forecast.pinball(y, pred, q), "coverage": float(np.mean(y <= pred)),
+                "naive": {"pinball": forecast.pinball(y, naive, q)}, "rows": int(len(y))}
+    series = pd.MultiIndex.from_frame(rows[list(panel.series)].astype(str)).to_flat_index().to_numpy()
+    first = ~pd.Series(series).duplicated().to_numpy()
+    scales = dict(zip(series[first], zip(rows[f"scale_mae_{label}"].to_numpy()[first],
+                                         rows[f"scale_mse_{label}"].to_numpy()[first])))
+    entry = {**_accuracy(y, pred, series, scales, panel.horizon), "rows": int(len(y)),
+             "naive": _accuracy(y, naive, series, scales, panel.horizon)}
+    truth = f"truth_{label}"
+    if truth in rows:
+        entry["oracle"] = _accuracy(y, rows[truth].to_numpy(dtype="float64"), series, scales, panel.horizon)
+    entry["slices"] = {col: {str(v): {"wape": forecast.wape(y[values == v], pred[values == v]),
+                                      "bias": forecast.bias(y[values == v], pred[values == v]),
+                                      "naive_wape": forecast.wape(y[values == v], naive[values == v]),
+                                      "rows": int((values == v).sum())}
+                             for v in sorted(pd.unique(values)) if (values == v).sum() >= min_rows}
+                       for col, values in slices.items()}
+    return entry
+
+
+def format_forecasts(result: dict) -> list[str]:
+    """The forecast table (empty without forecast tasks): each task beside seasonal naive and the oracle."""
+    entries = {name: e["forecast"] for name, e in result.items() if e.get("forecast")}
+    if not entries:
+        return []
+    fmt = lambda v: f"{v:.4f}" if isinstance(v, (int, float)) else "-"  # noqa: E731
+    head = (f"{'forecast':<22}{'WAPE':>8}{'MASE':>8}{'RMSSE':>8}{'bias':>8}{'pinball':>9}{'cover':>7}"
+            f"  | {'naive':>6} {'WAPE':>7}{'MASE':>8}{'RMSSE':>8}{'pinball':>9}  | {'oracle':>6} {'WAPE':>7}{'RMSSE':>8}")
+    lines = ["", head]
+    for name, f in entries.items():
+        naive, oracle = f.get("naive", {}), f.get("oracle", {})
+        lines.append(f"{name:<22}{fmt(f.get('wape')):>8}{fmt(f.get('mase')):>8}{fmt(f.get('rmsse')):>8}"
+                     f"{fmt(f.get('bias')):>8}{fmt(f.get('pinball')):>9}{fmt(f.get('coverage')):>7}"
+                     f"  | {'':>6} {fmt(naive.get('wape')):>7}{fmt(naive.get('mase')):>8}{fmt(naive.get('rmsse')):>8}"
+                     f"{fmt(naive.get('pinball')):>9}  | {'':>6} {fmt(oracle.get('wape')):>7}{fmt(oracle.get('rmsse')):>8}")
+        for col, values in f.get("slices", {}).items():
+            for v, se in values.items():
+                label = f"  {col}={v}"
+                lines.append(f"{label[:22]:<22}{fmt(se.get('wape')):>8}{'':>8}{'':>8}{fmt(se.get('bias')):>8}"
+                             f"{'':>9}{'':>7}  | {'':>6} {fmt(se.get('naive_wape')):>7}")
+    return lines

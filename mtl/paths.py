@@ -129,6 +129,11 @@ class Paths:
         return self.baseline_dir / "baseline.json"
 
     @property
+    def gbdt_scores(self) -> Path:
+        """Boosted trees' scores of the test rows, per task (a panel's baselines)."""
+        return self.baseline_dir / "gbdt_scores.parquet"
+
+    @property
     def train_info(self) -> Path:
         return self.model_dir / "train.json"
 

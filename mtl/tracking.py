@@ -173,6 +173,9 @@ def evaluation_metrics(result: dict) -> dict[str, float]:
         for k in (*_TEST_METRICS, *(k for k in e if k.startswith("auc_given_"))):
             if e.get(k) is not None:
                 flat[f"test_{k}_{task}"] = e[k]
+        for k, v in (e.get("forecast") or {}).items():  # a panel's forecast: wape, mase, rmsse, bias, pinball...
+            if isinstance(v, (int, float)) and k != "rows":
+                flat[f"test_{k}_{task}"] = v
         if e.get("auc_interval"):
             flat[f"test_auc_low_{task}"], flat[f"test_auc_high_{task}"] = e["auc_interval"]
         for col, values in e.get("slices", {}).items():

@@ -37,6 +37,7 @@ SMALL_OVERRIDES = {
     "train.epochs": 2,
     "train.batch_size": 1024,
     "train.progress": False,
+    "evaluation.bootstrap": 50,  # intervals from 50 resamples: wide, and enough to exercise them
 }
 
 

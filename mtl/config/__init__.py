@@ -162,6 +162,13 @@ class Config(Frozen):
                     raise ValueError(f"tune.space.{key}: {value!r} is not a valid value: {detail}") from None
         return self
 
+    @property
+    def raw_tasks(self) -> tuple[TaskConfig, ...]:
+        """The tasks whose labels the raw data holds (what its contract checks): all of them, or
+        none with a panel, whose labels are framed from it later (a raw column may share a
+        label's name, as the generated panel's true `demand` does)."""
+        return () if self.data.panel is not None else self.tasks
+
     def slice_columns(self) -> tuple[str, ...]:
         """The columns evaluation reports value by value: the scenario first, then evaluation.slices."""
         scenario = (self.data.schema.scenario,) if self.data.schema.scenario else ()

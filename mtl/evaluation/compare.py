@@ -11,12 +11,33 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mtl.config import Config
-from mtl.evaluation import metrics
+from mtl.config import Config, PanelConfig, TaskConfig
+from mtl.evaluation import forecast, metrics
 from mtl.evaluation.evaluate import _task_rows, tasks_to_evaluate
+from mtl.evaluation.forecasting import is_forecast
 
-# The metric each task type is gated on, and whether higher is better.
+# The metric each task type is gated on, and whether higher is better; a panel's forecast task
+# is gated on its own accuracy instead (gate_metric).
 GATE_METRIC = {"binary": ("auc", True), "regression": ("rmse", False)}
+
+
+def gate_metric(task: TaskConfig, panel: PanelConfig | None = None) -> str:
+    """What ``task`` is judged on: AUC, RMSE, or for a forecast WAPE (a quantile: its pinball loss)."""
+    if is_forecast(task, panel):
+        return "pinball" if task.loss == "pinball" else "wape"
+    return GATE_METRIC[task.type][0]
+
+
+def higher_is_better(metric: str) -> bool:
+    return metric == "auc"
+
+
+def _value_and_weighted(metric: str, task: TaskConfig):
+    """(metric(y, pred), the class that computes it under bootstrap weights)."""
+    q = task.quantile
+    return {"auc": (metrics.auc, metrics.WeightedAUC), "rmse": (metrics.rmse, metrics.WeightedRMSE),
+            "wape": (forecast.wape, metrics.WeightedWAPE),
+            "pinball": (lambda y, p: forecast.pinball(y, p, q), lambda y, p: metrics.WeightedPinball(y, p, q))}[metric]
 
 
 def compare(candidate: pd.DataFrame, champion: pd.DataFrame, rows: pd.DataFrame, cfg: Config,
@@ -45,14 +66,14 @@ def compare(candidate: pd.DataFrame, champion: pd.DataFrame, rows: pd.DataFrame,
             if key and mask.sum() < ev.min_slice_rows:
                 continue
             idx = np.flatnonzero(mask)
-            comp = _paired(task.type, y[idx], cand[idx], champ[idx])
+            comp = _paired(task, gate_metric(task, cfg.data.panel), y[idx], cand[idx], champ[idx])
             if key:
                 entry["slices"].setdefault(key[0], {})[key[1]] = comp
             else:
                 entry = comp | {"slices": {col: {} for col in cfg.slice_columns() if col in rows}}
                 comp = entry
             if ev.bootstrap and comp["gain"] is not None:
-                under = metrics.WeightedAUC if task.type == "binary" else metrics.WeightedRMSE
+                under = _value_and_weighted(comp["metric"], task)[1]
                 jobs.append((comp, idx, under(y[idx], cand[idx]), under(y[idx], champ[idx])))
         out[task.name] = entry
     if jobs:
@@ -62,18 +83,17 @@ def compare(candidate: pd.DataFrame, champion: pd.DataFrame, rows: pd.DataFrame,
                 wi = w[idx]
                 samples.append(c_under(wi) - o_under(wi))
         for samples, (comp, *_rest) in zip(gains, jobs):
-            sign = 1.0 if comp["metric"] == "auc" else -1.0
+            sign = 1.0 if higher_is_better(comp["metric"]) else -1.0
             comp["gain_interval"] = metrics.interval(sign * np.asarray(samples), ev.interval)
     return out
 
 
-def _paired(task_type: str, y: np.ndarray, cand: np.ndarray, champ: np.ndarray) -> dict:
-    """One comparison: both values and the gain (positive = candidate better); its interval is
-    filled in by ``compare`` from the resamples."""
-    metric, higher = GATE_METRIC[task_type]
-    value = metrics.auc if task_type == "binary" else metrics.rmse
+def _paired(task: TaskConfig, metric: str, y: np.ndarray, cand: np.ndarray, champ: np.ndarray) -> dict:
+    """One comparison on ``metric``: both values and the gain (positive = candidate better); its
+    interval is filled in by ``compare`` from the resamples."""
+    value = _value_and_weighted(metric, task)[0]
     c, o = value(y, cand), value(y, champ)
-    gain = None if c is None or o is None else (c - o if higher else o - c)
+    gain = None if c is None or o is None else (c - o if higher_is_better(metric) else o - c)
     return {"metric": metric, "candidate": c, "champion": o, "rows": int(len(y)), "gain": gain, "gain_interval": None}
 
 

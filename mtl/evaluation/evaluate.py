@@ -74,6 +74,9 @@ def evaluate_scores(scores: pd.DataFrame, rows: pd.DataFrame, cfg: Config, only:
         if is_forecast(task, cfg.data.panel):
             entry["forecast"] = forecast_entry(task, y, s, rows[m], cfg.data.panel,
                                                {c: v[m] for c, v in slice_values.items()}, ev.min_slice_rows)
+            # what the gate judges a forecast on (mtl/evaluation/compare.py gate_metric)
+            entry["gate_metric"] = "pinball" if task.loss == "pinball" else "wape"
+            entry[entry["gate_metric"]] = entry["forecast"][entry["gate_metric"]]
         result[task.name] = entry
     return result
 

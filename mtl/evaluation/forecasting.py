@@ -57,23 +57,33 @@ def forecast_entry(task: TaskConfig, y: np.ndarray, pred: np.ndarray, rows: pd.D
 
 
 def format_forecasts(result: dict) -> list[str]:
-    """The forecast table (empty without forecast tasks): each task beside seasonal naive and the oracle."""
+    """The forecast table (empty without forecast tasks): each task beside seasonal naive, the
+    boosted trees (when the baseline stage fitted them) and the oracle; then the AUC of each
+    event task beside the trees'."""
     entries = {name: e["forecast"] for name, e in result.items() if e.get("forecast")}
     if not entries:
         return []
     fmt = lambda v: f"{v:.4f}" if isinstance(v, (int, float)) else "-"  # noqa: E731
-    head = (f"{'forecast':<22}{'WAPE':>8}{'MASE':>8}{'RMSSE':>8}{'bias':>8}{'pinball':>9}{'cover':>7}"
-            f"  | {'naive':>6} {'WAPE':>7}{'MASE':>8}{'RMSSE':>8}{'pinball':>9}  | {'oracle':>6} {'WAPE':>7}{'RMSSE':>8}")
-    lines = ["", head]
+
+    def group(f: dict) -> str:
+        return f"{fmt(f.get('wape')):>7}{fmt(f.get('mase')):>8}{fmt(f.get('rmsse')):>8}{fmt(f.get('pinball')):>9}"
+
+    lines = ["", f"{'forecast':<22}{'WAPE':>7}{'MASE':>8}{'RMSSE':>8}{'pinball':>9}{'bias':>8}{'cover':>7}"
+             + "".join(f"  | {who:<6}{'WAPE':>7}{'MASE':>8}{'RMSSE':>8}{'pinball':>9}" for who in ("naive", "trees"))
+             + f"  | {'oracle':<6}{'WAPE':>7}{'MASE':>8}{'RMSSE':>8}"]
     for name, f in entries.items():
-        naive, oracle = f.get("naive", {}), f.get("oracle", {})
-        lines.append(f"{name:<22}{fmt(f.get('wape')):>8}{fmt(f.get('mase')):>8}{fmt(f.get('rmsse')):>8}"
-                     f"{fmt(f.get('bias')):>8}{fmt(f.get('pinball')):>9}{fmt(f.get('coverage')):>7}"
-                     f"  | {'':>6} {fmt(naive.get('wape')):>7}{fmt(naive.get('mase')):>8}{fmt(naive.get('rmsse')):>8}"
-                     f"{fmt(naive.get('pinball')):>9}  | {'':>6} {fmt(oracle.get('wape')):>7}{fmt(oracle.get('rmsse')):>8}")
+        trees = result[name].get("gbdt", {})
+        lines.append(f"{name:<22}{group(f)}{fmt(f.get('bias')):>8}{fmt(f.get('coverage')):>7}"
+                     f"  | {'':<6}{group(f.get('naive', {}))}  | {'':<6}{group(trees)}"
+                     f"  | {'':<6}{group(f.get('oracle', {}))[:-9]}")
         for col, values in f.get("slices", {}).items():
             for v, se in values.items():
                 label = f"  {col}={v}"
-                lines.append(f"{label[:22]:<22}{fmt(se.get('wape')):>8}{'':>8}{'':>8}{fmt(se.get('bias')):>8}"
-                             f"{'':>9}{'':>7}  | {'':>6} {fmt(se.get('naive_wape')):>7}")
+                lines.append(f"{label[:22]:<22}{fmt(se.get('wape')):>7}{'':>25}{fmt(se.get('bias')):>8}{'':>7}"
+                             f"  | {'':<6}{fmt(se.get('naive_wape')):>7}")
+    events = {name: e for name, e in result.items() if e.get("type") == "binary" and e.get("gbdt")}
+    if events:
+        lines += ["", f"{'event':<22}{'AUC':>7}{'PR-AUC':>8}  | {'trees':<6}{'AUC':>7}{'PR-AUC':>8}"]
+        lines += [f"{name:<22}{fmt(e.get('auc')):>7}{fmt(e.get('pr_auc')):>8}  | {'':<6}{fmt(e['gbdt'].get('auc')):>7}"
+                  f"{fmt(e['gbdt'].get('pr_auc')):>8}" for name, e in events.items()]
     return lines

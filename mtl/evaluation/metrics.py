@@ -134,6 +134,25 @@ class WeightedRMSE:
         return float(np.sqrt((w @ self.sq) / total)) if total > 0 else np.nan
 
 
+class WeightedWAPE:
+    def __init__(self, y: np.ndarray, pred: np.ndarray):
+        self.err, self.y = np.abs(y - pred), np.abs(y)
+
+    def __call__(self, w: np.ndarray) -> float:
+        total = w @ self.y
+        return float((w @ self.err) / total) if total > 0 else np.nan
+
+
+class WeightedPinball:
+    def __init__(self, y: np.ndarray, pred: np.ndarray, quantile: float):
+        diff = y - pred
+        self.loss = np.maximum(quantile * diff, (quantile - 1.0) * diff)
+
+    def __call__(self, w: np.ndarray) -> float:
+        total = w.sum()
+        return float((w @ self.loss) / total) if total > 0 else np.nan
+
+
 def weighted_aucs(y: np.ndarray, p: np.ndarray, weights) -> np.ndarray:
     """AUC under each weight vector of ``weights`` (an iterable of (n,) vectors, e.g.
     :class:`Resamples`)."""

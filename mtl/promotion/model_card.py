@@ -30,7 +30,7 @@ def _rows(card: dict) -> tuple[list[str], list[list[str]]]:
     baseline = (card.get("mtl_gain") or {}).get("tasks", {})
     rows = []
     for task, e in card["metrics"].items():
-        metric = "auc" if e["type"] == "binary" else "rmse"
+        metric = e.get("gate_metric") or ("auc" if e["type"] == "binary" else "rmse")  # a forecast's: wape, pinball
         comp = comparison.get(task, {})
         v = verdicts.get(task, {})
         rows.append([task, metric.upper(), _f(e.get(metric)), _iv(e.get("auc_interval")) if metric == "auc" else "-",

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from mtl.config import GateConfig
-from mtl.evaluation.compare import GATE_METRIC
+from mtl.evaluation.compare import GATE_METRIC, higher_is_better
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,8 @@ def _regression(comp: dict, max_regression: float, relative: bool) -> tuple[bool
 
 
 def _judge(task: str, task_type: str, cand: dict, comp: dict | None, gate: GateConfig) -> TaskVerdict:
-    metric, higher = GATE_METRIC[task_type]
+    metric = cand.get("gate_metric") or GATE_METRIC[task_type][0]  # a forecast's: wape or pinball
+    higher = higher_is_better(metric)
     value = cand.get(metric)
     old = comp.get("champion") if comp else None
     rule = gate.tasks.get(task)

@@ -28,6 +28,11 @@ def run(cfg: Config, paths: Paths, task: str | None = None) -> dict:
     scores = pd.read_parquet(paths.predictions_file)
     payload: dict = {"task": task, "metrics": evaluate_scores(scores, rows, cfg, only=task,
                                                               thresholds=thresholds(paths.train_info))[task]}
+    if paths.gbdt_scores.is_file():  # a panel's boosted trees, judged as the model is
+        trees = evaluate_scores(pd.read_parquet(paths.gbdt_scores), rows, cfg, only=task)[task]
+        payload["metrics"]["gbdt"] = {k: trees[k] for k in ("auc", "pr_auc", "rmse") if trees.get(k) is not None}
+        payload["metrics"]["gbdt"] |= {k: v for k, v in (trees.get("forecast") or {}).items()
+                                       if k in ("wape", "mase", "rmsse", "bias", "pinball", "coverage")}
     baseline = pd.read_parquet(paths.baseline_predictions_file) if paths.baseline_predictions_file.is_file() else None
     if baseline is not None and task in baseline.columns:
         payload["vs_baseline"] = _vs_baseline(cfg, paths, task, scores, baseline, rows)
@@ -39,8 +44,8 @@ def run(cfg: Config, paths: Paths, task: str | None = None) -> dict:
         shutil.rmtree(out)
     write_json(out / "metrics.json", payload)
     m = payload["metrics"]
-    headline = (f"AUC {m['auc']:.4f}" if m.get("auc") is not None else
-                f"RMSE {m['rmse']:.4f}" if m.get("rmse") is not None else "no defined rows")
+    judged = m.get("gate_metric") or ("auc" if m.get("auc") is not None else "rmse")  # a forecast's: wape, pinball
+    headline = f"{judged.upper()} {m[judged]:.4f}" if m.get(judged) is not None else "no defined rows"
     print(f"{task}: {headline}")
     return payload
 

@@ -176,7 +176,7 @@ def label_shift(frame: pd.DataFrame, reference: dict, cfg: "Config") -> list[Mea
     scenario = cfg.data.raw_schema.scenario
     codes, names = pd.factorize(frame[scenario]) if scenario in frame.columns else (None, [])
     out: list[Measure] = []
-    for task in cfg.tasks:
+    for task in cfg.raw_tasks:
         ref = labels.get(task.name)
         if not ref or task.label not in frame.columns:
             continue

@@ -105,7 +105,7 @@ def find_label_leaks(frame: pd.DataFrame, cfg: "Config", threshold: float | None
     features += [(c, False) for c in schema.numeric if c in rows.columns]
     encoded = {c: _categorical_codes(rows[c]) if cat else _numeric_values(rows[c]) for c, cat in features}
     leaks = []
-    for task in cfg.tasks:
+    for task in cfg.raw_tasks:
         if task.label not in rows.columns:
             continue
         y = pd.to_numeric(rows[task.label], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)

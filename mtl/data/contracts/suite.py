@@ -91,9 +91,9 @@ def _structure_checks(cfg: Config, present: set[str], has_rows: bool) -> Iterabl
         yield "ExpectColumnValuesToBeLists", {"column": col}, {"kind": "list_type", "role": roles[col]}
     if schema.time in present:
         yield type_check(schema.time, DATETIME_TYPES, "datetime_type", role=roles[schema.time])
-    for task in (t for t in cfg.tasks if t.type == "binary" and t.label in present):
+    for task in (t for t in cfg.raw_tasks if t.type == "binary" and t.label in present):
         yield type_check(task.label, BINARY_TYPES, "binary_type", task=task.name)
-    for task in (t for t in cfg.tasks if t.type == "regression" and t.label in present):
+    for task in (t for t in cfg.raw_tasks if t.type == "regression" and t.label in present):
         yield type_check(task.label, NUMERIC_TYPES, "regression_type", task=task.name)
 
 
@@ -121,7 +121,7 @@ def _value_checks(cfg: Config, present: set[str]) -> Iterable[tuple[str, dict, d
                 "kind": "null_fraction", "limit": limit}
     for col in dict.fromkeys(c for c in (schema.scenario, schema.time) if c in present):
         yield "ExpectColumnValuesToNotBeNull", {"column": col}, {"kind": "not_null", "role": roles[col]}
-    yield from _label_checks(cfg.tasks, present)
+    yield from _label_checks(cfg.raw_tasks, present)
 
 
 def _label_checks(tasks: tuple[TaskConfig, ...], present: set[str]) -> Iterable[tuple[str, dict, dict]]:

@@ -146,7 +146,7 @@ def _csv_role_type(column: str, cfg: "Config") -> "pa.DataType | None":
     import pyarrow as pa
 
     schema = cfg.data.raw_schema
-    regression = {t.label for t in cfg.tasks if t.type == "regression"}
+    regression = {t.label for t in cfg.raw_tasks if t.type == "regression"}
     if column in schema.numeric or column in regression or column in schema.truth.values():
         return pa.float64()
     if column in schema.categorical or column in (schema.scenario, cfg.data.split.column):

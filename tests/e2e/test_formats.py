@@ -68,3 +68,24 @@ def test_m5_sample_through_the_chain(project):
     metrics = json.loads(paths.metrics_file.read_text())
     assert set(metrics["tasks"]) == {"demand"} and metrics["tasks"]["demand"]["rmse"] >= 0
     assert json.loads(paths.decision_file.read_text())["summary"]
+
+
+def test_supply_chain_preset_through_the_chain(project):
+    """configs/supply_chain.yaml, small: the generated panel through every stage; the forecasts
+    sit beside seasonal naive, the boosted trees and the oracle, and are gated on WAPE and pinball."""
+    from tests.e2e.test_stages import run_chain
+
+    shutil.copy(project / "configs" / "supply_chain.yaml", project / "params.yaml")
+    set_params(project, {"data.synthetic.items": 15, "data.synthetic.warehouses": 2, "data.synthetic.days": 150,
+                         "data.panel.lookback": 14, "train.epochs": 1, "train.progress": False,
+                         "train.num_threads": 1, "evaluation.bootstrap": 20, "model.temporal.dilations": [1, 2, 4]})
+    paths = run_chain(project)
+    metrics = json.loads(paths.metrics_file.read_text())["tasks"]
+    assert set(metrics) == {"demand", "demand_p50", "demand_p90", "stockout", "late_delivery"}
+    demand = metrics["demand"]
+    assert demand["gate_metric"] == "wape" and demand["forecast"]["naive"]["wape"] > 0
+    assert demand["forecast"]["oracle"]["wape"] < demand["forecast"]["naive"]["wape"]
+    assert {"wape", "mase", "rmsse"} <= set(demand["gbdt"]) and "auc" in metrics["stockout"]["gbdt"]
+    assert metrics["demand_p90"]["gate_metric"] == "pinball" and 0 <= metrics["demand_p90"]["forecast"]["coverage"] <= 1
+    decision = json.loads(paths.decision_file.read_text())
+    assert {t["task"]: t["metric"] for t in decision["tasks"]}["demand"] == "wape"

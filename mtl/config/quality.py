@@ -91,6 +91,20 @@ class ValidationConfig(Frozen):
     quarantine: str = "data/quarantine"
 
 
+class InventoryCosts(Frozen):
+    """What a panel's forecast is worth (mtl/evaluation/decision.py): each origin stocks up to a
+    forecast of the horizon's demand; a unit left over costs `holding`, a unit of demand not
+    served costs `lost_sale` (its lost margin). The cost-optimal stock is the quantile
+    lost_sale / (lost_sale + holding) of demand: 0.9 with the defaults, the P90."""
+
+    holding: Annotated[float, Field(gt=0.0)] = 1.0
+    lost_sale: Annotated[float, Field(gt=0.0)] = 9.0
+
+    @property
+    def critical_ratio(self) -> float:
+        return self.lost_sale / (self.lost_sale + self.holding)
+
+
 class EvaluationConfig(Frozen):
     """What the evaluate stage measures beyond AUC and log-loss (mtl/evaluation/)."""
 
@@ -108,6 +122,7 @@ class EvaluationConfig(Frozen):
     # Train the single-task baseline (one model per task, same features and training settings)
     # so evaluation reports each task's MTL gain, the mean relative gain and negative transfer.
     baselines: bool = True
+    costs: InventoryCosts = InventoryCosts()  # a panel's decision cost (data.panel)
     seed: int = 0
 
 

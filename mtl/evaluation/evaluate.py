@@ -127,7 +127,8 @@ def roc_plots(scores: pd.DataFrame, rows: pd.DataFrame, tasks: Sequence[TaskConf
 def _gain_lines(gain: dict) -> list[str]:
     dm = gain.get("delta_m")
     negative = gain.get("negative_transfer") or []
-    return ["", "multi-task gain over single-task baselines (AUC, or RMSE reduction; * beyond noise): "
+    return ["", "multi-task gain over single-task baselines (AUC, or the reduction of RMSE, WAPE or pinball; "
+            "* beyond noise): "
             f"mean relative gain Δm {dm:+.2%}" if dm is not None else "Δm undefined",
             "negative transfer: " + (", ".join(
                 f"{n['task']} ({n['gain']:+.4f}{', beyond noise' if n['beyond_noise'] else ', within noise'})"

@@ -17,6 +17,7 @@ def run(cfg: Config, paths: Paths) -> dict:
 
     from mtl import tracking
     from mtl.evaluation.compare import mtl_gain
+    from mtl.evaluation.decision import format_decision
     from mtl.evaluation.evaluate import format_table, headline
 
     info = TrainInfo.read(paths.train_info)
@@ -27,6 +28,7 @@ def run(cfg: Config, paths: Paths) -> dict:
                "tasks": result}
     if all("vs_baseline" in e for e in per_task.values()):
         payload["mtl_gain"] = mtl_gain({name: e["vs_baseline"] for name, e in per_task.items()}, result)
+    payload["decision_cost"] = _decision_cost(cfg, paths)
     _write_plots(paths, per_task)
     write_json(paths.metrics_file, payload)
     write_json(paths.summary_file, headline(result, payload.get("mtl_gain")))
@@ -38,8 +40,20 @@ def run(cfg: Config, paths: Paths) -> dict:
             if folder.is_dir():
                 mlflow.log_artifacts(str(folder), f"evaluation/{name}")
         _log_baseline(cfg, paths, per_task, info.run_id)
-    print(format_table(result, gain=payload.get("mtl_gain")))
+    print("\n".join([format_table(result, gain=payload.get("mtl_gain")), *format_decision(payload["decision_cost"])]))
     return payload
+
+
+def _decision_cost(cfg: Config, paths: Paths) -> dict | None:
+    """A panel's stocking decision scored on the test origins (mtl/evaluation/decision.py)."""
+    if cfg.data.panel is None:
+        return None
+    import pandas as pd
+
+    from mtl.evaluation.decision import decision_costs
+
+    trees = pd.read_parquet(paths.gbdt_scores) if paths.gbdt_scores.is_file() else None
+    return decision_costs(pd.read_parquet(paths.predictions_file), pd.read_parquet(paths.test_raw_file), cfg, trees)
 
 
 def _log_baseline(cfg: Config, paths: Paths, per_task: dict[str, dict], run_id: str) -> None:

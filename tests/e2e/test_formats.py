@@ -89,3 +89,5 @@ def test_supply_chain_preset_through_the_chain(project):
     assert metrics["demand_p90"]["gate_metric"] == "pinball" and 0 <= metrics["demand_p90"]["forecast"]["coverage"] <= 1
     decision = json.loads(paths.decision_file.read_text())
     assert {t["task"]: t["metric"] for t in decision["tasks"]}["demand"] == "wape"
+    cost = json.loads(paths.metrics_file.read_text())["decision_cost"]
+    assert cost["task"] == "demand_p90" and {"model P90", "seasonal naive", "trees P90", "oracle mean"} <= set(cost["policies"])

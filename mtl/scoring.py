@@ -97,9 +97,44 @@ class Scorer:
     def tasks(self) -> list[str]:
         return [t.name for t in self.transform.tasks]
 
+    @property
+    def panel_columns(self) -> list[str]:
+        """What a panel's raw history must hold to be framed (empty without a panel)."""
+        from mtl.data.features.framing import feature_columns
+
+        p = self.transform.panel
+        return [] if p is None else list(dict.fromkeys([*p.series, p.time, *p.static, *feature_columns(p)]))
+
+    def is_raw_panel(self, columns) -> bool:
+        """Raw daily history of a panel, not framed examples: its time column, no lag column."""
+        p = self.transform.panel
+        return p is not None and p.time in columns and not any(c in columns for c in p.generated_numeric[:1])
+
+    def forecast(self, history: pd.DataFrame) -> pd.DataFrame:
+        """A panel's raw recent history in (one row per series and day: at least the lookback days
+        up to the newest observed one, then any planned days with their known prices and
+        promotions), the next horizon's forecast out: one row per series, its origin, one column
+        per task."""
+        from mtl.data.features import framing
+
+        p = self.transform.panel
+        check_columns(list(history.columns), self.panel_columns, where="the panel history")
+        examples = framing.frame_latest(history, p)
+        if examples.empty:
+            raise SchemaMismatch(f"no series has {p.lookback} observed days in a row up to its newest (data.panel."
+                                 f"lookback): send each series' last {p.lookback} days at least")
+        scores = self._score(examples)
+        return pd.concat([examples[[*p.series, framing.ORIGIN]].reset_index(drop=True), scores], axis=1)
+
     def predict(self, rows: pd.DataFrame) -> pd.DataFrame:
-        """One score column per task (named by task), one row per input row, in input order."""
+        """One score column per task (named by task), one row per input row, in input order; a
+        panel's raw history is framed first (:meth:`forecast`: one row per series)."""
+        if self.is_raw_panel(rows.columns):
+            return self.forecast(rows)
         check_columns(list(rows.columns), self.input_columns)
+        return self._score(rows)
+
+    def _score(self, rows: pd.DataFrame) -> pd.DataFrame:
         check_numeric(rows, list(self.transform.numeric))
         from mtl.training.loop import predict_raw
 
@@ -116,7 +151,8 @@ class Scorer:
         from mlflow.models import ModelSignature
         from mlflow.types.schema import AnyType, ColSpec, Schema
 
+        # a panel's model is served raw daily history (forecast), not framed examples
         return ModelSignature(
-            inputs=Schema([ColSpec(AnyType(), c) for c in self.input_columns]),
+            inputs=Schema([ColSpec(AnyType(), c) for c in (self.panel_columns or self.input_columns)]),
             outputs=Schema([ColSpec("double", t) for t in self.tasks]),
         )

@@ -32,6 +32,8 @@ class Candidate:
     metrics: dict  # per-task test metrics (metrics.json's "tasks")
     rows_file: Path  # the raw test rows...
     scores_file: Path  # ...and the candidate's scores of them
+    # a panel's raw daily history: what its served model takes (the load check's sample)
+    panel_file: Path | None = None
 
     @cached_property
     def rows(self):
@@ -132,6 +134,13 @@ def _load_check(cfg: Config, candidate: Candidate, version: str, tracking_uri: s
 
     with tempfile.TemporaryDirectory() as tmp:
         sample = Path(tmp) / "rows.parquet"
-        candidate.rows.head(256).to_parquet(sample, index=False)
+        if candidate.panel_file is not None and cfg.data.panel is not None:
+            import pandas as pd
+
+            from mtl.data.features.framing import recent_history
+
+            recent_history(pd.read_parquet(candidate.panel_file), cfg.data.panel).to_parquet(sample, index=False)
+        else:
+            candidate.rows.head(256).to_parquet(sample, index=False)
         return check_in_fresh_process(f"models:/{candidate.name}/{version}", sample,
                                       {t.name: t.type for t in cfg.tasks}, tracking_uri)

@@ -250,6 +250,8 @@ def score_file(scorer: Scorer, input_path: Path, output_path: Path, *, chunk_row
         raise ScoringError(f"output {output_path} is the input: choose another path (the input is never overwritten)")
     _format(output_path)
     keep = list(dict.fromkeys(keep))
+    if scorer.is_raw_panel(_columns_of(files[0])):
+        return _forecast_file(scorer, files, input_path, output_path, model_uri, model_version)
     clash = [c for c in keep if c in scorer.tasks]
     if clash:
         raise ScoringError(f"keep column(s) {clash} have the names of score columns; leave them out of keep")
@@ -281,6 +283,31 @@ def score_file(scorer: Scorer, input_path: Path, output_path: Path, *, chunk_row
     manifest = output_path.with_name(output_path.name + ".json")
     manifest.write_text(json.dumps(asdict(result) | {"rows_per_second": round(result.rows_per_second),
                                                      "tasks": scorer.tasks, "keep": keep}, indent=2) + "\n")
+    return result
+
+
+def _forecast_file(scorer: Scorer, files: list[Path], input_path: Path, output_path: Path, model_uri: str,
+                   model_version: str | None) -> ScoringResult:
+    """A panel's raw recent history (read whole: a series' days must be framed together) into
+    one forecast row per series (its ids, origin and one column per task)."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    read = {"parquet": lambda f: pq.read_table(f).to_pandas(), "csv": lambda f: pacsv.read_csv(f).to_pandas()}
+    history = pd.concat([read[_format(f)](f) for f in files], ignore_index=True)
+    writer = _Writer(output_path)
+    started = time.perf_counter()
+    try:
+        out = scorer.forecast(history)
+        writer.write(out)
+        writer.close(list(out.columns))
+    except BaseException:
+        writer.abort()
+        raise
+    result = ScoringResult(str(input_path), str(output_path), model_uri, model_version, len(out), 1,
+                           time.perf_counter() - started)
+    output_path.with_name(output_path.name + ".json").write_text(json.dumps(
+        asdict(result) | {"tasks": scorer.tasks, "series": len(out), "history_rows": len(history)}, indent=2) + "\n")
     return result
 
 

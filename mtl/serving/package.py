@@ -22,7 +22,13 @@ def log_pyfunc(paths: Paths):
     from mtl.scoring import Scorer
 
     scorer = Scorer.load(paths.transform_file, paths.model_file)
-    example = pd.read_parquet(paths.test_raw_file, columns=scorer.input_columns).head(5)
+    if scorer.transform.panel is not None:  # served raw recent history: the example is some
+        from mtl.data.features.framing import recent_history
+
+        raw = pd.read_parquet(paths.raw_file, columns=scorer.panel_columns)
+        example = recent_history(raw, scorer.transform.panel, series=2)
+    else:
+        example = pd.read_parquet(paths.test_raw_file, columns=scorer.input_columns).head(5)
     artifacts = {"transform": str(paths.transform_file), "model": str(paths.model_file)}
     if scorer.transform.text:  # the sentence vectors travel beside the transform (same folder)
         artifacts["text_vectors"] = str(text_vectors_file(paths.transform_file))

@@ -17,7 +17,8 @@ def candidate(cfg: Config, paths: Paths):
     info = TrainInfo.read(paths.train_info)
     return Candidate(name=cfg.gate.model_name, run_id=info.run_id, model_uri=info.model_uri,
                      metrics=read_json(paths.metrics_file, "evaluate")["tasks"],
-                     rows_file=paths.test_raw_file, scores_file=paths.predictions_file)
+                     rows_file=paths.test_raw_file, scores_file=paths.predictions_file,
+                     panel_file=paths.raw_file if cfg.data.panel is not None else None)
 
 
 def run(cfg: Config, paths: Paths) -> Verdict:

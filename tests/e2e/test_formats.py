@@ -91,3 +91,26 @@ def test_supply_chain_preset_through_the_chain(project):
     assert {t["task"]: t["metric"] for t in decision["tasks"]}["demand"] == "wape"
     cost = json.loads(paths.metrics_file.read_text())["decision_cost"]
     assert cost["task"] == "demand_p90" and {"model P90", "seasonal naive", "trees P90", "oracle mean"} <= set(cost["policies"])
+    if decision.get("load_check"):  # promoted: the package scored raw history in a fresh process
+        assert decision["load_check"]["passed"], decision["load_check"]
+
+    # serving: the registered package takes raw recent history (the last lookback days of each
+    # series, planned days after them) and returns each series' forecast of the next horizon
+    import pandas as pd
+    from mlflow import MlflowClient
+
+    from mtl.cli import main
+
+    raw = pd.read_parquet(paths.raw_file)
+    last = raw["date"].max()
+    history = raw[raw["date"] > last - pd.Timedelta(days=20)].drop(columns=["demand", "expected_demand"])
+    planned = history[history["date"] > last - pd.Timedelta(days=3)].index  # the newest 3 days: planned only
+    history.loc[planned, ["units_sold", "stock_on_hand", "on_order"]] = None
+    history.to_parquet(project / "history.parquet")
+    version = MlflowClient(f"sqlite:///{project / 'mlflow.db'}").search_model_versions("name='mtl-supply-chain'")[0].version
+    assert main(["--project", str(project), "score", "--input", str(project / "history.parquet"),
+                 "--output", str(project / "forecast.csv"), "--model", f"models:/mtl-supply-chain/{version}"]) == 0
+    forecast = pd.read_csv(project / "forecast.csv")
+    assert len(forecast) == 30 and set(forecast.columns) >= {"item_id", "warehouse_id", "origin", "demand", "demand_p90"}
+    assert (pd.to_datetime(forecast["origin"]) == last - pd.Timedelta(days=3)).all()  # the newest observed day
+    assert (forecast["demand"] >= 0).all() and forecast["stockout"].between(0, 1).all()

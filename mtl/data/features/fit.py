@@ -163,7 +163,9 @@ class Fitter:
                                      "length_shares": (counts / max(rows, 1)).round(6).tolist()}
                                  for c, (rows, total, empty, full, counts) in self.seq_lengths.items()}
         panel = self.cfg.data.panel
-        window = {"channels": list(panel.history), "lookback": panel.lookback} if panel and panel.history else {}
+        # the panel's framing travels with the transform: a served model frames raw recent history
+        window = ({"channels": list(panel.history), "lookback": panel.lookback, "panel": panel.model_dump(mode="json")}
+                  if panel else {})
         t = Transform(categorical, numeric, targets, self.tasks, split_info, stats, sequence=sequence, window=window)
         if self.texts:
             self._encode_texts(t)

@@ -46,9 +46,17 @@ class Grid:
     present: np.ndarray  # (series, days) bool
 
 
-def to_grid(panel: pd.DataFrame, cfg: PanelConfig) -> Grid:
-    """Pivot the panel to (series, days) arrays; FramingError on a missing column or a repeated day."""
-    needed = [*cfg.series, cfg.time, *cfg.static, *cfg.daily_columns()]
+def feature_columns(cfg: PanelConfig) -> tuple[str, ...]:
+    """The daily columns a forecast reads (no label or truth): what served history must hold."""
+    orders = (cfg.orders.placed, cfg.orders.promised, cfg.orders.lead) if cfg.orders else ()
+    return tuple(dict.fromkeys([*cfg.history, *cfg.known, *orders]))
+
+
+def to_grid(panel: pd.DataFrame, cfg: PanelConfig, daily: tuple[str, ...] | None = None) -> Grid:
+    """Pivot the panel's ``daily`` columns (default: every one data.panel names) to (series, days)
+    arrays; FramingError on a missing column or a repeated day."""
+    daily = cfg.daily_columns() if daily is None else daily
+    needed = [*cfg.series, cfg.time, *cfg.static, *daily]
     missing = [c for c in dict.fromkeys(needed) if c not in panel.columns]
     if missing:
         raise FramingError(f"data.panel names column(s) {missing} that the data does not have; it has "
@@ -67,7 +75,7 @@ def to_grid(panel: pd.DataFrame, cfg: PanelConfig) -> Grid:
     present = np.zeros(shape, bool)
     present.reshape(-1)[cell] = True
     values = {}
-    for col in cfg.daily_columns():
+    for col in daily:
         grid = np.full(shape, np.nan)
         grid.reshape(-1)[cell] = pd.to_numeric(panel[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
         values[col] = grid
@@ -120,11 +128,15 @@ def backtest_origins(grid: Grid, cfg: PanelConfig) -> pd.DataFrame:
 
 
 def serving_origins(grid: Grid, cfg: PanelConfig) -> pd.DataFrame:
-    """Each series' newest day that has its whole lookback: the origin of the next forecast."""
+    """Each series' newest observed day (its history columns all set: days after it may carry
+    only planned prices and promotions) that has its whole lookback: the next forecast's origin."""
     days = grid.present.shape[1]
-    last = days - 1 - np.argmax(grid.present[:, ::-1], axis=1)
+    observed = grid.present.copy()
+    for col in cfg.history:
+        observed &= ~np.isnan(grid.values[col])
+    last = days - 1 - np.argmax(observed[:, ::-1], axis=1)
     s = np.arange(len(last))
-    ok = _window_ok(grid.present, s, last, cfg.lookback, 0)
+    ok = observed.any(axis=1) & _window_ok(observed, s, last, cfg.lookback, 0)
     return pd.DataFrame({"series": s[ok], "t": last[ok]})
 
 
@@ -137,8 +149,17 @@ def frame(panel: pd.DataFrame, cfg: PanelConfig) -> pd.DataFrame:
 
 def frame_latest(panel: pd.DataFrame, cfg: PanelConfig) -> pd.DataFrame:
     """One unlabelled example per series at its newest day: what a served forecast reads."""
-    grid = to_grid(panel, cfg)
+    grid = to_grid(panel, cfg, feature_columns(cfg))
     return _examples(grid, cfg, serving_origins(grid, cfg), labels=False)
+
+
+def recent_history(panel: pd.DataFrame, cfg: PanelConfig, series: int = 8) -> pd.DataFrame:
+    """The last ``lookback`` days of the first ``series`` series: what a served forecast needs
+    (the packaged model's example, the pre-promotion load check)."""
+    keys = panel[list(cfg.series)].drop_duplicates().head(series)
+    rows = panel.merge(keys, on=list(cfg.series))
+    day = pd.to_datetime(rows[cfg.time])
+    return rows[day > day.max() - pd.Timedelta(days=cfg.lookback)].reset_index(drop=True)
 
 
 def _examples(grid: Grid, cfg: PanelConfig, origins: pd.DataFrame, labels: bool) -> pd.DataFrame:
@@ -205,10 +226,13 @@ def _open_orders(grid: Grid, cfg: PanelConfig, s: np.ndarray, t: np.ndarray, lab
     at origins p .. p + L - 1; at such an origin only that it has not arrived is known, not L.
     """
     o = cfg.orders
-    d = np.arange(_max_open(grid, o))[None, :]  # days before the origin an order was placed
+    d = np.arange(max(_max_open(grid, o), cfg.lookback))[None, :]  # days before the origin an order was placed
     day = np.maximum(t[:, None] - d, 0)
-    placed, promised, lead = (np.nan_to_num(grid.values[c][s[:, None], day]) for c in (o.placed, o.promised, o.lead))
-    # open: placed, and not arrived by the origin's morning (lead > d), which the origin knows
+    placed, promised, lead = (grid.values[c][s[:, None], day] for c in (o.placed, o.promised, o.lead))
+    placed, promised = np.nan_to_num(placed), np.nan_to_num(promised)
+    # open: placed, and not arrived by the origin's morning (lead > d), which the origin knows; an
+    # order with no lead yet (served history: it has not arrived) is open
+    lead = np.where(np.isnan(lead), np.inf, lead)
     open_ = (placed > 0) & (lead > d) & (t[:, None] - d >= 0)
     out = dict(zip(cfg.ORDER_FEATURES, (
         open_.sum(axis=1).astype(np.float64),

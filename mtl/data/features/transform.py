@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mtl.config import TaskConfig
+from mtl.config import PanelConfig, TaskConfig
 
 FORMAT_VERSION = 2
 OOV = 0
@@ -98,10 +98,15 @@ class Transform:
         return max((s["max_length"] for s in self.sequence.values()), default=0)
 
     @property
+    def panel(self) -> PanelConfig | None:
+        """The daily panel the examples were framed from (data.panel), or None."""
+        return PanelConfig(**self.window["panel"]) if "panel" in self.window else None
+
+    @property
     def window_index(self) -> list[list[int]]:
         """Per window channel, the numeric inputs of its lags, oldest first; a channel with a lag
         that is not a scaled numeric input (bucketised) is left out."""
-        if not self.window:
+        if not self.window.get("channels"):
             return []
         at = {name: i for i, name in enumerate(self.num_inputs)}
         lags = range(self.window["lookback"], 0, -1)

@@ -1,4 +1,5 @@
-"""Each public-dataset preset through the whole chain (`dvc repro`), on tiny real samples.
+"""Each public-dataset preset through the whole chain (every stage, in-process: `dvc repro` of
+the same stages is tested in test_dvc.py), on tiny real samples.
 
 The samples are laid out where the presets expect the downloaded files (data/external/<name>),
 so this also checks the presets' own data.path. 100-300 rows make no useful model: the gate
@@ -12,9 +13,9 @@ import pytest
 
 from mtl.config import load_config
 from mtl.paths import Paths
-from mtl.pipeline import StageFailed, run_all
-from tests.conftest import SHARED_SAMPLES, chain, ran, set_params
+from tests.conftest import SHARED_SAMPLES, set_params
 from tests.data.test_adapters import ALI_CCP, ALIEXPRESS, CENSUS, lay_out
+from tests.e2e.test_stages import run_chain
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not SHARED_SAMPLES.is_dir(), reason="needs the shared dataset samples")]
@@ -31,14 +32,8 @@ def test_preset_runs_the_whole_chain(project, name):
     cfg = load_config(project / "params.yaml")
     lay_out(project / cfg.data.path, LAYOUTS[name])
 
-    output: list[str] = []
-    try:
-        run_all(project, echo=output.append)
-    except StageFailed as err:
-        pytest.fail(f"{name}: {err}")
-    assert ran("\n".join(output)) == chain(tasks=len(cfg.tasks))
-
-    paths = Paths.at(project)
+    paths = run_chain(project)
+    assert all((paths.task_eval_dir(t.name) / "metrics.json").is_file() for t in cfg.tasks)
     manifest = json.loads(paths.raw_manifest.read_text())
     assert manifest["adapter"] == name and set(manifest["splits"]) >= {"train", "test"}
     metrics = json.loads(paths.metrics_file.read_text())
@@ -54,8 +49,6 @@ def test_m5_sample_through_the_chain(project):
     daily panel, its contract validated, framed into weekly-origin examples, trained, evaluated,
     gated. 12 series x 60 days make no useful model; a shorter lookback and one test and one
     validation origin leave training origins in 60 days."""
-    from tests.e2e.test_stages import run_chain
-
     shutil.copy(project / "configs" / "m5.yaml", project / "params.yaml")
     set_params(project, {"train.epochs": 1, "train.progress": False, "train.num_threads": 1,
                          "validation.min_rows": 1, "evaluation.bootstrap": 20, "data.panel.lookback": 14,
@@ -73,8 +66,6 @@ def test_m5_sample_through_the_chain(project):
 def test_supply_chain_preset_through_the_chain(project):
     """configs/supply_chain.yaml, small: the generated panel through every stage; the forecasts
     sit beside seasonal naive, the boosted trees and the oracle, and are gated on WAPE and pinball."""
-    from tests.e2e.test_stages import run_chain
-
     shutil.copy(project / "configs" / "supply_chain.yaml", project / "params.yaml")
     set_params(project, {"data.synthetic.items": 15, "data.synthetic.warehouses": 2, "data.synthetic.days": 150,
                          "data.panel.lookback": 14, "train.epochs": 1, "train.progress": False,

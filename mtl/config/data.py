@@ -57,7 +57,9 @@ class SupplyChainConfig(Frozen):
     categories: PositiveInt = 20  # share weekly profiles, yearly phase, holiday sensitivity, price level
     suppliers: PositiveInt = 25  # each has a promised lead time and its own reliability
     days: PositiveInt = 730  # days written per series (a burn-in before `start` is simulated, not written)
-    start: str = "2025-01-06"  # the first written date (ISO); a Monday lines weekdays up with day numbers
+    # the first written date (ISO); a Monday lines weekdays up with day numbers. Two years from it
+    # end in the past (2026-11-03): the data contract refuses days later than its clock.
+    start: str = "2024-11-04"
     latent_dim: PositiveInt = 4  # dimension of the item x warehouse affinity in the demand level
     intermittent_share: Share = 0.3  # share of items with sparse demand (0.05-0.5 units a day, mostly zeros)
     promo_share: Share = 0.08  # share of item-days on promotion (runs of several days, 10-40% off)

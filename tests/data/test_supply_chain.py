@@ -62,7 +62,7 @@ def test_one_row_per_series_and_day_sorted_without_gaps(panel):
     series, days = SMALL["items"] * SMALL["warehouses"], SMALL["days"]
     assert len(panel) == series * days
     dates = panel["date"].to_numpy().reshape(series, days)
-    calendar = pd.date_range("2025-01-06", periods=days, freq="D").to_numpy()
+    calendar = pd.date_range(SupplyChainConfig(**SMALL).start, periods=days, freq="D").to_numpy()
     assert (dates == calendar).all()  # every series: every day, in order, from start
     item, warehouse = np.divmod(np.arange(series), SMALL["warehouses"])
     assert (panel["item_id"].to_numpy().reshape(series, days) == item[:, None]).all()

@@ -335,31 +335,6 @@ def generate(cfg: SupplyChainConfig) -> pd.DataFrame:
 
 def write(cfg: SupplyChainConfig, path: Path) -> int:
     """Stream the panel to one parquet file; returns the row count."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".parquet.tmp")
-    try:
-        rows = _write_chunks(cfg, tmp)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    tmp.replace(path)  # atomic: a killed run never leaves a half-written panel behind
-    return rows
+    from mtl.data.ingest.parquet import write_frames
 
-
-def _write_chunks(cfg: SupplyChainConfig, path: Path) -> int:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    writer = None
-    rows = 0
-    try:
-        for frame in iter_chunks(cfg):
-            table = pa.Table.from_pandas(frame, preserve_index=False)
-            if writer is None:
-                writer = pq.ParquetWriter(path, table.schema)
-            writer.write_table(table)
-            rows += len(frame)
-    finally:
-        if writer is not None:
-            writer.close()
-    return rows
+    return write_frames(iter_chunks(cfg), path)

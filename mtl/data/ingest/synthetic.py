@@ -390,24 +390,6 @@ def generate(cfg: SyntheticConfig) -> pd.DataFrame:
 
 def write(cfg: SyntheticConfig, path: Path) -> int:
     """Stream the log to one parquet file; returns the row count."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    from mtl.data.ingest.parquet import write_frames
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".parquet.tmp")
-    writer = None
-    rows = 0
-    try:
-        for frame in iter_chunks(cfg):
-            # Without pandas' metadata: it names the history columns' Arrow list dtype in a form
-            # pandas cannot read back, and the plain Arrow types say everything.
-            table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
-            if writer is None:
-                writer = pq.ParquetWriter(tmp, table.schema)
-            writer.write_table(table)
-            rows += len(frame)
-    finally:
-        if writer is not None:
-            writer.close()
-    tmp.replace(path)  # atomic: a killed run never leaves a half-written log behind
-    return rows
+    return write_frames(iter_chunks(cfg), path)

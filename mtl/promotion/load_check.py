@@ -54,8 +54,9 @@ def _check(model_uri: str, rows_path: str, task_types: dict[str, str]) -> str:
     missing = [t for t in task_types if t not in scores.columns]
     if missing:
         raise ValueError(f"no score column for task(s) {missing}; got {list(scores.columns)}")
-    forecast = "origin" in scores.columns  # a panel's model: one forecast per series of the history
-    if (len(scores) != len(rows)) if not forecast else not 0 < len(scores) <= len(rows):
+    # a panel's model returns one forecast per series of the history; any other, one score per row
+    forecast = "origin" in scores.columns
+    if not (0 < len(scores) <= len(rows) if forecast else len(scores) == len(rows)):
         raise ValueError(f"{len(scores)} scores for {len(rows)} rows")
     for task, kind in task_types.items():
         values = scores[task].to_numpy(dtype="float64")

@@ -35,8 +35,8 @@ def run(cfg: Config, paths: Paths) -> Decision:
     experiment = tracking.dvc_experiment()
     if experiment:
         return _experiment(paths, judged, verdict, lineage, experiment)
-    metric_tags = {f"test_{k}_{task}": f"{e[k]:.5f}" for task, e in judged.metrics.items() for k in ("auc", "rmse", "wape", "pinball")
-                   if e.get(k) is not None}
+    metric_tags = {f"test_{k}_{task}": f"{e[k]:.5f}" for task, e in judged.metrics.items()
+                   for k in ("auc", "rmse", "wape", "pinball") if e.get(k) is not None}
     decision = service.promote(cfg, judged, verdict, lineage | metric_tags, tracking.tracking_uri(paths),
                                registry.lock_for(paths, judged.name))
     version = decision.version

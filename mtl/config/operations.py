@@ -17,8 +17,8 @@ class RetrainingConfig(Frozen):
     # Folder (relative to the project, or absolute) where new data files are dropped. The
     # `mtl_ingest` DAG publishes new files there as an Airflow Asset, which triggers retraining.
     incoming: str = "data/incoming"
-    # How often `mtl_ingest` looks at the folder (cron or preset).
-    scan_schedule: str = "*/10 * * * *"
+    # How often `mtl_ingest` looks at the folder (cron or preset); null: only when triggered.
+    scan_schedule: str | None = "*/10 * * * *"
     # The adapter that reads the incoming files (files | ali_ccp | aliexpress | census_income | m5).
     source: str = "files"
     # Retrain on the newest N days of data.schema.time across the incoming files (null: all rows,

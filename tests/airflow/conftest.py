@@ -15,8 +15,10 @@ from tests.conftest import SMALL_OVERRIDES, copy_project, set_params
 LIVE_OVERRIDES = {**SMALL_OVERRIDES, "evaluation.bootstrap": 50, "gate.tasks.click.floor": 0.5,
                   "gate.tasks.add_to_cart.floor": 0.5, "gate.tasks.purchase.floor": 0.5,
                   "airflow.retraining.window_days": 10,
-                  # mtl_ingest's own cron would race the tests' triggers: only they start it
-                  "airflow.retraining.scan_schedule": "0 0 1 1 *"}
+                  # No clock starts a run: only the tests' triggers and the Asset do. A cron would
+                  # race them (on a Sunday, unpausing mtl_retraining started its @weekly run,
+                  # which held its one active run while the Asset's run waited).
+                  "airflow.retraining.scan_schedule": None, "airflow.retraining.schedule": None}
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -90,3 +90,37 @@ def test_validation_rules_name_panel_columns_and_the_split_is_the_backtest(cfg):
         parse_config(apply_overrides(raw, {"data.split.method": "random"}))
     assert "units_sold_lag56" in cfg.data.schema.numeric and "units_sold" in cfg.data.raw_schema.numeric
     assert cfg.data.schema.labels == ("demand", "stockout_next", "late_open_order")
+
+
+@pytest.fixture(scope="module")
+def champion(panel, cfg, tmp_path_factory) -> dict:
+    """The drift reference of a champion trained on ``panel``: its transform's statistics."""
+    from mtl.data.features import Transform
+    from mtl.data.features.preprocess import TRANSFORM, build
+
+    root = tmp_path_factory.mktemp("panel_champion")
+    raw_file = root / "panel.parquet"
+    panel.to_parquet(raw_file, index=False)
+    build(raw_file, cfg, root / "features")
+    t = Transform.load(root / "features" / TRANSFORM)
+    return {"name": "version 1", "stats": t.stats, "categorical": t.categorical}
+
+
+def test_a_panel_drifts_against_the_daily_rows_its_champion_saw(panel, cfg, champion):
+    """The champion was fitted on framed examples, a batch is daily rows: the daily columns are
+    compared with the profile of the days its training saw, and a changed column is named."""
+    from mtl.data.contracts.drift import compare
+
+    same = {(m.check, m.column): m for m in compare(panel, champion, cfg)}
+    assert {("psi", c) for c in ("units_sold", "stock_on_hand", "price", "promo")} <= set(same)
+    assert ("new_category_rate", "item_id") in same
+    assert all(m.level == "ok" for m in same.values()), [m.detail for m in same.values() if m.level != "ok"]
+
+    drifted = panel.copy()
+    drifted["price"] *= 3  # a currency change upstream
+    new_items = drifted["item_id"] < 8  # 8 of 20 items renumbered: products the model never saw
+    drifted.loc[new_items, "item_id"] += 1000
+    measures = {(m.check, m.column): m for m in compare(drifted, champion, cfg)}
+    assert measures[("psi", "price")].level == "error" and "'price'" in measures[("psi", "price")].detail
+    assert measures[("new_category_rate", "item_id")].level == "error"
+    assert measures[("psi", "units_sold")].level == "ok"

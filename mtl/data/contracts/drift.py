@@ -21,6 +21,10 @@ each with a warning and a failure level in params.yaml (``validation.drift``):
   champion's vocabulary, beyond the share its own training data had (rare values it folded into
   the out-of-vocabulary slot). These rows all look the same to the model.
 
+A **panel's daily rows** (data.panel) get the same PSI and new-category rate per daily and
+static column, against the profile of the daily rows the champion's training saw (its
+transform's ``stats["panel"]``), since the transform itself was fitted on framed examples.
+
 Pure functions of a frame and a reference; reading the champion is the stage's job.
 """
 
@@ -237,5 +241,10 @@ def history_drift(frame: pd.DataFrame, reference: dict, validation: "ValidationC
 
 def compare(frame: pd.DataFrame, reference: dict, cfg: "Config") -> list[Measure]:
     """Every drift measure of ``frame`` against ``reference`` ({"name", "stats", "categorical"})."""
+    if cfg.data.panel is not None:
+        # A panel's batch is daily rows, never the framed examples the transform was fitted on:
+        # it is compared with the profile of the daily rows the champion's training saw.
+        panel = reference["stats"].get("panel") or {"rows": 0, "numeric": {}, "categorical": {}}
+        reference = {**reference, "stats": panel}
     return feature_drift(frame, reference, cfg) + history_drift(frame, reference, cfg.validation) + label_shift(
         frame, reference, cfg)

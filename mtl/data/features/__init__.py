@@ -11,8 +11,8 @@ The transform's public names are re-exported here (``from mtl.data import featur
 """
 
 from mtl.data.features.encode import apply, encode_categorical, encode_sequence, encode_text, numeric_values
-from mtl.data.features.fit import Fitter, fit
+from mtl.data.features.fit import Fitter, fit, raw_profile
 from mtl.data.features.transform import FORMAT_VERSION, OOV, Arrays, Transform, text_vectors_file
 
 __all__ = ["FORMAT_VERSION", "OOV", "Arrays", "Fitter", "Transform", "apply", "encode_categorical",
-           "encode_sequence", "encode_text", "fit", "numeric_values", "text_vectors_file"]
+           "encode_sequence", "encode_text", "fit", "numeric_values", "raw_profile", "text_vectors_file"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mtl.config import Config, TaskConfig
+from mtl.config import Config, SchemaConfig, TaskConfig
 from mtl.data.columns import condition_mask, list_lengths
 from mtl.data.features.encode import shape_numeric
 from mtl.data.features.transform import DRIFT_BINS, QUANTILES, TOP_VALUES, Transform
@@ -264,6 +264,25 @@ def _histogram(sample: np.ndarray) -> dict:
     counts = np.bincount(np.searchsorted(edges, observed, side="right"), minlength=len(edges) + 1)
     return {"edges": edges.tolist(), "fractions": (counts / len(sample)).tolist(),
             "missing": float((~finite).mean())}
+
+
+def raw_profile(frame: pd.DataFrame, schema: SchemaConfig) -> dict:
+    """The drift reference of raw rows that are not themselves the examples (a panel's daily rows,
+    framed into examples later): decile histograms of the numeric columns and the most frequent
+    values of the categorical ones, laid out as the transform's own statistics, so that the
+    drift checks read either."""
+    numeric = {c: {"histogram": _histogram(pd.to_numeric(frame[c], errors="coerce").to_numpy(np.float64, na_value=np.nan))}
+               for c in schema.numeric if c in frame.columns}
+    categorical = {}
+    for c in (c for c in schema.categorical if c in frame.columns):
+        integer = pd.api.types.is_integer_dtype(frame[c])
+        counts = frame[c].value_counts(dropna=True)
+        counts.index = counts.index.astype(np.int64) if integer else counts.index.astype(str)
+        # most frequent first, ties by value: the same profile from the same rows
+        counts = counts.groupby(level=0).sum().sort_index().sort_values(ascending=False, kind="stable")
+        categorical[c] = {"kind": "int" if integer else "str", "nulls": int(frame[c].isna().sum()),
+                          "top": [[v, int(f)] for v, f in counts.head(TOP_VALUES).items()]}
+    return {"rows": len(frame), "numeric": numeric, "categorical": categorical}
 
 
 def fit(train: pd.DataFrame, cfg: Config, split_info: dict | None = None) -> Transform:

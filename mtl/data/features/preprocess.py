@@ -64,16 +64,18 @@ def build(raw_file: Path, cfg: Config, out_dir: Path) -> dict:
     if cfg.data.panel is not None:
         framed = out_dir.with_name(out_dir.name + ".framed.parquet")
         try:
-            frame_panel(raw_file, cfg, framed)
-            return build_examples(framed, cfg, out_dir, started)
+            profile = frame_panel(raw_file, cfg, framed)
+            return build_examples(framed, cfg, out_dir, started, stats={"panel": profile})
         finally:
             framed.unlink(missing_ok=True)
     return build_examples(raw_file, cfg, out_dir, started)
 
 
-def frame_panel(raw_file: Path, cfg: Config, out: Path) -> int:
+def frame_panel(raw_file: Path, cfg: Config, out: Path) -> dict:
     """data.panel: the raw daily panel framed into forecast examples with their backtest split
-    (mtl/data/features/framing.py), written to ``out``; returns the number of examples."""
+    (mtl/data/features/framing.py), written to ``out``. Returns the profile of the daily rows
+    training may see (those before the first validation origin): the drift reference a new batch
+    of daily rows is compared with, since a batch is never framed examples."""
     import pyarrow.parquet as pq
 
     from mtl.data.features import framing
@@ -82,18 +84,22 @@ def frame_panel(raw_file: Path, cfg: Config, out: Path) -> int:
     names = pq.ParquetFile(raw_file).schema_arrow.names
     wanted = [c for c in dict.fromkeys([*panel.series, panel.time, *panel.static, *panel.daily_columns()])
               if c in names]
-    examples = framing.frame(pd.read_parquet(raw_file, columns=wanted), panel)
+    daily = pd.read_parquet(raw_file, columns=wanted)
+    examples = framing.frame(daily, panel)
     examples.to_parquet(out, index=False)
-    return len(examples)
+    held_out = examples.loc[examples[framing.SPLIT] != "train", framing.ORIGIN]
+    seen = pd.to_datetime(daily[panel.time]) < held_out.min() if len(held_out) else slice(None)
+    return features.raw_profile(daily[seen], cfg.data.raw_schema)
 
 
-def build_examples(raw_file: Path, cfg: Config, out_dir: Path, started: float) -> dict:
-    """:func:`build` on a file whose rows are the examples."""
+def build_examples(raw_file: Path, cfg: Config, out_dir: Path, started: float, stats: dict | None = None) -> dict:
+    """:func:`build` on a file whose rows are the examples; ``stats`` join the transform's."""
     import pyarrow.parquet as pq
 
     plan = splits.plan(raw_file, cfg.data)
     columns = _columns(cfg.data, plan, pq.ParquetFile(raw_file).schema_arrow.names)
     transform, rows = _fit(raw_file, cfg, plan, columns)
+    transform.stats |= stats or {}
     fitted = time.perf_counter()
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     if tmp.exists():

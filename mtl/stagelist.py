@@ -102,10 +102,10 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "baseline", "mtl.stages.baseline:run",
-        summary="the single-task baseline, the yardstick of each task's multi-task gain",
-        help="Train the single-task baseline (one model per task, the same features and training settings) into "
-        "data/04_model/baseline, the yardstick of each task's multi-task gain; skipped when "
-        "evaluation.baselines is false.",
+        summary="the baselines: single-task models (each task's multi-task gain) and a panel's boosted trees",
+        help="Train the baselines of evaluation.baselines into data/04_model/baseline: single_task (one model per "
+        "task, the same features and training settings), the yardstick of each task's multi-task gain, and for "
+        "a panel trees (boosted trees per task on the same lag features); skipped when none applies.",
         deps=("data/03_features",),
         # what single_task reads of the model section: changing experts or gates does not retrain it
         params=("model.embedding_dim", "model.expert_hidden", "model.tower_hidden", "model.dropout", "model.norm",
@@ -136,7 +136,7 @@ STAGES: tuple[Stage, ...] = (
         "scoring the raw test rows through the served-model path with the candidate and the single-task "
         "baseline into data/05_evaluation/test_predictions.parquet (and baseline_predictions.parquet).",
         deps=("data/03_features", "data/04_model/model.pt", "data/04_model/train.json", "data/04_model/baseline"),
-        # baseline_predictions.parquet is empty (no columns) when evaluation.baselines is false
+        # baseline_predictions.parquet is empty (no columns) without the single_task baseline
         outs=(("data/05_evaluation/test_predictions.parquet", NOT_CACHED),
               ("data/05_evaluation/baseline_predictions.parquet", NOT_CACHED)),
     ),

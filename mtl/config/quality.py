@@ -3,9 +3,9 @@ measured, and what a candidate must meet to become the champion."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from mtl.config.base import Fraction, Frozen, PositiveInt
 
@@ -105,6 +105,9 @@ class InventoryCosts(Frozen):
         return self.lost_sale / (self.lost_sale + self.holding)
 
 
+BASELINES = ("single_task", "trees")
+
+
 class EvaluationConfig(Frozen):
     """What the evaluate stage measures beyond AUC and log-loss (mtl/evaluation/)."""
 
@@ -119,11 +122,19 @@ class EvaluationConfig(Frozen):
     slices: tuple[str, ...] = ()
     # A slice value with fewer test rows is left out of the report and the gate (too noisy).
     min_slice_rows: PositiveInt = 200
-    # Train the single-task baseline (one model per task, same features and training settings)
-    # so evaluation reports each task's MTL gain, the mean relative gain and negative transfer.
-    baselines: bool = True
+    # The yardsticks trained beside the candidate: single_task (one model per task, same features
+    # and training settings: each task's multi-task gain, Δm and negative transfer) and, for a
+    # panel, trees (boosted trees per task on the same lag features). true: all; false: none.
+    baselines: tuple[Literal["single_task", "trees"], ...] = BASELINES
     costs: InventoryCosts = InventoryCosts()  # a panel's decision cost (data.panel)
     seed: int = 0
+
+    @field_validator("baselines", mode="before")
+    @classmethod
+    def _all_or_none(cls, value):
+        if isinstance(value, bool):
+            return BASELINES if value else ()
+        return (value,) if isinstance(value, str) else value
 
 
 class Limit(Frozen):

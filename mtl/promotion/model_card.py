@@ -79,7 +79,7 @@ def _slice_rows(card: dict) -> tuple[list[str], list[list[str]]]:
 def _gain_line(card: dict) -> str:
     gain = card.get("mtl_gain")
     if not gain:
-        return "Single-task baselines: not trained (evaluation.baselines: false)."
+        return "Single-task baselines: not trained (single_task is not in evaluation.baselines)."
     dm = gain.get("delta_m")
     negative = ", ".join(f"{n['task']} ({n['gain']:+.4f}{', beyond noise' if n['beyond_noise'] else ''})"
                          for n in gain.get("negative_transfer", [])) or "none"

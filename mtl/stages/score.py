@@ -17,7 +17,7 @@ def run(cfg: Config, paths: Paths) -> dict:
     rows = pd.read_parquet(paths.test_raw_file)
     paths.predictions_file.parent.mkdir(parents=True, exist_ok=True)
     Scorer.load(paths.transform_file, paths.model_file).predict(rows).to_parquet(paths.predictions_file, index=False)
-    # Always written (DVC tracks it): without baselines it is an empty table, no task columns.
+    # Always written (DVC tracks it): without the single-task baseline, an empty table.
     baseline = (Scorer.load(paths.transform_file, paths.baseline_model).predict(rows)
                 if paths.baseline_model.is_file() else pd.DataFrame())
     baseline.to_parquet(paths.baseline_predictions_file, index=False)

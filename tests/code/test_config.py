@@ -67,12 +67,19 @@ def _mutate(path: str, value):
         ("evaluation.bootstrap", -3, "evaluation.bootstrap: Input should be greater than or equal to 0"),
         ("scoring.chunk_rows", -5, "scoring.chunk_rows: Input should be greater than 0"),
         ("airflow.retries", -1, "airflow.retries: Input should be greater than or equal to 0"),
+        ("evaluation.baselines", ["single_task", "forest"], "evaluation.baselines.1: Input should be 'single_task' or"),
     ],
 )
 def test_invalid_values_name_the_key(path, value, expected):
     with pytest.raises(ConfigError) as err:
         parse_config(_mutate(path, value))
     assert expected in str(err.value)
+
+
+@pytest.mark.parametrize("value, expected", [(True, ("single_task", "trees")), (False, ()),
+                                             (["trees"], ("trees",)), ("single_task", ("single_task",))])
+def test_baselines_are_all_none_or_named(value, expected):
+    assert parse_config(_mutate("evaluation.baselines", value)).evaluation.baselines == expected
 
 
 def test_column_in_two_roles_is_rejected():

@@ -1,0 +1,179 @@
+"""The supply-chain preset's quality over several seeds: the multi-task TCN beside seasonal naive,
+boosted trees, its own single-task versions and the oracle, as mean ± std.
+
+    .venv/bin/python scripts/bench_supply_chain.py                    # seeds 1-3, the preset's default panel
+    .venv/bin/python scripts/bench_supply_chain.py --seeds 1 --set data.synthetic.items=100
+
+Each seed is one in-process run of the pipeline's own stages (generate, validate, preprocess,
+baseline, train, score, evaluate) in a scratch project under ``--workdir`` built from
+configs/supply_chain.yaml, with ``evaluation.baselines: [single_task, trees]`` (the preset trains
+only the trees, to stay within its time budget) and the seed as every seed of the run: the
+panel's (``data.synthetic.seed``), the training's and the trees'. So the spread covers a new
+panel from the same process as well as a new initialisation.
+
+Printed, as Markdown: per task the model's figures beside the baselines' on the same test
+origins (WAPE, MASE and RMSSE against seasonal naive, bias and pinball for demand; AUC for the
+binary tasks), the paired differences the issue's targets are about (WAPE reduction against
+naive, model minus trees, Δm over the single-task models) and the stocking decision's cost.
+``--json`` keeps each seed's evaluation; a rerun with the same file skips the seeds it holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PRESET = ROOT / "configs" / "supply_chain.yaml"
+
+
+def run_seed(seed: int, workdir: Path, overrides: dict) -> dict:
+    """One run of the chain up to evaluate; the evaluation payload and the stage times."""
+    import yaml
+
+    from mtl import stagelist
+    from mtl.config import apply_overrides, load_config
+    from mtl.paths import Paths
+
+    root = workdir / f"seed{seed}"
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    raw = apply_overrides(yaml.safe_load(PRESET.read_text()), {
+        "data.synthetic.seed": seed, "train.seed": seed, "evaluation.seed": seed, "train.progress": False,
+        "evaluation.baselines": ["single_task", "trees"], **overrides})
+    (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    cfg, paths = load_config(root / "params.yaml"), Paths.at(root)
+    seconds = {}
+    for name, stage in stagelist.functions().items():
+        started = time.perf_counter()
+        with contextlib.redirect_stdout(sys.stderr):  # the stages' own reports; stdout is the table
+            stage(cfg, paths)
+        seconds[name] = round(time.perf_counter() - started, 1)
+        if name == "evaluate":  # the figures are in; gate and promote would only register it
+            break
+    baseline = json.loads(paths.baseline_info.read_text())
+    return {"seed": seed, "seconds": seconds, "baseline_seconds": {"single_task": baseline.get("seconds"),
+                                                                   "trees": baseline.get("gbdt_seconds")},
+            "evaluation": json.loads(paths.metrics_file.read_text())}
+
+
+def figures(result: dict) -> dict[str, float]:
+    """The flat figures of one seed's evaluation (NaN where a figure is absent)."""
+    ev = result["evaluation"]
+    tasks = ev["tasks"]
+    out: dict[str, float] = {}
+
+    def put(key, value):
+        out[key] = float(value) if value is not None else float("nan")
+
+    gain = (ev.get("mtl_gain") or {}).get("tasks", {})
+    for task in ("demand", "demand_p50", "demand_p90"):
+        f = tasks[task]["forecast"]  # the model's figures, with naive's and the oracle's inside
+        for metric in ("wape", "mase", "rmsse", "bias", "pinball", "coverage"):
+            for who, where in (("model", f), ("naive", f.get("naive", {})), ("oracle", f.get("oracle", {})),
+                               ("trees", tasks[task].get("gbdt", {}))):
+                if metric in where:
+                    put(f"{task}.{metric}.{who}", where[metric])
+    for task in ("stockout", "late_delivery"):
+        e = tasks[task]
+        put(f"{task}.auc.model", e.get("auc"))
+        put(f"{task}.auc.oracle", e.get("oracle_auc"))
+        put(f"{task}.auc.trees", e.get("gbdt", {}).get("auc"))
+    for task, g in gain.items():  # the single-task model's value of the task's gain metric
+        put(f"{task}.{g['metric']}.single_task", g.get("baseline"))
+    put("delta_m", (ev.get("mtl_gain") or {}).get("delta_m"))
+    for policy, cost in (ev.get("decision_cost") or {}).get("policies", {}).items():
+        put(f"cost.{policy}", cost["cost"])
+    return out
+
+
+def mean_std(values: list[float], digits: int = 4, scale: float = 1.0) -> str:
+    v = np.array(values, dtype=float) * scale
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return "-"
+    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}" if len(v) > 1 else f"{v[0]:.{digits}f}"
+
+
+def table(results: list[dict]) -> str:
+    flat = [figures(r) for r in results]
+
+    def col(key):
+        return [f.get(key, float("nan")) for f in flat]
+
+    def paired(a, b, relative=False):
+        x, y = np.array(col(a)), np.array(col(b))
+        return list((x - y) / y if relative else x - y)
+
+    who = ("model", "single_task", "trees", "naive", "oracle")
+    lines = [f"Seeds {[r['seed'] for r in results]} (mean ± std over seeds).", "",
+             "| task | metric | " + " | ".join(who) + " |", "|---|---|" + "---|" * len(who)]
+    rows = [("demand", m) for m in ("wape", "mase", "rmsse", "bias")] + [
+        ("demand_p50", "pinball"), ("demand_p90", "pinball"), ("demand_p90", "coverage"),
+        ("stockout", "auc"), ("late_delivery", "auc")]
+    for task, metric in rows:
+        cells = [mean_std(col(f"{task}.{metric}.{w}")) for w in who]
+        if all(c == "-" for c in cells):
+            continue
+        lines.append(f"| {task} | {metric} | " + " | ".join(cells) + " |")
+    lines += ["", "| paired, per seed | mean ± std |", "|---|---|",
+              f"| demand WAPE, change from seasonal naive | "
+              f"{mean_std(paired('demand.wape.model', 'demand.wape.naive', True), 1, 100)} % |",
+              f"| demand WAPE, model − trees | {mean_std(paired('demand.wape.model', 'demand.wape.trees'))} |",
+              f"| demand WAPE, model − single-task | {mean_std(paired('demand.wape.model', 'demand.wape.single_task'))} |",
+              f"| P90 pinball, model − trees | {mean_std(paired('demand_p90.pinball.model', 'demand_p90.pinball.trees'))} |",
+              f"| stock-out AUC, model − trees | {mean_std(paired('stockout.auc.model', 'stockout.auc.trees'))} |",
+              f"| stock-out AUC, model − single-task | {mean_std(paired('stockout.auc.model', 'stockout.auc.single_task'))} |",
+              f"| late-delivery AUC, model − trees | {mean_std(paired('late_delivery.auc.model', 'late_delivery.auc.trees'))} |",
+              f"| Δm over the single-task models | {mean_std(col('delta_m'), 2, 100)} % |"]
+    policies = sorted({k[5:] for f in flat for k in f if k.startswith("cost.")})
+    if policies:
+        lines += ["", "| stocking policy | cost on the test origins | vs seasonal naive |", "|---|---|---|"]
+        for p in policies:
+            rel = paired(f"cost.{p}", "cost.seasonal naive", True) if "seasonal naive" in policies else []
+            lines.append(f"| {p} | {mean_std(col(f'cost.{p}'), 0)} | {mean_std(rel, 1, 100)} % |")
+    secs = {k: mean_std([r["seconds"].get(k, float('nan')) for r in results], 0)
+            for k in ("preprocess", "baseline", "train", "evaluate")}
+    lines += ["", "Seconds per seed: " + ", ".join(f"{k} {v}" for k, v in secs.items())
+              + "; single-task " + mean_std([r["baseline_seconds"]["single_task"] for r in results], 0)
+              + ", trees " + mean_std([r["baseline_seconds"]["trees"] for r in results], 0) + "."]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    import yaml
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seeds", default="1,2,3")
+    p.add_argument("--workdir", default="/tmp/mtl-bench-supply-chain")
+    p.add_argument("--json", help="keep each seed's evaluation here; a rerun skips the seeds it holds")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting of the preset for every seed (YAML value), e.g. --set train.epochs=4")
+    args = p.parse_args()
+    overrides = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+    store = Path(args.json) if args.json else None
+    results = json.loads(store.read_text()) if store and store.is_file() else []
+    done = {r["seed"] for r in results}
+    for seed in (int(s) for s in args.seeds.split(",")):
+        if seed in done:
+            continue
+        started = time.perf_counter()
+        results.append(run_seed(seed, Path(args.workdir), overrides))
+        print(f"seed {seed}: {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+        if store:
+            store.write_text(json.dumps(results, indent=1))
+    print(table(sorted(results, key=lambda r: r["seed"])))
+
+
+if __name__ == "__main__":
+    main()

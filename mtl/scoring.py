@@ -140,7 +140,10 @@ class Scorer:
 
         arrays = features.apply(rows, self.transform, with_labels=False)
         table = self.transform.text_table()  # after apply: it may have encoded new texts
-        return scores_from_raw(predict_raw(self.model, arrays, text_table=table), self.transform)
+        scores = scores_from_raw(predict_raw(self.model, arrays, text_table=table), self.transform)
+        for task, factor in getattr(self.model, "calibration", {}).items():  # quantile tasks, from validation
+            scores[task] = np.maximum(scores[task].to_numpy(), 0.0) * factor
+        return scores
 
     def signature(self):
         """The MLflow signature: the raw input columns by name, one double score per task.

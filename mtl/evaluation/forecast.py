@@ -43,6 +43,36 @@ def pinball(actual: np.ndarray, forecast: np.ndarray, quantile: float) -> float 
     return float(np.mean(np.maximum(quantile * diff, (quantile - 1.0) * diff)))
 
 
+# Fewer validation rows than this leave a quantile forecast as trained: the scale would be noise.
+MIN_CALIBRATION_ROWS = 200
+
+
+def conformal_scale(actual: np.ndarray, forecast: np.ndarray, quantile: float,
+                    min_rows: int = MIN_CALIBRATION_ROWS) -> float:
+    """The factor ``c`` that makes ``c * forecast`` cover ``actual`` at the ``quantile``'s rate on
+    these (held-out) rows: split conformal calibration of a quantile forecast (Romano et al. 2019),
+    with each row's conformity score ``actual / forecast``, so the correction scales with the
+    series instead of adding the same units to a slow mover as to a best seller, and a zero
+    forecast (an intermittent series) stays zero.
+
+    c is the ceil((n + 1) q)-th smallest score, counting rows already covered at any c (forecast
+    and actual both zero): the finite-sample rank that covers a new row with probability at least
+    q when rows are exchangeable. 1.0 with fewer than ``min_rows`` rows or when no c > 0 reaches q.
+    """
+    y = np.asarray(actual, dtype=np.float64)
+    f = np.maximum(np.asarray(forecast, dtype=np.float64), 0.0)
+    finite = np.isfinite(y) & np.isfinite(f)
+    y, f = y[finite], f[finite]
+    if len(y) < min_rows:
+        return 1.0
+    zero = f <= 0
+    need = int(np.ceil(quantile * (len(y) + 1))) - int(np.count_nonzero(zero & (y <= 0)))
+    scores = np.sort(y[~zero] / f[~zero])
+    if need <= 0 or need > len(scores) or scores[need - 1] <= 0:
+        return 1.0
+    return float(scores[need - 1])
+
+
 def _groups(series: np.ndarray):
     """(series id, positions of its elements in their original order) for each series."""
     order = np.argsort(series, kind="stable")  # stable: keeps time order within a series

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from mtl.config import TaskConfig
+from mtl.evaluation.forecast import conformal_scale
 
 MAX_ROWS = 200_000  # training rows per task (a seeded sample above it): minutes, not hours, on 2 cores
 MAX_CATEGORIES = 255
@@ -36,9 +37,10 @@ def _model(task: TaskConfig, categorical: np.ndarray, seed: int):
 
 
 def fit_predict(train, test, tasks: tuple[TaskConfig, ...], targets: dict[str, dict], cardinalities: list[int],
-                seed: int = 0) -> pd.DataFrame:
+                seed: int = 0, validation=None) -> pd.DataFrame:
     """Scores of ``test`` (an Arrays) per task, in the units the served model returns
-    (probabilities, label units), from trees fitted on ``train``."""
+    (probabilities, label units), from trees fitted on ``train``. With ``validation``, a quantile
+    task's forecast is calibrated on it as the network's is (forecast.conformal_scale)."""
     x_train, x_test = _features(train), _features(test)
     n_cat = len(cardinalities)
     categorical = np.zeros(x_train.shape[1], dtype=bool)
@@ -56,4 +58,9 @@ def fit_predict(train, test, tasks: tuple[TaskConfig, ...], targets: dict[str, d
         else:
             scale = targets[task.name]
             out[task.name] = model.predict(x_test) * scale["std"] + scale["mean"]
+            if task.loss == "pinball" and validation is not None:
+                rows = np.asarray(validation.mask[:, j], dtype=bool)
+                actual = np.asarray(validation.labels[rows, j], dtype=np.float64) * scale["std"] + scale["mean"]
+                forecast = model.predict(_features(validation)[rows]) * scale["std"] + scale["mean"]
+                out[task.name] = np.maximum(out[task.name], 0.0) * conformal_scale(actual, forecast, task.quantile)
     return pd.DataFrame(out)

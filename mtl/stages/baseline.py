@@ -13,7 +13,7 @@ from mtl.stages.common import write_json
 
 
 def run(cfg: Config, paths: Paths) -> dict:
-    from mtl.stages.train import Inputs, validation_thresholds
+    from mtl.stages.train import Inputs, quantile_calibration, validation_thresholds
     from mtl.training import loop
     from mtl.training.checkpoint import save_model
 
@@ -32,7 +32,9 @@ def run(cfg: Config, paths: Paths) -> dict:
         base_cfg = cfg.single_task_baseline()
         result = loop.train(data.train, data.validation, data.spec, data.transform.tasks, base_cfg,
                             text_table=data.text_table)
-        save_model(paths.baseline_model, result.model, data.spec, base_cfg.model)
+        # calibrated as the candidate is: the gain compares two models, not one calibration
+        calibration = quantile_calibration(result.model, data.validation, data.transform, data.text_table)
+        save_model(paths.baseline_model, result.model, data.spec, base_cfg.model, calibration)
         info |= {"architecture": "single_task", "best_epoch": result.best_epoch, "seconds": round(result.seconds, 2),
                  "thresholds": validation_thresholds(result.model, data.validation, data.transform, data.text_table),
                  "history": result.history}
@@ -55,6 +57,6 @@ def _gbdt(data, paths: Paths, seed: int) -> float:
     started = time.perf_counter()
     train, test = open_split(paths.split_dir("train")).all(), open_split(paths.split_dir("test")).all()
     t = data.transform
-    scores = gbdt.fit_predict(train, test, t.tasks, t.targets, t.cardinalities, seed)
+    scores = gbdt.fit_predict(train, test, t.tasks, t.targets, t.cardinalities, seed, validation=data.validation)
     scores.to_parquet(paths.gbdt_scores, index=False)
     return round(time.perf_counter() - started, 2)

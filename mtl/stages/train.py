@@ -150,7 +150,9 @@ def _log_outcome(cfg: Config, paths: Paths, data: Inputs, result) -> dict:
     if result.resumed_from:
         print(f"resumed from the checkpoint of epoch {result.resumed_from - 1} (a killed run)", flush=True)
         mlflow.set_tag("mtl.resumed_from_epoch", result.resumed_from - 1)
-    save_model(paths.model_file, result.model, data.spec, cfg.model)
+    calibration = quantile_calibration(result.model, data.validation, data.transform, data.text_table)
+    save_model(paths.model_file, result.model, data.spec, cfg.model, calibration)
+    mlflow.log_metrics({f"quantile_scale_{task}": c for task, c in calibration.items()})
     thresholds = validation_thresholds(result.model, data.validation, data.transform, data.text_table)
     mlflow.log_metrics({f"threshold_{task}": t for task, t in thresholds.items() if t is not None})
     utilisation = expert_utilisation(result.model, data.validation, text_table=data.text_table)
@@ -170,6 +172,7 @@ def _log_outcome(cfg: Config, paths: Paths, data: Inputs, result) -> dict:
         "samples_per_second": round(result.samples_per_second),
         "device": result.device,
         "thresholds": thresholds,
+        "quantile_scales": calibration,
         "history": result.history,
     }
 
@@ -203,6 +206,30 @@ def validation_thresholds(model, val_arrays, transform, text_table) -> dict[str,
 
     scores = scores_from_raw(predict_raw(model, val_arrays, text_table=text_table), transform).to_numpy()
     return f1_thresholds(scores, val_arrays.labels, val_arrays.mask, transform.tasks)
+
+
+def quantile_calibration(model, val_arrays, transform, text_table) -> dict[str, float]:
+    """Each quantile (pinball) task's conformal scale, chosen on the validation split
+    (mtl/evaluation/forecast.py: conformal_scale): a quantile network trained to early stopping
+    on a shared encoder rarely covers at its nominal rate, and a planner stocks to the P90 as if
+    it did. Saved with the model; the scorer applies it."""
+    import numpy as np
+
+    from mtl.evaluation.forecast import conformal_scale
+    from mtl.scoring import scores_from_raw
+    from mtl.training.loop import predict_raw
+
+    quantile_tasks = [(j, t) for j, t in enumerate(transform.tasks) if t.loss == "pinball"]
+    if not quantile_tasks:
+        return {}
+    scores = scores_from_raw(predict_raw(model, val_arrays, text_table=text_table), transform)
+    out = {}
+    for j, task in quantile_tasks:
+        rows = np.asarray(val_arrays.mask[:, j], dtype=bool)
+        scale = transform.targets[task.name]
+        actual = np.asarray(val_arrays.labels[rows, j], dtype=np.float64) * scale["std"] + scale["mean"]
+        out[task.name] = round(conformal_scale(actual, scores[task.name].to_numpy()[rows], task.quantile), 6)
+    return out
 
 
 def run_fingerprint(transform, cfg: Config) -> str:

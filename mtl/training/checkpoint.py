@@ -58,13 +58,19 @@ def _verified(payload: dict) -> bool:
     return saved is None or saved == digest(payload)
 
 
-def save_model(path: Path, model: torch.nn.Module, spec: InputSpec, model_cfg: ModelConfig) -> None:
-    _save(path, {
+def save_model(path: Path, model: torch.nn.Module, spec: InputSpec, model_cfg: ModelConfig,
+               calibration: dict[str, float] | None = None) -> None:
+    """``calibration``: a factor per quantile task, chosen on validation, that the scorer
+    multiplies the task's forecast by (mtl/evaluation/forecast.py: conformal_scale)."""
+    payload = {
         "format_version": FORMAT_VERSION,
         "spec": spec.to_dict(),
         "model_config": model_cfg.model_dump(mode="json"),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-    })
+    }
+    if calibration:  # absent otherwise: a model without quantile tasks hashes as before
+        payload["calibration"] = {k: float(v) for k, v in calibration.items()}
+    _save(path, payload)
 
 
 def load_model(path: Path) -> torch.nn.Module:
@@ -84,6 +90,7 @@ def load_model(path: Path) -> torch.nn.Module:
     if cfg.architecture == "mmoe" and "gates.weight" in state:  # MMoE files written before ScenarioGates
         state = {("gates.linear." + k[6:] if k.startswith("gates.") else k): v for k, v in state.items()}
     model.load_state_dict(state)
+    model.calibration = dict(ckpt.get("calibration", {}))  # read by mtl.scoring.Scorer
     return model.eval()
 
 

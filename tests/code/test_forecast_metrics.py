@@ -97,3 +97,33 @@ def test_the_forecast_entry_of_a_panel_task_by_hand():
     assert q["pinball"] == pytest.approx((0.9 * 7 + 0 + 0.1 * 7) / 3) and q["coverage"] == pytest.approx(2 / 3)
     table = "\n".join(format_forecasts({"demand": {"forecast": e}, "demand_p90": {"forecast": q}}))
     assert "demand_p90" in table and "0.5000" in table
+
+
+def test_the_conformal_scale_by_hand():
+    # forecasts of 1 and actuals 0..9: scores 0..9; ceil(0.9 * 11) = 10, the 10th smallest is 9
+    assert forecast.conformal_scale(np.arange(10.0), np.ones(10), 0.9, min_rows=1) == 9.0
+    # ... of 2: scores 0, 0.5, ..., 4.5; the median's rank ceil(0.5 * 11) = 6 -> 2.5
+    assert forecast.conformal_scale(np.arange(10.0), np.full(10, 2.0), 0.5, min_rows=1) == 2.5
+    # the median of forecasts of 1: rank ceil(0.5 * 11) = 6 of scores 0..9 -> 5; two more rows
+    # covered at any scale (forecast and actual zero): rank ceil(0.5 * 13) - 2 = 5 -> 4
+    assert forecast.conformal_scale(np.arange(10.0), np.ones(10), 0.5, min_rows=1) == 5.0
+    actual, fc = np.r_[0.0, 0.0, np.arange(10.0)], np.r_[0.0, 0.0, np.ones(10)]
+    assert forecast.conformal_scale(actual, fc, 0.5, min_rows=1) == 4.0
+    assert forecast.conformal_scale(np.arange(10.0), np.ones(10), 0.9) == 1.0  # under min_rows: as trained
+
+
+def test_a_conformal_scale_covers_new_rows_at_its_quantile():
+    """An under-covering P90 (a forecast of the mean), scaled on one sample of rows, covers a
+    new sample from the same process at about 90%, where it covered far less before."""
+    rng = np.random.default_rng(0)
+
+    def draw(n):
+        level = rng.gamma(2.0, 5.0, n)  # series of very different sizes
+        return rng.poisson(level).astype(float), level
+
+    actual, mean = draw(5000)
+    c = forecast.conformal_scale(actual, mean, 0.9)
+    new_actual, new_mean = draw(20000)
+    before, after = np.mean(new_actual <= new_mean), np.mean(new_actual <= c * new_mean)
+    assert before < 0.7 and c > 1.0
+    assert abs(after - 0.9) < 0.015, after

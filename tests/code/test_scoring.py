@@ -153,3 +153,27 @@ def test_a_kept_column_that_changes_type_between_csv_chunks(scorer, tmp_path):
     with pytest.raises(ScoringError, match=r"\['request'\] change type between chunks"):
         score_file(scorer, tmp_path / "in.csv", tmp_path / "out.parquet", chunk_rows=200, keep=["request"])
     assert not (tmp_path / "out.parquet").exists()
+
+
+def test_a_quantile_task_is_served_with_the_scale_saved_beside_the_model(tmp_path):
+    """The conformal scale chosen on validation travels in the model file (under its checksum)
+    and the scorer applies it to that task only: what `mtl score`, the served model and the
+    evaluation read."""
+    import torch
+
+    from mtl.training.checkpoint import load_model, save_model
+
+    cfg = parse_config({**CFG.model_dump(mode="json", include={"data", "features", "model"}), "tasks": [
+        {"name": "ctr", "label": "click", "type": "binary"},
+        {"name": "dwell_p90", "label": "dwell", "type": "regression", "loss": "pinball", "quantile": 0.9}]})
+    torch.manual_seed(0)
+    t = features.fit(_rows(500), cfg)
+    spec = InputSpec.from_tasks(t.cardinalities, t.n_numeric, t.tasks, t.cat_inputs.index("surface"))
+    model = get_architecture("shared_bottom")(spec, cfg.model).eval()
+    save_model(tmp_path / "plain.pt", model, spec, cfg.model)
+    save_model(tmp_path / "calibrated.pt", model, spec, cfg.model, {"dwell_p90": 1.5})
+    rows = _rows(50, seed=3)
+    plain, calibrated = (Scorer(t, load_model(tmp_path / f"{n}.pt")).predict(rows) for n in ("plain", "calibrated"))
+    assert np.allclose(calibrated["dwell_p90"], 1.5 * np.maximum(plain["dwell_p90"], 0.0))
+    assert np.array_equal(calibrated["ctr"], plain["ctr"])
+    assert load_model(tmp_path / "plain.pt").calibration == {}

@@ -13,6 +13,7 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -186,6 +187,76 @@ def test_bad_form_value_fails_at_configure_naming_it(project, airflow_home):
     assert "no/such/folder" in proc.stdout, tail(proc.stdout)
     assert _workspaces(project) == []  # nothing made
 
+
+
+# configs/supply_chain.yaml, small: 30 series x 150 days, one epoch. No floors: the run must
+# reach promotion (what the gate decides is tested in tests/code/test_forecast_gate.py).
+SUPPLY_CHAIN_SMALL = {"data.synthetic.items": 15, "data.synthetic.warehouses": 2, "data.synthetic.days": 150,
+                      "data.panel.lookback": 14, "train.epochs": 1, "train.num_threads": 1,
+                      "evaluation.bootstrap": 20, "model.temporal.dilations": [1, 2, 4],
+                      **{f"gate.tasks.{t}.floor": None for t in ("demand", "stockout", "late_delivery")}}
+SUPPLY_CHAIN_TASKS = ["demand", "demand_p50", "demand_p90", "stockout", "late_delivery"]
+
+
+def test_the_supply_chain_preset_runs_through_the_dags_unchanged(project, airflow_home):
+    """`cp configs/supply_chain.yaml params.yaml`, then the same DAGs as the ranking log: every
+    stage of `mtl_training` (the forecasts beside seasonal naive, the trees and the oracle, gated
+    on WAPE and pinball, promoted after the package forecast raw history in a fresh process),
+    then `mtl_scoring` and `mtl score` turn raw recent history into next week's forecasts."""
+    from mlflow import MlflowClient
+
+    from mtl.cli import main
+
+    shutil.copy(project / "configs" / "supply_chain.yaml", project / "params.yaml")
+    set_params(project, SUPPLY_CHAIN_SMALL)
+    env = airflow_env(airflow_home, project)
+    proc = _dags_test(env)
+    assert proc.returncode == 0, tail(proc.stdout)
+    state, tasks = run_states(airflow_home)
+    expected = [t for t in PIPELINE if not t.startswith("evaluate_task")]
+    assert state == "success" and tasks == {t: "success" for t in expected} | {
+        f"evaluate_task[{i}]": "success" for i in range(len(SUPPLY_CHAIN_TASKS))}, tasks
+    latest = workspaces.latest(project)
+    evaluation = json.loads((latest / "data" / "05_evaluation" / "metrics.json").read_text())
+    metrics = evaluation["tasks"]
+    assert list(metrics) == SUPPLY_CHAIN_TASKS
+    demand = metrics["demand"]
+    assert demand["gate_metric"] == "wape" and demand["forecast"]["naive"]["wape"] > 0
+    assert demand["forecast"]["oracle"]["wape"] < demand["forecast"]["naive"]["wape"]
+    assert {"wape", "mase", "rmsse"} <= set(demand["gbdt"]) and "auc" in metrics["stockout"]["gbdt"]
+    assert set(demand["forecast"]["slices"]) == {"warehouse_id", "category_id"}
+    assert metrics["demand_p90"]["gate_metric"] == "pinball" and 0 <= metrics["demand_p90"]["forecast"]["coverage"] <= 1
+    cost = evaluation["decision_cost"]
+    assert cost["task"] == "demand_p90" and {"model P90", "seasonal naive", "trees P90", "oracle mean"} <= set(cost["policies"])
+    decision = json.loads((latest / "data" / "06_promotion" / "decision.json").read_text())
+    assert {t["task"]: t["metric"] for t in decision["tasks"]}["demand"] == "wape"
+    assert decision["promote"] and decision["load_check"]["passed"], decision
+    train = json.loads((latest / "data" / "04_model" / "train.json").read_text())
+    assert set(train["quantile_scales"]) == {"demand_p50", "demand_p90"}
+
+    # A day's raw history (each series' last days, the newest 3 planned only: prices and
+    # promotions known, sales not yet) -> one forecast per series from its newest observed day.
+    (raw_file,) = (latest / "data" / "01_raw").glob("*.parquet")
+    raw = pd.read_parquet(raw_file)
+    last = raw["date"].max()
+    history = raw[raw["date"] > last - pd.Timedelta(days=20)].drop(columns=["demand", "expected_demand"])
+    planned = history[history["date"] > last - pd.Timedelta(days=3)].index
+    history.loc[planned, ["units_sold", "stock_on_hand", "on_order"]] = None
+    (project / "data" / "to_score").mkdir(parents=True)
+    history.to_parquet(project / "data" / "to_score" / "2026-11-29.parquet")
+    proc = airflow(["dags", "test", "mtl_scoring", "--conf", json.dumps({"day": "2026-11-29"})], env)
+    assert proc.returncode == 0, tail(proc.stdout)
+    assert run_states(airflow_home, "mtl_scoring") == ("success", {"wait_for_input": "success", "score": "success"})
+    forecast = pd.read_parquet(project / "data" / "07_scores" / "2026-11-29.parquet")
+    assert len(forecast) == 30 and set(forecast.columns) >= {"item_id", "warehouse_id", "origin", *SUPPLY_CHAIN_TASKS}
+    assert (pd.to_datetime(forecast["origin"]) == last - pd.Timedelta(days=3)).all()  # the newest observed day
+    assert (forecast["demand"] >= 0).all() and forecast["stockout"].between(0, 1).all()
+    # `mtl score` with the registered version: the same forecasts
+    (version,) = MlflowClient(f"sqlite:///{project / 'mlflow.db'}").search_model_versions("name='mtl-supply-chain'")
+    assert main(["--project", str(project), "score", "--input", str(project / "data" / "to_score" / "2026-11-29.parquet"),
+                 "--output", str(project / "forecast.csv"), "--model", f"models:/mtl-supply-chain/{version.version}"]) == 0
+    by_cli = pd.read_csv(project / "forecast.csv")
+    assert np.allclose(by_cli["demand"], forecast["demand"]) and np.allclose(by_cli["demand_p90"], forecast["demand_p90"])
 
 @contextmanager
 def _postgres_database(prefix: str):

@@ -156,6 +156,11 @@ class TrainConfig(Frozen):
     lr_schedule: Literal["constant", "cosine"] = "constant"
     # Epochs without improvement of the validation metric before stopping early.
     patience: PositiveInt = 1
+    # An epoch repeats the training split (reshuffled each pass) until it has taken at least this
+    # many optimizer steps; null: one pass. A small dataset then gets as many updates between
+    # validation checks, and in all, as a large one instead of stopping after a few dozen steps;
+    # on data with more steps per pass than this it changes nothing.
+    min_steps_per_epoch: PositiveInt | None = None
     seed: int = 42
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # auto: bf16 autocast where the GPU or CPU (AMX / AVX-512 BF16) has bf16 hardware, else fp32.

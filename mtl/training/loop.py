@@ -82,7 +82,8 @@ class _Batches:
     """Shuffled mini-batches over a split, holding at most ``buffer_rows`` rows (plus one shard)."""
 
     def __init__(self, data: Shards | Arrays, batch_size: int, buffer_rows: int, device: torch.device,
-                 generator: torch.Generator, dist: Dist = Dist(), text_table: np.ndarray | None = None):
+                 generator: torch.Generator, dist: Dist = Dist(), text_table: np.ndarray | None = None,
+                 min_steps: int | None = None):
         # Every rank draws the same permutations (same seed) and keeps its own slice, so a
         # global batch of batch_size rows is split across the ranks.
         self.dist = dist
@@ -93,9 +94,12 @@ class _Batches:
         self.cached = None
         if isinstance(data, Arrays) or len(data) <= buffer_rows:
             self.cached = _tensors(data if isinstance(data, Arrays) else data.all(), device)
+        one_pass = -(-(len(data) // dist.world) // self.batch_size)
+        # passes per epoch: enough for min_steps (train.min_steps_per_epoch), at least one
+        self.passes = max(1, -(-min_steps // max(one_pass, 1))) if min_steps else 1
 
     def __len__(self) -> int:
-        return -(-(len(self.data) // self.dist.world) // self.batch_size)
+        return self.passes * -(-(len(self.data) // self.dist.world) // self.batch_size)
 
     def _groups(self):
         if self.cached is not None:
@@ -114,6 +118,10 @@ class _Batches:
             yield _tensors(Arrays.concat(group), self.device)
 
     def __iter__(self):
+        for _ in range(self.passes):
+            yield from self._one_pass()
+
+    def _one_pass(self):
         for cat, num, seq, text, labels, mask in self._groups():
             perm = self.dist.rows(torch.randperm(len(cat), generator=self.generator)).to(self.device)
             for start in range(0, len(cat), self.batch_size):
@@ -214,7 +222,7 @@ class _Session:
         self.optimizer = build_optimizer(self.model, self.weighting.parameters(), tc)
         self.generator = torch.Generator().manual_seed(tc.seed)
         self.batches = _Batches(train_arrays, tc.batch_size, tc.shuffle_buffer_rows, self.runtime.device,
-                                self.generator, self.dist, text_table)
+                                self.generator, self.dist, text_table, tc.min_steps_per_epoch)
         self.schedule = Schedule(self.optimizer, tc.lr_schedule, tc.epochs * len(self.batches))
         self.losses = TaskLosses.for_tasks(tasks, self.runtime.device)
         self.stopwatch = _Stopwatch(self.runtime.device)
@@ -234,7 +242,8 @@ class _Session:
         torch.set_rng_state(saved["torch_rng"])
 
     def epoch(self, epoch: int) -> tuple[dict, int]:
-        """One pass over the training split: (its part of the epoch's record, samples seen)."""
+        """One epoch (one pass over the training split, or more with train.min_steps_per_epoch):
+        (its part of the epoch's record, samples seen)."""
         tasks, tc, model = self.tasks, self.tc, self.model
         model.train()
         sums = torch.zeros(len(tasks), device=self.runtime.device)

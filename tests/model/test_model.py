@@ -165,3 +165,24 @@ def test_early_stopping_selects_on_the_tasks_the_gate_judges():
     assert loop._selection_score(scores, TASKS) == pytest.approx(0.7)  # no gated task: every binary one
     assert loop._selection_score(scores, TASKS, ("cvr", "dwell")) == pytest.approx(0.6)
     assert loop._selection_score({"val_mse_dwell": 0.5}, TASKS[2:]) == pytest.approx(-0.5)
+
+
+def test_a_small_split_is_repeated_until_an_epoch_has_its_minimum_steps():
+    """train.min_steps_per_epoch: 2,000 rows in batches of 256 are 8 steps a pass; a minimum of
+    20 makes an epoch three passes (each a new shuffle of every row), the learning-rate
+    schedule spans them, and a split with more steps per pass than the minimum is unchanged."""
+    gen = torch.Generator().manual_seed(0)
+    data = synthetic_arrays(2000, 0)
+    plain = loop._Batches(data, 256, 10**6, torch.device("cpu"), gen)
+    repeated = loop._Batches(data, 256, 10**6, torch.device("cpu"), gen, min_steps=20)
+    assert (len(plain), len(repeated), repeated.passes) == (8, 24, 3)
+    rows = torch.cat([num for _, num, *_ in repeated]).numpy()
+    assert len(rows) == 3 * 2000
+    for i in range(3):  # every pass holds every row once, in a new order
+        one = rows[i * 2000:(i + 1) * 2000]
+        assert np.array_equal(np.sort(one[:, 0]), np.sort(data.num[:, 0]))
+        assert i == 0 or not np.array_equal(one, rows[:2000])
+    assert loop._Batches(data, 256, 10**6, torch.device("cpu"), gen, min_steps=5).passes == 1
+    result = loop.train(data, synthetic_arrays(500, 1), SPEC, TASKS,
+                        config(epochs=2, patience=5, lr_schedule="cosine", min_steps_per_epoch=20))
+    assert result.history[-1]["learning_rate"] == pytest.approx(0.0, abs=1e-9)

@@ -70,7 +70,7 @@ class TrainInfo(Handoff):
     samples_per_second: float
     device: str
     thresholds: dict = field(default_factory=dict)
-    quantile_scales: dict = field(default_factory=dict)  # quantile tasks' conformal scales
+    quantile_calibration: dict = field(default_factory=dict)  # quantile tasks' conformal adjustments
     history: list = field(default_factory=list)
 
 

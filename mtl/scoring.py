@@ -19,6 +19,7 @@ import pandas as pd
 
 from mtl.data import features
 from mtl.data.features import Transform
+from mtl.evaluation.forecast import calibrated
 
 
 class SchemaMismatch(ValueError):
@@ -141,8 +142,8 @@ class Scorer:
         arrays = features.apply(rows, self.transform, with_labels=False)
         table = self.transform.text_table()  # after apply: it may have encoded new texts
         scores = scores_from_raw(predict_raw(self.model, arrays, text_table=table), self.transform)
-        for task, factor in getattr(self.model, "calibration", {}).items():  # quantile tasks, from validation
-            scores[task] = np.maximum(scores[task].to_numpy(), 0.0) * factor
+        for task, adjustment in getattr(self.model, "calibration", {}).items():  # quantile tasks, from validation
+            scores[task] = calibrated(scores[task].to_numpy(), adjustment)
         return scores
 
     def signature(self):

@@ -43,34 +43,48 @@ def pinball(actual: np.ndarray, forecast: np.ndarray, quantile: float) -> float 
     return float(np.mean(np.maximum(quantile * diff, (quantile - 1.0) * diff)))
 
 
-# Fewer validation rows than this leave a quantile forecast as trained: the scale would be noise.
+# Fewer validation rows than this leave a quantile forecast as trained: the adjustment would be noise.
 MIN_CALIBRATION_ROWS = 200
 
 
-def conformal_scale(actual: np.ndarray, forecast: np.ndarray, quantile: float,
-                    min_rows: int = MIN_CALIBRATION_ROWS) -> float:
-    """The factor ``c`` that makes ``c * forecast`` cover ``actual`` at the ``quantile``'s rate on
-    these (held-out) rows: split conformal calibration of a quantile forecast (Romano et al. 2019),
-    with each row's conformity score ``actual / forecast``, so the correction scales with the
-    series instead of adding the same units to a slow mover as to a best seller, and a zero
-    forecast (an intermittent series) stays zero.
+def calibrated(forecast: np.ndarray, adjustment: dict) -> np.ndarray:
+    """A quantile forecast moved by its :func:`conformal_adjustment`: f + c (|f| + m)."""
+    f = np.asarray(forecast, dtype=np.float64)
+    return f + adjustment["c"] * (np.abs(f) + adjustment["m"])
 
-    c is the ceil((n + 1) q)-th smallest score, counting rows already covered at any c (forecast
-    and actual both zero): the finite-sample rank that covers a new row with probability at least
-    q when rows are exchangeable. 1.0 with fewer than ``min_rows`` rows or when no c > 0 reaches q.
+
+def conformal_adjustment(actual: np.ndarray, forecast: np.ndarray, quantile: float,
+                         min_rows: int = MIN_CALIBRATION_ROWS) -> dict | None:
+    """Split conformal calibration of a quantile forecast on held-out rows (Romano et al. 2019),
+    with a normalised conformity score: each row's error over its own scale, the forecast's size
+    plus the forecast's mean level, (y - f) / (|f| + m). The adjustment then grows with the
+    series (a best seller's P90 moves by more units than a slow mover's) and still reaches rows
+    forecast at zero (an intermittent item that did sell), which a pure ratio y / f cannot.
+
+    c is the ceil((n + 1) q)-th smallest score: the finite-sample rank under which
+    ``calibrated(f, {"c": c, "m": m})`` covers a new exchangeable row with probability at least q.
+    Returns {"c", "m", "coverage": (before, after)}, or None, leaving the forecast as trained,
+    with fewer than ``min_rows`` rows or when the adjustment does not also lower the pinball loss
+    on these rows: coverage is what the quantile promises, the pinball loss what the gate and a
+    planner stocking to it pay.
     """
     y = np.asarray(actual, dtype=np.float64)
-    f = np.maximum(np.asarray(forecast, dtype=np.float64), 0.0)
+    f = np.asarray(forecast, dtype=np.float64)
     finite = np.isfinite(y) & np.isfinite(f)
     y, f = y[finite], f[finite]
-    if len(y) < min_rows:
-        return 1.0
-    zero = f <= 0
-    need = int(np.ceil(quantile * (len(y) + 1))) - int(np.count_nonzero(zero & (y <= 0)))
-    scores = np.sort(y[~zero] / f[~zero])
-    if need <= 0 or need > len(scores) or scores[need - 1] <= 0:
-        return 1.0
-    return float(scores[need - 1])
+    n = len(y)
+    if n < min_rows:
+        return None
+    m = float(np.mean(np.abs(f))) or float(np.mean(np.abs(y)))
+    if m <= 0:
+        return None
+    rank = min(int(np.ceil(quantile * (n + 1))), n)
+    c = float(np.sort((y - f) / (np.abs(f) + m))[rank - 1])
+    adjustment = {"c": c, "m": m}
+    moved = calibrated(f, adjustment)
+    if pinball(y, moved, quantile) >= pinball(y, f, quantile):
+        return None
+    return adjustment | {"coverage": [float(np.mean(y <= f)), float(np.mean(y <= moved))]}
 
 
 def _groups(series: np.ndarray):

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from mtl.config import TaskConfig
-from mtl.evaluation.forecast import conformal_scale
+from mtl.evaluation.forecast import calibrated, conformal_adjustment
 
 MAX_ROWS = 200_000  # training rows per task (a seeded sample above it): minutes, not hours, on 2 cores
 MAX_CATEGORIES = 255
@@ -40,7 +40,7 @@ def fit_predict(train, test, tasks: tuple[TaskConfig, ...], targets: dict[str, d
                 seed: int = 0, validation=None) -> pd.DataFrame:
     """Scores of ``test`` (an Arrays) per task, in the units the served model returns
     (probabilities, label units), from trees fitted on ``train``. With ``validation``, a quantile
-    task's forecast is calibrated on it as the network's is (forecast.conformal_scale)."""
+    task's forecast is calibrated on it as the network's is (forecast.conformal_adjustment)."""
     x_train, x_test = _features(train), _features(test)
     n_cat = len(cardinalities)
     categorical = np.zeros(x_train.shape[1], dtype=bool)
@@ -62,5 +62,7 @@ def fit_predict(train, test, tasks: tuple[TaskConfig, ...], targets: dict[str, d
                 rows = np.asarray(validation.mask[:, j], dtype=bool)
                 actual = np.asarray(validation.labels[rows, j], dtype=np.float64) * scale["std"] + scale["mean"]
                 forecast = model.predict(_features(validation)[rows]) * scale["std"] + scale["mean"]
-                out[task.name] = np.maximum(out[task.name], 0.0) * conformal_scale(actual, forecast, task.quantile)
+                adjustment = conformal_adjustment(actual, forecast, task.quantile)
+                if adjustment is not None:
+                    out[task.name] = calibrated(out[task.name], adjustment)
     return pd.DataFrame(out)

@@ -152,7 +152,9 @@ def _log_outcome(cfg: Config, paths: Paths, data: Inputs, result) -> dict:
         mlflow.set_tag("mtl.resumed_from_epoch", result.resumed_from - 1)
     calibration = quantile_calibration(result.model, data.validation, data.transform, data.text_table)
     save_model(paths.model_file, result.model, data.spec, cfg.model, calibration)
-    mlflow.log_metrics({f"quantile_scale_{task}": c for task, c in calibration.items()})
+    mlflow.log_metrics({f"{key}_{task}": value for task, a in calibration.items() for key, value in
+                        (("quantile_adjustment", a["c"]), ("val_coverage_before", a["coverage"][0]),
+                         ("val_coverage_after", a["coverage"][1]))})
     thresholds = validation_thresholds(result.model, data.validation, data.transform, data.text_table)
     mlflow.log_metrics({f"threshold_{task}": t for task, t in thresholds.items() if t is not None})
     utilisation = expert_utilisation(result.model, data.validation, text_table=data.text_table)
@@ -172,7 +174,7 @@ def _log_outcome(cfg: Config, paths: Paths, data: Inputs, result) -> dict:
         "samples_per_second": round(result.samples_per_second),
         "device": result.device,
         "thresholds": thresholds,
-        "quantile_scales": calibration,
+        "quantile_calibration": calibration,
         "history": result.history,
     }
 
@@ -208,14 +210,14 @@ def validation_thresholds(model, val_arrays, transform, text_table) -> dict[str,
     return f1_thresholds(scores, val_arrays.labels, val_arrays.mask, transform.tasks)
 
 
-def quantile_calibration(model, val_arrays, transform, text_table) -> dict[str, float]:
-    """Each quantile (pinball) task's conformal scale, chosen on the validation split
-    (mtl/evaluation/forecast.py: conformal_scale): a quantile network trained to early stopping
+def quantile_calibration(model, val_arrays, transform, text_table) -> dict[str, dict]:
+    """Each quantile (pinball) task's conformal adjustment, chosen on the validation split
+    (mtl/evaluation/forecast.py: conformal_adjustment): a quantile head trained to early stopping
     on a shared encoder rarely covers at its nominal rate, and a planner stocks to the P90 as if
-    it did. Saved with the model; the scorer applies it."""
+    it did. Saved with the model; the scorer applies it. A task it would not help is left out."""
     import numpy as np
 
-    from mtl.evaluation.forecast import conformal_scale
+    from mtl.evaluation.forecast import conformal_adjustment
     from mtl.scoring import scores_from_raw
     from mtl.training.loop import predict_raw
 
@@ -228,7 +230,9 @@ def quantile_calibration(model, val_arrays, transform, text_table) -> dict[str, 
         rows = np.asarray(val_arrays.mask[:, j], dtype=bool)
         scale = transform.targets[task.name]
         actual = np.asarray(val_arrays.labels[rows, j], dtype=np.float64) * scale["std"] + scale["mean"]
-        out[task.name] = round(conformal_scale(actual, scores[task.name].to_numpy()[rows], task.quantile), 6)
+        adjustment = conformal_adjustment(actual, scores[task.name].to_numpy()[rows], task.quantile)
+        if adjustment is not None:
+            out[task.name] = adjustment
     return out
 
 

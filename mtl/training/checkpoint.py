@@ -59,9 +59,9 @@ def _verified(payload: dict) -> bool:
 
 
 def save_model(path: Path, model: torch.nn.Module, spec: InputSpec, model_cfg: ModelConfig,
-               calibration: dict[str, float] | None = None) -> None:
-    """``calibration``: a factor per quantile task, chosen on validation, that the scorer
-    multiplies the task's forecast by (mtl/evaluation/forecast.py: conformal_scale)."""
+               calibration: dict[str, dict] | None = None) -> None:
+    """``calibration``: per quantile task, the adjustment chosen on validation that the scorer
+    applies to its forecast (mtl/evaluation/forecast.py: conformal_adjustment)."""
     payload = {
         "format_version": FORMAT_VERSION,
         "spec": spec.to_dict(),
@@ -69,7 +69,7 @@ def save_model(path: Path, model: torch.nn.Module, spec: InputSpec, model_cfg: M
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
     if calibration:  # absent otherwise: a model without quantile tasks hashes as before
-        payload["calibration"] = {k: float(v) for k, v in calibration.items()}
+        payload["calibration"] = {k: {"c": float(v["c"]), "m": float(v["m"])} for k, v in calibration.items()}
     _save(path, payload)
 
 

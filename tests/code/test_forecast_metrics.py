@@ -99,31 +99,37 @@ def test_the_forecast_entry_of_a_panel_task_by_hand():
     assert "demand_p90" in table and "0.5000" in table
 
 
-def test_the_conformal_scale_by_hand():
-    # forecasts of 1 and actuals 0..9: scores 0..9; ceil(0.9 * 11) = 10, the 10th smallest is 9
-    assert forecast.conformal_scale(np.arange(10.0), np.ones(10), 0.9, min_rows=1) == 9.0
-    # ... of 2: scores 0, 0.5, ..., 4.5; the median's rank ceil(0.5 * 11) = 6 -> 2.5
-    assert forecast.conformal_scale(np.arange(10.0), np.full(10, 2.0), 0.5, min_rows=1) == 2.5
-    # the median of forecasts of 1: rank ceil(0.5 * 11) = 6 of scores 0..9 -> 5; two more rows
-    # covered at any scale (forecast and actual zero): rank ceil(0.5 * 13) - 2 = 5 -> 4
-    assert forecast.conformal_scale(np.arange(10.0), np.ones(10), 0.5, min_rows=1) == 5.0
-    actual, fc = np.r_[0.0, 0.0, np.arange(10.0)], np.r_[0.0, 0.0, np.ones(10)]
-    assert forecast.conformal_scale(actual, fc, 0.5, min_rows=1) == 4.0
-    assert forecast.conformal_scale(np.arange(10.0), np.ones(10), 0.9) == 1.0  # under min_rows: as trained
+def test_the_conformal_adjustment_by_hand():
+    # forecasts of 1 (mean level m = 1) and actuals 0..9: scores (y - 1) / 2 = -0.5 .. 4; the
+    # rank ceil(0.9 * 11) = 10 is 4, so the P90 becomes 1 + 4 * (1 + 1) = 9, covering every row
+    a = forecast.conformal_adjustment(np.arange(10.0), np.ones(10), 0.9, min_rows=1)
+    assert (a["c"], a["m"], a["coverage"]) == (4.0, 1.0, [0.2, 1.0])
+    assert np.allclose(forecast.calibrated(np.ones(3), a), 9.0)
+    # an all-zero forecast (m falls back to the actuals' mean, 1.25) is still reached: 0 + 4 * 1.25
+    a = forecast.conformal_adjustment(np.array([0.0, 0, 0, 5]), np.zeros(4), 0.9, min_rows=1)
+    assert (a["c"], a["m"]) == (4.0, 1.25) and np.allclose(forecast.calibrated(np.zeros(1), a), 5.0)
+    # an over-covering forecast comes down: scores (y - 20) / 40, the 10th is -0.275 -> 20 - 11 = 9
+    a = forecast.conformal_adjustment(np.arange(10.0), np.full(10, 20.0), 0.9, min_rows=1)
+    assert a["c"] == pytest.approx(-0.275) and np.allclose(forecast.calibrated(np.full(2, 20.0), a), 9.0)
+    # under min_rows, or when the pinball loss would not fall (a median already in place): as trained
+    assert forecast.conformal_adjustment(np.arange(10.0), np.ones(10), 0.9) is None
+    assert forecast.conformal_adjustment(np.arange(11.0), np.full(11, 5.0), 0.5, min_rows=1) is None
 
 
-def test_a_conformal_scale_covers_new_rows_at_its_quantile():
-    """An under-covering P90 (a forecast of the mean), scaled on one sample of rows, covers a
-    new sample from the same process at about 90%, where it covered far less before."""
+def test_a_conformal_adjustment_covers_new_rows_at_its_quantile():
+    """An under-covering P90 (a forecast of the mean), adjusted on one sample of rows of very
+    different sizes, covers a new sample from the same process at about 90%, and its pinball
+    loss there falls."""
     rng = np.random.default_rng(0)
 
     def draw(n):
-        level = rng.gamma(2.0, 5.0, n)  # series of very different sizes
+        level = rng.gamma(0.5, 10.0, n)  # many slow movers, a few best sellers
         return rng.poisson(level).astype(float), level
 
     actual, mean = draw(5000)
-    c = forecast.conformal_scale(actual, mean, 0.9)
+    a = forecast.conformal_adjustment(actual, mean, 0.9)
     new_actual, new_mean = draw(20000)
-    before, after = np.mean(new_actual <= new_mean), np.mean(new_actual <= c * new_mean)
-    assert before < 0.7 and c > 1.0
-    assert abs(after - 0.9) < 0.015, after
+    moved = forecast.calibrated(new_mean, a)
+    assert np.mean(new_actual <= new_mean) < 0.8 and a["c"] > 0
+    assert abs(np.mean(new_actual <= moved) - 0.9) < 0.015
+    assert forecast.pinball(new_actual, moved, 0.9) < forecast.pinball(new_actual, new_mean, 0.9)

@@ -156,7 +156,7 @@ def test_a_kept_column_that_changes_type_between_csv_chunks(scorer, tmp_path):
 
 
 def test_a_quantile_task_is_served_with_the_scale_saved_beside_the_model(tmp_path):
-    """The conformal scale chosen on validation travels in the model file (under its checksum)
+    """The conformal adjustment chosen on validation travels in the model file (under its checksum)
     and the scorer applies it to that task only: what `mtl score`, the served model and the
     evaluation read."""
     import torch
@@ -171,9 +171,10 @@ def test_a_quantile_task_is_served_with_the_scale_saved_beside_the_model(tmp_pat
     spec = InputSpec.from_tasks(t.cardinalities, t.n_numeric, t.tasks, t.cat_inputs.index("surface"))
     model = get_architecture("shared_bottom")(spec, cfg.model).eval()
     save_model(tmp_path / "plain.pt", model, spec, cfg.model)
-    save_model(tmp_path / "calibrated.pt", model, spec, cfg.model, {"dwell_p90": 1.5})
+    save_model(tmp_path / "calibrated.pt", model, spec, cfg.model, {"dwell_p90": {"c": 0.5, "m": 2.0, "coverage": [0.7, 0.9]}})
     rows = _rows(50, seed=3)
     plain, calibrated = (Scorer(t, load_model(tmp_path / f"{n}.pt")).predict(rows) for n in ("plain", "calibrated"))
-    assert np.allclose(calibrated["dwell_p90"], 1.5 * np.maximum(plain["dwell_p90"], 0.0))
+    f = plain["dwell_p90"].to_numpy()
+    assert np.allclose(calibrated["dwell_p90"], f + 0.5 * (np.abs(f) + 2.0))
     assert np.array_equal(calibrated["ctr"], plain["ctr"])
     assert load_model(tmp_path / "plain.pt").calibration == {}

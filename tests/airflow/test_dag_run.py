@@ -193,6 +193,7 @@ def test_bad_form_value_fails_at_configure_naming_it(project, airflow_home):
 # reach promotion (what the gate decides is tested in tests/code/test_forecast_gate.py).
 SUPPLY_CHAIN_SMALL = {"data.synthetic.items": 15, "data.synthetic.warehouses": 2, "data.synthetic.days": 150,
                       "data.panel.lookback": 14, "train.epochs": 1, "train.num_threads": 1,
+                      "train.min_steps_per_epoch": None,
                       "evaluation.bootstrap": 20, "model.temporal.dilations": [1, 2, 4],
                       **{f"gate.tasks.{t}.floor": None for t in ("demand", "stockout", "late_delivery")}}
 SUPPLY_CHAIN_TASKS = ["demand", "demand_p50", "demand_p90", "stockout", "late_delivery"]
@@ -252,7 +253,8 @@ def test_the_supply_chain_preset_runs_through_the_dags_unchanged(project, airflo
     assert (pd.to_datetime(forecast["origin"]) == last - pd.Timedelta(days=3)).all()  # the newest observed day
     assert (forecast["demand"] >= 0).all() and forecast["stockout"].between(0, 1).all()
     # `mtl score` with the registered version: the same forecasts
-    (version,) = MlflowClient(f"sqlite:///{project / 'mlflow.db'}").search_model_versions("name='mtl-supply-chain'")
+    uri = f"sqlite:///{project / 'mlflow.db'}"  # and as the registry: an earlier test may have set another
+    (version,) = MlflowClient(tracking_uri=uri, registry_uri=uri).search_model_versions("name='mtl-supply-chain'")
     assert main(["--project", str(project), "score", "--input", str(project / "data" / "to_score" / "2026-11-29.parquet"),
                  "--output", str(project / "forecast.csv"), "--model", f"models:/mtl-supply-chain/{version.version}"]) == 0
     by_cli = pd.read_csv(project / "forecast.csv")

@@ -42,6 +42,7 @@ def fit_predict(train, test, tasks: tuple[TaskConfig, ...], targets: dict[str, d
     (probabilities, label units), from trees fitted on ``train``. With ``validation``, a quantile
     task's forecast is calibrated on it as the network's is (forecast.conformal_adjustment)."""
     x_train, x_test = _features(train), _features(test)
+    x_validation = _features(validation) if validation is not None else None
     n_cat = len(cardinalities)
     categorical = np.zeros(x_train.shape[1], dtype=bool)
     categorical[:n_cat] = np.asarray(cardinalities) <= MAX_CATEGORIES
@@ -61,7 +62,7 @@ def fit_predict(train, test, tasks: tuple[TaskConfig, ...], targets: dict[str, d
             if task.loss == "pinball" and validation is not None:
                 rows = np.asarray(validation.mask[:, j], dtype=bool)
                 actual = np.asarray(validation.labels[rows, j], dtype=np.float64) * scale["std"] + scale["mean"]
-                forecast = model.predict(_features(validation)[rows]) * scale["std"] + scale["mean"]
+                forecast = model.predict(x_validation[rows]) * scale["std"] + scale["mean"]
                 adjustment = conformal_adjustment(actual, forecast, task.quantile)
                 if adjustment is not None:
                     out[task.name] = calibrated(out[task.name], adjustment)

@@ -13,7 +13,7 @@ from mtl.stages.common import write_json
 
 
 def run(cfg: Config, paths: Paths) -> dict:
-    from mtl.stages.train import Inputs, quantile_calibration, validation_thresholds
+    from mtl.stages.train import Inputs, quantile_calibration, validation_scores, validation_thresholds
     from mtl.training import loop
     from mtl.training.checkpoint import save_model
 
@@ -33,10 +33,11 @@ def run(cfg: Config, paths: Paths) -> dict:
         result = loop.train(data.train, data.validation, data.spec, data.transform.tasks, base_cfg,
                             text_table=data.text_table)
         # calibrated as the candidate is: the gain compares two models, not one calibration
-        calibration = quantile_calibration(result.model, data.validation, data.transform, data.text_table)
+        scores = validation_scores(result.model, data.validation, data.transform, data.text_table)
+        calibration = quantile_calibration(scores, data.validation, data.transform)
         save_model(paths.baseline_model, result.model, data.spec, base_cfg.model, calibration)
         info |= {"architecture": "single_task", "best_epoch": result.best_epoch, "seconds": round(result.seconds, 2),
-                 "thresholds": validation_thresholds(result.model, data.validation, data.transform, data.text_table),
+                 "thresholds": validation_thresholds(scores, data.validation, data.transform),
                  "history": result.history}
         print(f"baseline: single_task trained in {result.seconds:.0f} s (best epoch {result.best_epoch})")
     if "trees" in wanted:

@@ -150,12 +150,13 @@ def _log_outcome(cfg: Config, paths: Paths, data: Inputs, result) -> dict:
     if result.resumed_from:
         print(f"resumed from the checkpoint of epoch {result.resumed_from - 1} (a killed run)", flush=True)
         mlflow.set_tag("mtl.resumed_from_epoch", result.resumed_from - 1)
-    calibration = quantile_calibration(result.model, data.validation, data.transform, data.text_table)
+    scores = validation_scores(result.model, data.validation, data.transform, data.text_table)
+    calibration = quantile_calibration(scores, data.validation, data.transform)
     save_model(paths.model_file, result.model, data.spec, cfg.model, calibration)
     mlflow.log_metrics({f"{key}_{task}": value for task, a in calibration.items() for key, value in
                         (("quantile_adjustment", a["c"]), ("val_coverage_before", a["coverage"][0]),
                          ("val_coverage_after", a["coverage"][1]))})
-    thresholds = validation_thresholds(result.model, data.validation, data.transform, data.text_table)
+    thresholds = validation_thresholds(scores, data.validation, data.transform)
     mlflow.log_metrics({f"threshold_{task}": t for task, t in thresholds.items() if t is not None})
     utilisation = expert_utilisation(result.model, data.validation, text_table=data.text_table)
     if utilisation:
@@ -199,34 +200,38 @@ def _write_curves(paths: Paths, history: list[dict]) -> None:
     plt.close(fig)
 
 
-def validation_thresholds(model, val_arrays, transform, text_table) -> dict[str, float | None]:
-    """Each binary task's F1-maximising threshold, chosen on the validation split (so its test
-    metrics are out of sample) and on the scale the score stage writes (probabilities)."""
-    from mtl.evaluation.metrics import f1_thresholds
+def validation_scores(model, val_arrays, transform, text_table):
+    """The model's scores of the validation split, on the scale the score stage writes
+    (probabilities, label units), before any quantile calibration: what the thresholds and the
+    calibration are both chosen on, predicted once."""
     from mtl.scoring import scores_from_raw
     from mtl.training.loop import predict_raw
 
-    scores = scores_from_raw(predict_raw(model, val_arrays, text_table=text_table), transform).to_numpy()
-    return f1_thresholds(scores, val_arrays.labels, val_arrays.mask, transform.tasks)
+    return scores_from_raw(predict_raw(model, val_arrays, text_table=text_table), transform)
 
 
-def quantile_calibration(model, val_arrays, transform, text_table) -> dict[str, dict]:
-    """Each quantile (pinball) task's conformal adjustment, chosen on the validation split
-    (mtl/evaluation/forecast.py: conformal_adjustment): a quantile head trained to early stopping
-    on a shared encoder rarely covers at its nominal rate, and a planner stocks to the P90 as if
-    it did. Saved with the model; the scorer applies it. A task it would not help is left out."""
+def validation_thresholds(scores, val_arrays, transform) -> dict[str, float | None]:
+    """Each binary task's F1-maximising threshold, chosen on the validation split (so its test
+    metrics are out of sample) from its :func:`validation_scores`."""
+    from mtl.evaluation.metrics import f1_thresholds
+
+    return f1_thresholds(scores.to_numpy(), val_arrays.labels, val_arrays.mask, transform.tasks)
+
+
+def quantile_calibration(scores, val_arrays, transform) -> dict[str, dict]:
+    """Each quantile (pinball) task's conformal adjustment, chosen on the validation split from
+    its :func:`validation_scores` (mtl/evaluation/forecast.py: conformal_adjustment): a quantile
+    head trained to early stopping on a shared encoder rarely covers at its nominal rate, and a
+    planner stocks to the P90 as if it did. Saved with the model; the scorer applies it. A task
+    it would not help is left out."""
     import numpy as np
 
     from mtl.evaluation.forecast import conformal_adjustment
-    from mtl.scoring import scores_from_raw
-    from mtl.training.loop import predict_raw
 
-    quantile_tasks = [(j, t) for j, t in enumerate(transform.tasks) if t.loss == "pinball"]
-    if not quantile_tasks:
-        return {}
-    scores = scores_from_raw(predict_raw(model, val_arrays, text_table=text_table), transform)
     out = {}
-    for j, task in quantile_tasks:
+    for j, task in enumerate(transform.tasks):
+        if task.loss != "pinball":
+            continue
         rows = np.asarray(val_arrays.mask[:, j], dtype=bool)
         scale = transform.targets[task.name]
         actual = np.asarray(val_arrays.labels[rows, j], dtype=np.float64) * scale["std"] + scale["mean"]

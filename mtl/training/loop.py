@@ -94,12 +94,12 @@ class _Batches:
         self.cached = None
         if isinstance(data, Arrays) or len(data) <= buffer_rows:
             self.cached = _tensors(data if isinstance(data, Arrays) else data.all(), device)
-        one_pass = -(-(len(data) // dist.world) // self.batch_size)
+        self.one_pass = -(-(len(data) // dist.world) // self.batch_size)  # steps
         # passes per epoch: enough for min_steps (train.min_steps_per_epoch), at least one
-        self.passes = max(1, -(-min_steps // max(one_pass, 1))) if min_steps else 1
+        self.passes = max(1, -(-min_steps // max(self.one_pass, 1))) if min_steps else 1
 
     def __len__(self) -> int:
-        return self.passes * -(-(len(self.data) // self.dist.world) // self.batch_size)
+        return self.passes * self.one_pass
 
     def _groups(self):
         if self.cached is not None:

@@ -26,6 +26,15 @@ def tracking_uri(paths: Paths) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{paths.mlflow_db}"
 
 
+def client(paths: Paths):
+    """An MlflowClient on the project's store for both tracking and the registry, whatever an
+    earlier mlflow.set_registry_uri in this process pointed at (MlflowClient's registry default)."""
+    from mlflow import MlflowClient
+
+    uri = tracking_uri(paths)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
 def configure(paths: Paths, experiment: str = EXPERIMENT) -> str:
     """Point MLflow at the store and make sure ``experiment`` exists; returns its id."""
     import mlflow

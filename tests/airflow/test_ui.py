@@ -16,7 +16,6 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from mlflow import MlflowClient
 
 from mtl import tracking, workspaces
 from mtl.paths import Paths
@@ -168,7 +167,7 @@ def _ran_at_once_each_with_its_form(live: LiveAirflow, forms: dict[str, dict]) -
              ["task_instances"] if ti["start_date"] and ti["end_date"] and ti["task_id"] != "configure"]
             for r in forms]
     assert any(a0 < b1 and b0 < a1 for a0, a1 in work[0] for b0, b1 in work[1]), work
-    client = MlflowClient(tracking.tracking_uri(Paths.at(live.project)))
+    client = tracking.client(Paths.at(live.project))
     experiment = client.get_experiment_by_name(tracking.EXPERIMENT).experiment_id
     for run_id, form in forms.items():
         (trained,) = [r for r in client.search_runs([experiment], f"tags.`mtl.airflow_run_id` = '{run_id}'")

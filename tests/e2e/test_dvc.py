@@ -6,7 +6,6 @@ import sys
 
 import pandas as pd
 import pytest
-from mlflow import MlflowClient
 
 from mtl import tracking
 from mtl.codedeps import code_deps
@@ -91,7 +90,7 @@ def _an_experiment_trains_and_evaluates_but_never_promotes(root):
     baseline has no experts: kept); `dvc exp show` puts its metrics beside the commit's; no
     version is registered and the champion does not move."""
     paths = Paths.at(root)
-    client = MlflowClient(tracking.tracking_uri(paths))
+    client = tracking.client(paths)
 
     def registry() -> list[tuple[str, list[str]]]:
         return sorted((v.version, sorted(client.get_model_version("mtl-ecommerce", v.version).aliases))
@@ -166,7 +165,7 @@ def test_bad_data_stops_at_validate_and_keeps_the_champion(project, tmp_path):
     run_chain(project)  # an accepted first model: the champion to protect
     paths = Paths.at(project)
     tracking.configure(paths)
-    client = MlflowClient()
+    client = tracking.client(paths)
     champion = client.get_model_version_by_alias("mtl-ecommerce", "champion")
 
     def flip_purchases(df):

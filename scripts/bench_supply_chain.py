@@ -77,14 +77,14 @@ def figures(result: dict) -> dict[str, float]:
         out[key] = float(value) if value is not None else float("nan")
 
     gain = (ev.get("mtl_gain") or {}).get("tasks", {})
-    for task in ("demand", "demand_p50", "demand_p90"):
+    for task in (t for t, e in tasks.items() if e.get("forecast")):
         f = tasks[task]["forecast"]  # the model's figures, with naive's and the oracle's inside
         for metric in ("wape", "mase", "rmsse", "bias", "pinball", "coverage"):
             for who, where in (("model", f), ("naive", f.get("naive", {})), ("oracle", f.get("oracle", {})),
                                ("trees", tasks[task].get("gbdt", {}))):
                 if metric in where:
                     put(f"{task}.{metric}.{who}", where[metric])
-    for task in ("stockout", "late_delivery"):
+    for task in (t for t, e in tasks.items() if e.get("type") == "binary"):
         e = tasks[task]
         put(f"{task}.auc.model", e.get("auc"))
         put(f"{task}.auc.oracle", e.get("oracle_auc"))
@@ -105,6 +105,20 @@ def mean_std(values: list[float], digits: int = 4, scale: float = 1.0) -> str:
     return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}" if len(v) > 1 else f"{v[0]:.{digits}f}"
 
 
+def metric_rows(result: dict) -> list[tuple[str, str]]:
+    """(task, metric) of the table, in the preset's task order: a mean forecast's accuracy, a
+    quantile's pinball and coverage, an event's AUC."""
+    rows = []
+    for task, e in result["evaluation"]["tasks"].items():
+        if e.get("forecast", {}).get("quantile") is not None:
+            rows += [(task, "pinball"), (task, "coverage")]
+        elif e.get("forecast"):
+            rows += [(task, m) for m in ("wape", "mase", "rmsse", "bias")]
+        elif e.get("type") == "binary":
+            rows.append((task, "auc"))
+    return rows
+
+
 def table(results: list[dict]) -> str:
     flat = [figures(r) for r in results]
 
@@ -118,10 +132,7 @@ def table(results: list[dict]) -> str:
     who = ("model", "single_task", "trees", "naive", "oracle")
     lines = [f"Seeds {[r['seed'] for r in results]} (mean ± std over seeds).", "",
              "| task | metric | " + " | ".join(who) + " |", "|---|---|" + "---|" * len(who)]
-    rows = [("demand", m) for m in ("wape", "mase", "rmsse", "bias")] + [
-        ("demand_p50", "pinball"), ("demand_p90", "pinball"), ("demand_p90", "coverage"),
-        ("stockout", "auc"), ("late_delivery", "auc")]
-    for task, metric in rows:
+    for task, metric in metric_rows(results[0]):
         cells = [mean_std(col(f"{task}.{metric}.{w}")) for w in who]
         if all(c == "-" for c in cells):
             continue
@@ -131,7 +142,8 @@ def table(results: list[dict]) -> str:
               f"{mean_std(paired('demand.wape.model', 'demand.wape.naive', True), 1, 100)} % |",
               f"| demand WAPE, model − trees | {mean_std(paired('demand.wape.model', 'demand.wape.trees'))} |",
               f"| demand WAPE, model − single-task | {mean_std(paired('demand.wape.model', 'demand.wape.single_task'))} |",
-              f"| P90 pinball, model − trees | {mean_std(paired('demand_p90.pinball.model', 'demand_p90.pinball.trees'))} |",
+              *(f"| {t} pinball, model − trees | {mean_std(paired(f'{t}.pinball.model', f'{t}.pinball.trees'))} |"
+                for t, m in metric_rows(results[0]) if m == "pinball"),
               f"| stock-out AUC, model − trees | {mean_std(paired('stockout.auc.model', 'stockout.auc.trees'))} |",
               f"| stock-out AUC, model − single-task | {mean_std(paired('stockout.auc.model', 'stockout.auc.single_task'))} |",
               f"| late-delivery AUC, model − trees | {mean_std(paired('late_delivery.auc.model', 'late_delivery.auc.trees'))} |",

@@ -23,7 +23,7 @@ from mtl.config.data import DataConfig, SchemaConfig, SplitConfig, SupplyChainCo
 from mtl.config.features import CategoricalSpec, Condition, FeaturesConfig, NumericSpec, TaskConfig
 from mtl.config.model import DistributedConfig, ModelConfig, TrainConfig, WeightingConfig
 from mtl.config.operations import AirflowConfig, DailyScoringConfig, RetrainingConfig, ScoringConfig
-from mtl.config.panel import OrdersConfig, PanelConfig
+from mtl.config.panel import InventoryConfig, OrdersConfig, PanelConfig
 from mtl.config.quality import (DriftConfig, EvaluationConfig, GateConfig, InventoryCosts, Levels, Limit, SliceGate,
                                 TaskGate, ValidationConfig)
 from mtl.config.tune import DEFAULT_SPACE, SearchDimension, TuneConfig, not_tunable
@@ -32,8 +32,8 @@ from mtl.names import ARCHITECTURES, SYNTHETIC_KINDS
 __all__ = [
     "AirflowConfig", "CategoricalSpec", "Condition", "Config", "ConfigError", "DEFAULT_SPACE", "DailyScoringConfig",
     "DataConfig", "DistributedConfig", "DriftConfig", "EvaluationConfig", "FeaturesConfig", "Fraction", "GateConfig",
-    "InventoryCosts",
-    "Levels", "Limit", "ModelConfig", "NumericSpec", "OrdersConfig", "PanelConfig", "PositiveInt", "RetrainingConfig",
+    "InventoryConfig", "InventoryCosts", "Levels", "Limit", "ModelConfig", "NumericSpec", "OrdersConfig", "PanelConfig",
+    "PositiveInt", "RetrainingConfig",
     "SchemaConfig", "ScoringConfig", "SearchDimension", "SliceGate", "SplitConfig", "SupplyChainConfig",
     "SyntheticConfig", "TaskConfig", "TaskGate", "TrainConfig", "TuneConfig", "ValidationConfig", "WeightingConfig",
     "apply_overrides", "load_config", "parse_config", "read_raw", "with_overrides",

@@ -217,7 +217,7 @@ class DataConfig(Frozen):
             "categorical": tuple(dict.fromkeys([*s.categorical, *p.series, *p.static, *p.CALENDAR])),
             "numeric": tuple(dict.fromkeys([*s.numeric, *p.generated_numeric])),
             "labels": tuple(dict.fromkeys([*s.labels, *p.labels])),
-            "truth": {label: f"truth_{label}" for label in p.truth} | s.truth,
+            "truth": {label: f"truth_{label}" for label in p.truth_labels} | s.truth,
             "time": s.time or "origin",
         })
 

@@ -20,6 +20,21 @@ class OrdersConfig(Frozen):
     label: str = "late_open_order"  # 1: an order open at the origin arrives after its promised day
 
 
+class InventoryConfig(Frozen):
+    """The panel's stock, for the decision (mtl/evaluation/decision.py): an order placed at the
+    origin arrives after the supplier's lead time, so it must cover the lead time plus the review
+    period, less what is already on the shelf and on order."""
+
+    on_hand: str = "stock_on_hand"  # the stock on the shelf that morning (after the day's receipts)
+    sold: str = "units_sold"  # that day's sales
+    on_order: str = "on_order"  # units ordered and not yet received that morning
+    lead: str = "promised_lead_days"  # the lead time the supplier promises, in days
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (self.on_hand, self.sold, self.on_order, self.lead)
+
+
 class PanelConfig(Frozen):
     """How a daily panel becomes forecast examples. An example is one series at one origin (the
     last day whose data it may use): its features come from the origin's day and the
@@ -47,6 +62,13 @@ class PanelConfig(Frozen):
     truth: dict[str, str] = Field(default_factory=dict)
     lookback: PositiveInt = 56
     horizon: PositiveInt = 7
+    # Longer horizons, in days from the origin: every sums and events label (and its truth) is
+    # also framed over days 1..h as <label>_<h>d, e.g. demand_21d, the demand an order placed at
+    # the origin must cover when the supplier takes two weeks and the next review is a week on.
+    horizons: tuple[PositiveInt, ...] = ()
+    # the stock at the origin, for the decision's lead time and inventory position; null: the
+    # decision assumes an order arrives at once and the shelf starts empty
+    inventory: InventoryConfig | None = None
     # days between a series' origins; series are staggered so that every weekday is an origin
     origin_every: PositiveInt = 7
     # The backtest: the last `test_origins` origins of every series are the test, the
@@ -69,11 +91,45 @@ class PanelConfig(Frozen):
                 raise ValueError(f"truth names {label!r}, which is not a sums or events label")
         if self.time in self.series or self.time in self.history or self.time in self.static:
             raise ValueError(f"time column {self.time!r} cannot also be a series, history or static column")
+        if any(h <= self.horizon for h in self.horizons) or len(set(self.horizons)) != len(self.horizons):
+            raise ValueError(f"horizons: {list(self.horizons)} must be distinct and each longer than horizon "
+                             f"({self.horizon}): the labels over the first horizon days are the unsuffixed ones")
         return self
 
     @property
+    def span(self) -> int:
+        """The longest horizon: how far after an origin its labels reach."""
+        return max((self.horizon, *self.horizons))
+
+    @property
+    def label_horizons(self) -> dict[str, tuple[str, int]]:
+        """Every sums and events label, at every horizon -> (the label it is framed from, its days)."""
+        out = {}
+        for base in (*self.sums, *self.events):
+            out[base] = (base, self.horizon)
+            out |= {f"{base}_{h}d": (base, h) for h in self.horizons}
+        return out
+
+    def horizon_of(self, label: str) -> int:
+        return self.label_horizons[label][1]
+
+    def is_sum(self, label: str) -> bool:
+        """Whether ``label`` is a sums label at one of the horizons (a forecast of units)."""
+        return label in self.label_horizons and self.label_horizons[label][0] in self.sums
+
+    def truth_of(self, label: str) -> str | None:
+        """The daily truth column a label at any horizon is framed from."""
+        base = self.label_horizons.get(label, (label, 0))[0]
+        return self.truth.get(base)
+
+    @property
     def labels(self) -> tuple[str, ...]:
-        return (*self.sums, *self.events, *((self.orders.label,) if self.orders else ()))
+        return (*self.label_horizons, *((self.orders.label,) if self.orders else ()))
+
+    @property
+    def truth_labels(self) -> tuple[str, ...]:
+        """The labels that have a truth column (framed as truth_<label>)."""
+        return tuple(label for label in self.label_horizons if self.truth_of(label))
 
     # What framing adds to every example besides the labels (mtl/data/features/framing.py).
     CALENDAR: ClassVar[tuple[str, ...]] = ("origin_weekday", "origin_month")
@@ -83,17 +139,22 @@ class PanelConfig(Frozen):
     def generated_numeric(self) -> tuple[str, ...]:
         """The numeric features framing makes: lags, the horizon's planned values, open orders."""
         lags = (f"{c}_lag{k}" for c in self.history for k in range(1, self.lookback + 1))
-        ahead = (f"{c}_ahead{k}" for c in self.known for k in range(1, self.horizon + 1))
+        ahead = (f"{c}_ahead{k}" for c in self.known for k in range(1, self.span + 1))
         return (*lags, *ahead, *(self.ORDER_FEATURES if self.orders else ()))
 
     SEASON: ClassVar[int] = 7  # seasonal naive: the same weekday a week earlier
 
+    INVENTORY: ClassVar[tuple[str, ...]] = ("inventory_position", "lead_days")
+
     @property
     def reference(self) -> tuple[str, ...]:
-        """What framing adds beside each sums label for evaluation only (never features): the
-        seasonal-naive forecast of the horizon, and the series' in-sample seasonal-naive daily
-        error over the training days (the scale of MASE and RMSSE)."""
-        return tuple(f"{kind}_{label}" for label in self.sums for kind in ("naive", "scale_mae", "scale_mse"))
+        """What framing adds for evaluation only (never features): beside each sums label at each
+        horizon the seasonal-naive forecast of it, and the series' in-sample seasonal-naive daily
+        error over the training days (the scale of MASE and RMSSE); with inventory, the stock on
+        the shelf and on order at the end of the origin's day and the supplier's lead time."""
+        sums = tuple(f"{kind}_{label}" for label in self.label_horizons if self.is_sum(label)
+                     for kind in ("naive", "scale_mae", "scale_mse"))
+        return (*sums, *(self.INVENTORY if self.inventory else ()))
 
     def daily_columns(self) -> tuple[str, ...]:
         """The panel's per-day columns framing reads (truth last)."""
@@ -101,4 +162,6 @@ class PanelConfig(Frozen):
                 *self.capacity, *self.capacity.values()]
         if self.orders is not None:
             cols += [self.orders.placed, self.orders.promised, self.orders.lead]
+        if self.inventory is not None:
+            cols += self.inventory.columns
         return tuple(dict.fromkeys([*cols, *self.truth.values()]))

@@ -1,7 +1,8 @@
 """The forecast view of a panel's regression tasks (data.panel): accuracy in the units a planner
 uses, beside seasonal naive and the oracle, on the backtest's test origins.
 
-A task whose label is one of data.panel.sums is a forecast of that sum over the horizon. Its
+A task whose label is one of data.panel.sums (at any of its horizons) is a forecast of that sum
+over its horizon. Its
 entry holds WAPE, bias, MASE and RMSSE (mtl/evaluation/forecast.py) of the model, of seasonal
 naive (the same weekdays a week before the origin: framing's ``naive_<label>``) and of the
 oracle (the true expected demand, ``truth_<label>``, where the data has it); a quantile task
@@ -19,7 +20,7 @@ from mtl.evaluation import forecast
 
 
 def is_forecast(task: TaskConfig, panel: PanelConfig | None) -> bool:
-    return panel is not None and task.type == "regression" and task.label in panel.sums
+    return panel is not None and task.type == "regression" and panel.is_sum(task.label)
 
 
 def _accuracy(y: np.ndarray, pred: np.ndarray, series: np.ndarray, scales: dict, horizon: int) -> dict:
@@ -37,16 +38,18 @@ def forecast_entry(task: TaskConfig, y: np.ndarray, pred: np.ndarray, rows: pd.D
     if task.loss == "pinball":
         q = task.quantile
         return {"quantile": q, "pinball": forecast.pinball(y, pred, q), "coverage": float(np.mean(y <= pred)),
-                "naive": {"pinball": forecast.pinball(y, naive, q)}, "rows": int(len(y))}
+                "naive": {"pinball": forecast.pinball(y, naive, q)}, "rows": int(len(y)),
+                "horizon": panel.horizon_of(label)}
     series = pd.MultiIndex.from_frame(rows[list(panel.series)].astype(str)).to_flat_index().to_numpy()
     first = ~pd.Series(series).duplicated().to_numpy()
     scales = dict(zip(series[first], zip(rows[f"scale_mae_{label}"].to_numpy()[first],
                                          rows[f"scale_mse_{label}"].to_numpy()[first])))
-    entry = {**_accuracy(y, pred, series, scales, panel.horizon), "rows": int(len(y)),
-             "naive": _accuracy(y, naive, series, scales, panel.horizon)}
+    horizon = panel.horizon_of(label)
+    entry = {**_accuracy(y, pred, series, scales, horizon), "rows": int(len(y)), "horizon": horizon,
+             "naive": _accuracy(y, naive, series, scales, horizon)}
     truth = f"truth_{label}"
     if truth in rows:
-        entry["oracle"] = _accuracy(y, rows[truth].to_numpy(dtype="float64"), series, scales, panel.horizon)
+        entry["oracle"] = _accuracy(y, rows[truth].to_numpy(dtype="float64"), series, scales, horizon)
     entry["slices"] = {col: {str(v): {"wape": forecast.wape(y[values == v], pred[values == v]),
                                       "bias": forecast.bias(y[values == v], pred[values == v]),
                                       "naive_wape": forecast.wape(y[values == v], naive[values == v]),
@@ -68,18 +71,18 @@ def format_forecasts(result: dict) -> list[str]:
     def group(f: dict) -> str:
         return f"{fmt(f.get('wape')):>7}{fmt(f.get('mase')):>8}{fmt(f.get('rmsse')):>8}{fmt(f.get('pinball')):>9}"
 
-    lines = ["", f"{'forecast':<22}{'WAPE':>7}{'MASE':>8}{'RMSSE':>8}{'pinball':>9}{'bias':>8}{'cover':>7}"
+    lines = ["", f"{'forecast':<22}{'days':>5}{'WAPE':>7}{'MASE':>8}{'RMSSE':>8}{'pinball':>9}{'bias':>8}{'cover':>7}"
              + "".join(f"  | {who:<6}{'WAPE':>7}{'MASE':>8}{'RMSSE':>8}{'pinball':>9}" for who in ("naive", "trees"))
              + f"  | {'oracle':<6}{'WAPE':>7}{'MASE':>8}{'RMSSE':>8}"]
     for name, f in entries.items():
         trees = result[name].get("gbdt", {})
-        lines.append(f"{name:<22}{group(f)}{fmt(f.get('bias')):>8}{fmt(f.get('coverage')):>7}"
+        lines.append(f"{name:<22}{f.get('horizon', '-'):>5}{group(f)}{fmt(f.get('bias')):>8}{fmt(f.get('coverage')):>7}"
                      f"  | {'':<6}{group(f.get('naive', {}))}  | {'':<6}{group(trees)}"
                      f"  | {'':<6}{group(f.get('oracle', {}))[:-9]}")
         for col, values in f.get("slices", {}).items():
             for v, se in values.items():
                 label = f"  {col}={v}"
-                lines.append(f"{label[:22]:<22}{fmt(se.get('wape')):>7}{'':>25}{fmt(se.get('bias')):>8}{'':>7}"
+                lines.append(f"{label[:22]:<22}{'':>5}{fmt(se.get('wape')):>7}{'':>25}{fmt(se.get('bias')):>8}{'':>7}"
                              f"  | {'':<6}{fmt(se.get('naive_wape')):>7}")
     events = {name: e for name, e in result.items() if e.get("type") == "binary" and e.get("gbdt")}
     if events:

@@ -196,7 +196,8 @@ SUPPLY_CHAIN_SMALL = {"data.synthetic.items": 15, "data.synthetic.warehouses": 2
                       "train.min_steps_per_epoch": None,
                       "evaluation.bootstrap": 20, "model.temporal.dilations": [1, 2, 4],
                       **{f"gate.tasks.{t}.floor": None for t in ("demand", "stockout", "late_delivery")}}
-SUPPLY_CHAIN_TASKS = ["demand", "demand_p50", "demand_p90", "stockout", "late_delivery"]
+SUPPLY_CHAIN_TASKS = ["demand", "demand_p50", "demand_p90", "demand_14d_p90", "demand_21d_p90", "stockout",
+                      "late_delivery"]
 
 
 def test_the_supply_chain_preset_runs_through_the_dags_unchanged(project, airflow_home):
@@ -228,12 +229,16 @@ def test_the_supply_chain_preset_runs_through_the_dags_unchanged(project, airflo
     assert set(demand["forecast"]["slices"]) == {"warehouse_id", "category_id"}
     assert metrics["demand_p90"]["gate_metric"] == "pinball" and 0 <= metrics["demand_p90"]["forecast"]["coverage"] <= 1
     cost = evaluation["decision_cost"]
-    assert cost["task"] == "demand_p90" and {"model P90", "seasonal naive", "trees P90", "oracle mean"} <= set(cost["policies"])
+    assert cost["tasks"] == {"7": "demand_p90", "14": "demand_14d_p90", "21": "demand_21d_p90"} and cost["inventory"]
+    assert {"model P90", "seasonal naive", "trees P90", "oracle mean"} <= set(cost["policies"])
+    assert sum(cost["rows_by_horizon"].values()) == cost["rows"] > 0 and cost["rows_by_horizon"]["7"] == 0
+    assert metrics["demand_21d_p90"]["forecast"]["horizon"] == 21
     decision = json.loads((latest / "data" / "06_promotion" / "decision.json").read_text())
     assert {t["task"]: t["metric"] for t in decision["tasks"]}["demand"] == "wape"
     assert decision["promote"] and decision["load_check"]["passed"], decision
     train = json.loads((latest / "data" / "04_model" / "train.json").read_text())
-    assert set(train["quantile_calibration"]) <= {"demand_p50", "demand_p90"}  # those it helped on validation
+    # those it helped on validation
+    assert set(train["quantile_calibration"]) <= {"demand_p50", "demand_p90", "demand_14d_p90", "demand_21d_p90"}
 
     # A day's raw history (each series' last days, the newest 3 planned only: prices and
     # promotions known, sales not yet) -> one forecast per series from its newest observed day.

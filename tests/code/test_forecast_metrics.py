@@ -133,3 +133,26 @@ def test_a_conformal_adjustment_covers_new_rows_at_its_quantile():
     assert np.mean(new_actual <= new_mean) < 0.8 and a["c"] > 0
     assert abs(np.mean(new_actual <= moved) - 0.9) < 0.015
     assert forecast.pinball(new_actual, moved, 0.9) < forecast.pinball(new_actual, new_mean, 0.9)
+
+
+def test_a_longer_horizon_is_scaled_by_its_own_days():
+    """demand_14d is demand over 14 days: MASE and RMSSE divide by 14 days of in-sample error."""
+    import pandas as pd
+
+    from mtl.config import PanelConfig, TaskConfig
+    from mtl.evaluation.forecasting import forecast_entry, format_forecasts, is_forecast
+
+    panel = PanelConfig(series=("item",), sums={"demand": "units"}, events={"out": "stockout"}, horizon=7,
+                        horizons=(14,))
+    assert panel.is_sum("demand_14d") and not panel.is_sum("out_14d") and panel.horizon_of("demand_14d") == 14
+    rows = pd.DataFrame({"item": ["a", "a", "b"], "naive_demand_14d": [7.0, 14.0, 0.0],
+                         "scale_mae_demand_14d": [1.0, 1.0, 2.0], "scale_mse_demand_14d": [1.0, 1.0, 4.0]})
+    y, pred = np.array([14.0, 7.0, 7.0]), np.array([7.0, 7.0, 14.0])
+    task = TaskConfig(name="d14", label="demand_14d", type="regression", loss="tweedie")
+    assert is_forecast(task, panel)
+    e = forecast_entry(task, y, pred, rows, panel, {}, min_rows=1)
+    assert e["horizon"] == 14 and e["wape"] == pytest.approx(14 / 28)
+    assert e["mase"] == pytest.approx((3.5 / 14 + 7 / 14 / 2) / 2)  # half the 7-day figure of the same errors
+    assert "   14" in "\n".join(format_forecasts({"d14": {"forecast": e}}))
+    with pytest.raises(ValueError, match="longer than horizon"):
+        PanelConfig(series=("item",), sums={"demand": "units"}, horizon=7, horizons=(7,))

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mtl.config import OrdersConfig, PanelConfig, SupplyChainConfig
+from mtl.config import InventoryConfig, OrdersConfig, PanelConfig, SupplyChainConfig
 from mtl.data.features import framing
 from mtl.data.ingest import supply_chain
 
@@ -13,7 +13,8 @@ HISTORY = ("units_sold", "price", "promo", "stock_on_hand", "on_order")
 PANEL = PanelConfig(series=("item_id", "warehouse_id"), sums={"demand": "units_sold"},
                     events={"stockout_next": "stockout"}, orders=OrdersConfig(), history=HISTORY,
                     known=("price", "promo", "holiday"), static=("category_id", "supplier_id"),
-                    truth={"demand": "expected_demand", "stockout_next": "p_stockout"}, lookback=28, horizon=7)
+                    truth={"demand": "expected_demand", "stockout_next": "p_stockout"}, lookback=28, horizon=7,
+                    horizons=(14,), inventory=InventoryConfig())
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,7 @@ def examples(panel) -> pd.DataFrame:
 def _features(frame: pd.DataFrame) -> list[str]:
     """Every column but the labels, their truth and evaluation references (the horizon's, and
     the training period's naive error) and the planned horizon values."""
-    labels = {*PANEL.labels, *(f"truth_{k}" for k in PANEL.truth), *PANEL.reference}
+    labels = {*PANEL.labels, *(f"truth_{k}" for k in PANEL.truth_labels), *PANEL.reference}
     return [c for c in frame.columns if c not in labels and "_ahead" not in c]
 
 
@@ -56,7 +57,8 @@ def test_no_feature_comes_from_after_the_origin(panel, examples):
 
 
 def test_the_backtest_is_by_time_with_a_horizon_between_splits(panel, examples):
-    h, every = PANEL.horizon, PANEL.origin_every
+    h, every = PANEL.span, PANEL.origin_every  # the longest horizon: no label of any reaches the next split
+    assert h == 14
     per_series = examples.groupby(["item_id", "warehouse_id", "split"]).size().unstack()
     assert (per_series["test"] == PANEL.test_origins).all()
     assert (per_series["validation"] == PANEL.validation_origins).all()
@@ -88,6 +90,17 @@ def test_one_example_by_hand(panel, examples):
     assert row["truth_demand"] == pytest.approx(future["expected_demand"].sum(), rel=1e-6)
     assert row["truth_stockout_next"] == pytest.approx(1 - np.prod(1 - future["p_stockout"].to_numpy()), rel=1e-5)
     assert row["category_id"] == series["category_id"].iloc[0] and row["origin_weekday"] == origin.dayofweek
+    # the longer horizon: days 1..14, seasonal naive repeating the week before the origin twice
+    two = series.loc[origin + pd.Timedelta(days=1): origin + pd.Timedelta(days=14)]
+    week = series.loc[origin - pd.Timedelta(days=6): origin, "units_sold"].sum()
+    assert row["demand_14d"] == two["units_sold"].sum() and row["stockout_next_14d"] == int(two["stockout"].max())
+    assert row["naive_demand"] == week and row["naive_demand_14d"] == 2 * week
+    assert row["truth_demand_14d"] == pytest.approx(two["expected_demand"].sum(), rel=1e-6)
+    assert row["price_ahead14"] == pytest.approx(two["price"].iloc[-1])
+    # the stock an order placed at the origin starts from: the shelf at the day's end, plus on order
+    day = series.loc[origin]
+    assert row["inventory_position"] == day["stock_on_hand"] - day["units_sold"] + day["on_order"]
+    assert row["lead_days"] == day["promised_lead_days"]
 
 
 def _one_series(days: int, orders: dict[int, tuple[int, int]]) -> pd.DataFrame:
@@ -155,7 +168,7 @@ def test_preprocess_frames_the_panel_and_fits_on_training_origins_only(tmp_path)
 
     raw = yaml.safe_load((Path(__file__).resolve().parents[2] / "configs" / "supply_chain.yaml").read_text())
     cfg = parse_config(apply_overrides(raw, {"data.synthetic.items": 10, "data.synthetic.warehouses": 2,
-                                             "data.synthetic.days": 150}))
+                                             "data.synthetic.days": 200}))
     raw_file = tmp_path / "01_raw" / "panel.parquet"
     supply_chain.write(cfg.data.synthetic, raw_file)
     summary = build(raw_file, cfg, tmp_path / "03_features")

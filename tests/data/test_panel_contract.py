@@ -14,7 +14,7 @@ from mtl.data.contracts.validation import validate_frame
 from mtl.data.ingest import supply_chain
 
 ROOT = Path(__file__).resolve().parents[2]
-SMALL = {"data.synthetic.items": 20, "data.synthetic.warehouses": 2, "data.synthetic.days": 150}
+SMALL = {"data.synthetic.items": 20, "data.synthetic.warehouses": 2, "data.synthetic.days": 170}
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,8 @@ def test_validation_rules_name_panel_columns_and_the_split_is_the_backtest(cfg):
     with pytest.raises(ValueError, match="data.split: with data.panel the split is the panel's backtest"):
         parse_config(apply_overrides(raw, {"data.split.method": "random"}))
     assert "units_sold_lag56" in cfg.data.schema.numeric and "units_sold" in cfg.data.raw_schema.numeric
-    assert cfg.data.schema.labels == ("demand", "stockout_next", "late_open_order")
+    assert cfg.data.schema.labels == ("demand", "demand_14d", "demand_21d", "stockout_next", "stockout_next_14d",
+                                      "stockout_next_21d", "late_open_order")
 
 
 @pytest.fixture(scope="module")

@@ -4,15 +4,16 @@ The origin is the last day an example may look at. Its features are the ``lookba
 and including the origin (``<col>_lag<k>``, k=1 the origin's day), the series' static columns,
 the origin's weekday and month, the days of the horizon of columns known in advance
 (``<col>_ahead<k>``: planned prices and promotions, the calendar) and, with orders, the orders
-open at the origin. Its labels come from the ``horizon`` days after the origin only. Nothing the
+open at the origin. Its labels come from the ``horizon`` days after the origin only (and from the
+first h days for each of ``horizons``: ``<label>_<h>d``). Nothing the
 features hold is from after the origin (tests/data/test_framing.py changes every later day and
 checks that the features stay the same).
 
 Origins are ``origin_every`` days apart, staggered across series so every weekday is an origin
 somewhere (a served forecast starts on any weekday). The backtest is by time, never random: the
 last ``test_origins`` origins of every series are the test; the ``validation_origins`` before
-them, ending a horizon before the first test origin, are validation; training origins end a
-horizon before the first validation origin. So no example's labels reach a later split's
+them, ending the longest horizon before the first test origin, are validation; training origins
+end the longest horizon before the first validation origin. So no example's labels reach a later split's
 origins: the model never learns from the days it is tested on.
 
 Pure: frames in, frames out. The panel's rows may come in any order; a series may start late or
@@ -103,7 +104,7 @@ def _window_ok(present: np.ndarray, s: np.ndarray, t: np.ndarray, before: int, a
 def backtest_origins(grid: Grid, cfg: PanelConfig) -> pd.DataFrame:
     """Every labelled origin with its split: columns series (row of grid.keys), t (day index), split."""
     n, days = grid.present.shape
-    every, h = cfg.origin_every, cfg.horizon
+    every, h = cfg.origin_every, cfg.span  # no label of any horizon reaches the next split
     last = days - 1 - h  # the last origin whose whole horizon is in the data
     first_test = last - (every - 1) - (cfg.test_origins - 1) * every
     first_validation = first_test - h - cfg.validation_origins * every + 1
@@ -118,9 +119,9 @@ def backtest_origins(grid: Grid, cfg: PanelConfig) -> pd.DataFrame:
     # the days training may see: up to the first validation origin (MASE's in-sample scale)
     if not (split[keep] == "train").any():
         raise FramingError(
-            f"the panel's {days} days leave no training origin: lookback {cfg.lookback}, horizon {h}, "
+            f"the panel's {days} days leave no training origin: lookback {cfg.lookback}, longest horizon {h}, "
             f"{cfg.test_origins} test and {cfg.validation_origins} validation origins {every} days apart need "
-            f"at least {cfg.lookback + 2 * h + (cfg.test_origins + cfg.validation_origins) * every} days; "
+            f"at least {cfg.lookback + 3 * h + (cfg.test_origins + cfg.validation_origins) * every} days; "
             f"lower data.panel.lookback or the number of origins, or bring a longer history.")
     origins = pd.DataFrame({"series": s[keep], "t": t[keep], SPLIT: split[keep]})
     origins.attrs["training_days"] = first_validation
@@ -176,10 +177,10 @@ def _examples(grid: Grid, cfg: PanelConfig, origins: pd.DataFrame, labels: bool)
         lags = np.arange(cfg.lookback)  # lag k=1 is the origin's own day
         out |= dict(zip((f"{col}_lag{k + 1}" for k in lags), grid.values[col][s[:, None], t[:, None] - lags].T))
     days = grid.present.shape[1]
-    ahead = t[:, None] + np.arange(1, cfg.horizon + 1)
+    ahead = t[:, None] + np.arange(1, cfg.span + 1)
     for col in cfg.known:  # NaN (imputed by the transform) for horizon days the data does not plan yet
         known = np.where(ahead < days, grid.values[col][s[:, None], np.minimum(ahead, days - 1)], np.nan)
-        out |= dict(zip((f"{col}_ahead{k}" for k in range(1, cfg.horizon + 1)), known.T))
+        out |= dict(zip((f"{col}_ahead{k}" for k in range(1, cfg.span + 1)), known.T))
     if cfg.orders is not None:
         out |= _open_orders(grid, cfg, s, t, labels)
     return pd.DataFrame(out)
@@ -190,30 +191,44 @@ def _horizon(grid: Grid, col: str, s: np.ndarray, t: np.ndarray, h: int) -> np.n
 
 
 def _labels(grid: Grid, cfg: PanelConfig, s: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
-    h = cfg.horizon
-    out = {label: _horizon(grid, col, s, t, h).sum(axis=1) for label, col in cfg.sums.items()}
-    out |= {label: (_horizon(grid, col, s, t, h) > 0).any(axis=1).astype(np.int8) for label, col in cfg.events.items()}
-    for label, col in cfg.truth.items():
-        days = _horizon(grid, col, s, t, h)
-        out[f"truth_{label}"] = days.sum(axis=1) if label in cfg.sums else 1.0 - np.prod(1.0 - days, axis=1)
+    out = {}
+    for label, (base, h) in cfg.label_horizons.items():
+        if base in cfg.sums:
+            out[label] = _horizon(grid, cfg.sums[base], s, t, h).sum(axis=1)
+        else:
+            out[label] = (_horizon(grid, cfg.events[base], s, t, h) > 0).any(axis=1).astype(np.int8)
+        if (truth := cfg.truth_of(label)) is not None:
+            days = _horizon(grid, truth, s, t, h)
+            out[f"truth_{label}"] = days.sum(axis=1) if base in cfg.sums else 1.0 - np.prod(1.0 - days, axis=1)
     return out
 
 
 def _reference(grid: Grid, cfg: PanelConfig, s: np.ndarray, t: np.ndarray, training_days: int) -> dict[str, np.ndarray]:
-    """Per sums label: seasonal naive (each horizon day is the same weekday of the week before the
-    origin: only days up to the origin), and its in-sample daily error over the series'
-    training days, the scale of MASE (absolute) and RMSSE (squared)."""
+    """Per sums label at each horizon: seasonal naive (each horizon day is the same weekday of the
+    week before the origin: only days up to the origin), and its in-sample daily error over the
+    series' training days, the scale of MASE (absolute) and RMSSE (squared). With inventory, the
+    stock at the end of the origin's day (on the shelf less that day's sales, plus on order) and
+    the supplier's lead time then: what an order placed at the origin starts from."""
     out = {}
-    k = np.arange(1, cfg.horizon + 1)
-    back = t[:, None] + k - cfg.SEASON * np.ceil(k / cfg.SEASON).astype(int)
-    for label, col in cfg.sums.items():
-        values = grid.values[col]
+    for label, (base, h) in cfg.label_horizons.items():
+        if base not in cfg.sums:
+            continue
+        k = np.arange(1, h + 1)
+        back = t[:, None] + k - cfg.SEASON * np.ceil(k / cfg.SEASON).astype(int)
+        values = grid.values[cfg.sums[base]]
         out[f"naive_{label}"] = values[s[:, None], back].sum(axis=1)
         train = values[:, :training_days]
         diff = train[:, cfg.SEASON:] - train[:, :-cfg.SEASON]  # NaN where a day is absent: left out
         with np.errstate(invalid="ignore"):
             out[f"scale_mae_{label}"] = np.nanmean(np.abs(diff), axis=1)[s] if diff.shape[1] else np.full(len(s), np.nan)
             out[f"scale_mse_{label}"] = np.nanmean(diff**2, axis=1)[s] if diff.shape[1] else np.full(len(s), np.nan)
+    if (inv := cfg.inventory) is not None:
+        at = {c: grid.values[c][s, t] for c in (inv.on_hand, inv.sold, inv.on_order)}
+        # a panel may record the promised lead only on the days an order is placed: the latest
+        # promise up to the origin then stands
+        at[inv.lead] = pd.DataFrame(grid.values[inv.lead]).ffill(axis=1).to_numpy()[s, t]
+        out["inventory_position"] = at[inv.on_hand] - at[inv.sold] + at[inv.on_order]
+        out["lead_days"] = at[inv.lead]
     return out
 
 

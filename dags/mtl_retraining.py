@@ -141,6 +141,8 @@ def mtl_retraining():
         trigger_run_id="retraining__{{ run_id }}",
         conf=_retraining_conf(),
         wait_for_completion=True,
+        # deferred while the training runs: the wait sits in the triggerer, not in a worker slot
+        deferrable=True,
         poke_interval=15,
         allowed_states=["success"],
         failed_states=["failed"],

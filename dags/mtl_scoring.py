@@ -4,8 +4,8 @@
       -> score (the champion, pinned to its version for the whole file; output + manifest)
 
 The day is the one the run's data interval covers, so the run a @daily schedule starts at
-midnight scores the day that just ended; a manual run scores the day chosen in the form (default:
-yesterday). Scoring reads the registry and writes only its own output, never the DVC workspace,
+midnight scores the day that just ended; a manual run, or one a new champion started
+(airflow.scoring.after_promotion), scores the day chosen in the form (default: yesterday). Scoring reads the registry and writes only its own output, never the DVC workspace,
 so several days may score at once.
 """
 
@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from airflow.sdk import CronDataIntervalTimetable, Param, chain, dag, task
+from airflow.sdk import Asset, AssetOrTimeSchedule, CronDataIntervalTimetable, Param, chain, dag, task
 
-from mtl.orchestration import default_args, project_dir, read_config
+from mtl.orchestration import CHAMPION_ASSET, default_args, project_dir, read_config
 
 PROJECT_DIR = project_dir(__file__)
 CFG = read_config(PROJECT_DIR)  # the typed params.yaml, as every stage reads it
@@ -59,9 +59,19 @@ def score(**context) -> dict:
     return {"day": day, "rows": result.rows, "model_uri": result.model_uri, "output": result.output}
 
 
+def _schedule():
+    """The day's schedule; with airflow.scoring.after_promotion, also each new champion (the
+    Asset mtl_training's `announce` updates)."""
+    clock = CronDataIntervalTimetable(SCHEDULE, timezone="UTC") if SCHEDULE else None
+    if not SCORING.after_promotion:
+        return clock
+    champion = Asset(name=CHAMPION_ASSET.format(model=CFG.gate.model_name), group="mtl")
+    return AssetOrTimeSchedule(timetable=clock, assets=[champion]) if clock else [champion]
+
+
 @dag(
     dag_id="mtl_scoring",
-    schedule=CronDataIntervalTimetable(SCHEDULE, timezone="UTC") if SCHEDULE else None,
+    schedule=_schedule(),
     start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
     catchup=False,  # `airflow backfill create` scores past days on demand
     max_active_runs=4,

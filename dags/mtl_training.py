@@ -21,9 +21,18 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from airflow.sdk import Param, chain, dag, get_current_context, setup, task, teardown
+from airflow.sdk import Asset, Param, chain, dag, get_current_context, setup, task, teardown
 
-from mtl.orchestration import LINKS_XCOM, default_args, deployment, form, gpu_task_args, project_dir, read_config
+from mtl.orchestration import (
+    CHAMPION_ASSET,
+    LINKS_XCOM,
+    default_args,
+    deployment,
+    form,
+    gpu_task_args,
+    project_dir,
+    read_config,
+)
 from mtl.stagelist import BY_NAME, STAGES
 
 # The project: its params.yaml and code are each run's starting point, its stores are shared.
@@ -167,13 +176,32 @@ def push(remote: str) -> None:
 
 @task.short_circuit(ignore_downstream_trigger_rules=True)
 def gate() -> bool:
-    """Judge the candidate; a failed gate is a normal outcome: promotion is skipped, not failed."""
+    """Judge the candidate; a failed gate is a normal outcome: promotion is skipped, not failed
+    (and airflow.notify hears of the rejection)."""
     from mtl.handoffs import Verdict
+    from mtl.orchestration import notifier
     from mtl.paths import Paths
 
     verdict = Verdict.read(Paths.at(_run("gate")).gate_file)
     print(("PASSED: " if verdict.promote else "FAILED: ") + verdict.summary)
+    if not verdict.promote and (tell := notifier(AIRFLOW, "rejection")) is not None:
+        tell({**get_current_context(), "mtl_event": "rejection", "mtl_reason": verdict.summary})
     return verdict.promote
+
+
+@task(outlets=[Asset(name=CHAMPION_ASSET.format(model=CFG.gate.model_name), group="mtl")])
+def announce() -> None:
+    """Update the Asset of the model's champion when this run promoted one (a scoring DAG with
+    airflow.scoring.after_promotion follows it); skipped otherwise, so no event is sent."""
+    from airflow.exceptions import AirflowSkipException
+
+    from mtl.handoffs import Decision
+    from mtl.paths import Paths
+
+    decision = Decision.read_if_present(Paths.at(_workspace()).decision_file)
+    if decision is None or not decision.promote:
+        raise AirflowSkipException("no new champion: nothing to announce")
+    print(f"new champion: {CFG.gate.model_name} version {decision.registered_version}")
 
 
 def _approval():
@@ -218,6 +246,8 @@ def mtl_training():
         by_name[stage.name] = step
         if stage.name == "gate" and AIRFLOW.approval:
             steps.append(_approval())
+    if AIRFLOW.scoring.after_promotion:
+        steps.append(announce())
     if NODES > 1:
         # each peer needs the GPU pool slot and queue too: size the pool to the machines
         by_name["baseline"] >> train_peer.override(**gpu).expand(node=list(range(1, NODES))) >> by_name["score"]

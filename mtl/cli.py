@@ -40,6 +40,14 @@ def _parser() -> argparse.ArgumentParser:
                    description="Run every stage that is out of date (dvc repro), then print the per-task "
                    "table of test AUC beside the oracle AUC and the promotion decision.")
     sub.add_parser("report", help="print the per-task metrics table and the last promotion decision")
+    init = sub.add_parser("init", help="write params for your own parquet/CSV file or folder (infers the schema)",
+                          description="Read a sample of your file or folder, decide each column's role (label, "
+                          "categorical, numeric, time, split, history, text) and print why, then write a complete "
+                          "params file naming your columns in every section, so `mtl run` works without edits. An "
+                          "existing file is kept as <file>.bak.")
+    init.add_argument("--from", dest="source", required=True, metavar="PATH", help="a .parquet/.csv file or a folder")
+    init.add_argument("--labels", metavar="COLS", help="comma-separated label columns (default: every 0/1 column)")
+    init.add_argument("--output", metavar="FILE", help="where to write (default: <project>/params.yaml)")
     dvc_yaml = sub.add_parser("dvc-yaml", help="write dvc.yaml from the stage list (mtl/stagelist.py)",
                               description="Write the project's dvc.yaml from mtl/stagelist.py, each stage's code "
                               "deps computed from its imports; --check only says whether the file is up to date.")
@@ -147,10 +155,47 @@ def _run(args, cfg, root, paths) -> int:
                                  {"params_file": str(params_file)}, refresh=True)
         paths = Paths.at(root)
         print(f"running with {params_file} in its workspace {root} (the project's params.yaml is not used)")
+    _check_tracked(root / "params.yaml")
+    since = time.time()
     run_all(root)
     print("\n" + report(paths))
-    print(f"\npipeline finished in {time.perf_counter() - started:.0f} s")
+    print("\n" + _stage_times(root, since, time.perf_counter() - started))
     return 0
+
+
+def _stage_times(root: Path, since: float, total: float) -> str:
+    """The wall time of each stage this run ran (the rest were up to date)."""
+    from mtl.runstate import stage_times_since
+
+    ran = stage_times_since(root, since)
+    if not ran:
+        return f"pipeline finished in {total:.0f} s: every stage was up to date"
+    width = max(len(name) for name in ran)
+    lines = [f"pipeline finished in {total:.0f} s; the stages that ran:"]
+    lines += [f"  {name:<{width}}  {seconds:>7.1f} s" for name, seconds in ran.items()]
+    return "\n".join(lines)
+
+
+def _init(args, root) -> int:
+    from mtl.scaffold import describe, init
+
+    output = Path(args.output) if args.output else root / "params.yaml"
+    labels = [c.strip() for c in args.labels.split(",") if c.strip()] if args.labels else None
+    backup, columns, params = init(Path(args.source), root, output, labels)
+    print(describe(columns, params, output, backup))
+    return 0
+
+
+def _check_tracked(params_file: Path) -> None:
+    """DVC stops on a tracked key the file lacks, with a bare message: name them and the fix."""
+    from mtl.config import ConfigError, read_raw
+    from mtl.stagelist import missing_params
+
+    missing = missing_params(read_raw(params_file))
+    if missing:
+        raise ConfigError(f"{params_file} lacks {', '.join(missing)}, which dvc.yaml tracks (DVC would stop on it). "
+                          f"Add the section(s) (their defaults are in the project's params.yaml), or write a "
+                          f"complete file for your data with `mtl init --from PATH`.")
 
 
 def _report(args, cfg, root, paths) -> int:
@@ -196,8 +241,13 @@ def _train(args, cfg, root, paths) -> int:
 
 
 def _stage(args, cfg, root, paths) -> int:
+    from mtl.runstate import record_stage_time
+
     stage = BY_COMMAND[args.command]
+    started = time.perf_counter()
     stage.load()(cfg, paths, *([args.task] if stage.per_task else []))
+    record_stage_time(root, " ".join([stage.name, *([args.task] if stage.per_task else [])]),
+                      time.perf_counter() - started, time.time())
     return 0
 
 
@@ -210,6 +260,8 @@ def _search(args, cfg, root, paths) -> int:
     return 0
 
 
+# The commands that write the params file, so they cannot need a valid one.
+SETUP_COMMANDS = {"init": _init}
 # The commands that are not a plain stage call; every other subcommand runs its stage.
 COMMANDS = {"run": _run, "report": _report, "dvc-yaml": _write_dvc_yaml, "champion": _registry,
             "rollback": _registry, "lineage": _registry, "score": _score, "train": _train, "tune": _search}
@@ -221,6 +273,7 @@ def _errors() -> tuple[tuple[type, ...], tuple[type, ...]]:
     from mtl.data.contracts.suite import ExpectationsFileError
     from mtl.data.features.framing import FramingError
     from mtl.data.features.splits import SplitError
+    from mtl.data.ingest.infer import InferenceError
     from mtl.data.ingest.sources import SourceError
     from mtl.pipeline import StageFailed
     from mtl.promotion.registry import RegistryError
@@ -230,11 +283,15 @@ def _errors() -> tuple[tuple[type, ...], tuple[type, ...]]:
     from mtl.tuning import TuneError
 
     return ((ConfigError, SourceError, SplitError, FramingError, ExpectationsFileError, FileNotFoundError,
-             RegistryError, ScoringError, SchemaMismatch, TuneError), (StageFailed, ValidationFailed))
+             RegistryError, ScoringError, SchemaMismatch, TuneError, InferenceError), (StageFailed, ValidationFailed))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from mtl.progress import interactive
+
+    if not interactive():  # a log (Airflow, CI, a pipe): MLflow's download bars would be one garbled line
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from mtl.config import load_config
     from mtl.paths import Paths
     from mtl.pipeline import project_root
@@ -243,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     usage, failed = _errors()
     try:
         root = project_root(args.project)
+        if args.command in SETUP_COMMANDS:
+            return SETUP_COMMANDS[args.command](args, root)
         paths = Paths.at(root)
         cfg = load_config(args.params or root / "params.yaml")  # fail fast on a bad config
         return COMMANDS.get(args.command, _stage)(args, cfg, root, paths)

@@ -274,13 +274,33 @@ def gpu_task_args(airflow: AirflowConfig, env: Mapping[str, str] | None = None) 
 
 
 def default_args(airflow: AirflowConfig) -> dict:
-    """Task defaults of every DAG: retries with exponential backoff (params.yaml airflow)."""
+    """Task defaults of every DAG: retries with exponential backoff (params.yaml airflow), and the
+    notifier told of a task that failed for good (airflow.notify)."""
     from datetime import timedelta
 
-    return {
+    args = {
         "owner": "mtl",
         "retries": airflow.retries,
         "retry_delay": timedelta(seconds=airflow.retry_delay_seconds),
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=30),
     }
+    if (tell := notifier(airflow, "failure")) is not None:
+        args["on_failure_callback"] = tell
+    return args
+
+
+def notifier(airflow: AirflowConfig, event: str):
+    """The notifier airflow.notify names, made with its args, when it is to hear of ``event``
+    (failure | rejection); None otherwise. Called with a task's context; a rejection's context
+    carries ``mtl_event`` and ``mtl_reason`` (the gate's verdict) for its templates."""
+    import importlib
+
+    notify = airflow.notify
+    if notify.notifier is None or event not in notify.events:
+        return None
+    module, cls = notify.notifier.split(":")
+    return getattr(importlib.import_module(module), cls)(**notify.args)
+
+
+CHAMPION_ASSET = "mtl_champion__{model}"  # updated when a run promotes a new champion of the model

@@ -7,7 +7,6 @@ commands in one workspace at once, so runs here queue on a file lock instead of 
 
 from __future__ import annotations
 
-import fcntl
 import os
 import subprocess
 import sys
@@ -17,6 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
+
+from mtl.locks import exclusive
 
 PROJECT_ENV = "MTL_PROJECT_DIR"
 
@@ -82,19 +83,9 @@ def _env() -> dict[str, str]:
 
 @contextmanager
 def workspace_lock(root: Path, poll_seconds: float = 1.0) -> Iterator[None]:
-    lock_dir = root / ".dvc" / "tmp"
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    with open(lock_dir / "mtl-pipeline.lock", "w") as fh:
-        while True:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                time.sleep(poll_seconds)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    """One DVC command at a time in a workspace; a second waits, saying so (mtl/locks.py)."""
+    with exclusive(root / ".dvc" / "tmp" / "mtl-pipeline.lock", f"another pipeline run in {root}", poll_seconds):
+        yield
 
 
 def dvc(args: list[str], root: Path, echo=None) -> None:

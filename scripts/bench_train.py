@@ -139,17 +139,30 @@ def bench_config(params: Path, rows: int, epochs: int, threads: int, overrides: 
 
     from mtl.config import load_config
 
-    raw = yaml.safe_load(params.read_text())
-    tasks = [t for t in raw["tasks"] if t.get("type", "binary") == "binary"]
+    from mtl.config import ConfigError
+
+    raw = yaml.safe_load(params.read_text()) or {}
+    data = raw.get("data") or {}
+    kind = (data.get("synthetic") or {}).get("kind", "impressions")
+    tasks = [t for t in raw.get("tasks") or [] if t.get("type", "binary") == "binary"]
+    if data.get("source", "synthetic") != "synthetic" or kind != "impressions" or not tasks:
+        raise SystemExit(
+            f"error: the benchmark trains on the generated impression log, and {params} reads "
+            f"{data.get('source')!r} ({kind if data.get('source') == 'synthetic' else 'files'}) with binary tasks "
+            f"{[t.get('name') for t in tasks]}. Pass --params with a file whose data.source is synthetic (the "
+            f"shipped one: `git show HEAD:params.yaml > /tmp/shipped.yaml`, then --params /tmp/shipped.yaml).")
     gate = {k: v for k, v in raw.get("gate", {}).get("tasks", {}).items() if k in {t["name"] for t in tasks}}
-    return load_config(params, (HYPER if hyper is None else hyper) | {
-        "data.synthetic.rows": rows,
-        "tasks": tasks,
-        "gate.tasks": gate,
-        "train.epochs": epochs,
-        "train.num_threads": threads,
-        "train.progress": False,
-    } | (overrides or {}))
+    try:
+        return load_config(params, (HYPER if hyper is None else hyper) | {
+            "data.synthetic.rows": rows,
+            "tasks": tasks,
+            "gate.tasks": gate,
+            "train.epochs": epochs,
+            "train.num_threads": threads,
+            "train.progress": False,
+        } | (overrides or {}))
+    except ConfigError as err:
+        raise SystemExit(f"error: {err}") from None
 
 
 def prepare(cfg, workdir: Path) -> Path:

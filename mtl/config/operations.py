@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -49,12 +50,33 @@ class DailyScoringConfig(Frozen):
     output: Annotated[str, Field(min_length=1)] = "data/07_scores/{day}.parquet"
     # How long a run waits for its day's input to appear before failing.
     wait_hours: Annotated[float, Field(ge=0)] = 6.0
+    # Also score right after a new champion is promoted (mtl_training's `announce` task updates
+    # the Asset mtl_champion), so the day's scores come from the new model without waiting.
+    after_promotion: bool = False
 
     @field_validator("input", "output")
     @classmethod
     def _has_day(cls, value: str) -> str:
         if "{day}" not in value:
             raise ValueError(f"{value!r} has no {{day}}: each day needs its own file")
+        return value
+
+
+class NotifyConfig(Frozen):
+    """Who hears about a failed run or a rejected candidate: an Airflow notifier from an installed
+    provider (a BaseNotifier subclass), called with its task's context."""
+
+    # "module:Class", e.g. airflow.providers.smtp.notifications.smtp:SmtpNotifier; null: nobody
+    notifier: str | None = None
+    args: dict[str, Any] = {}  # its keyword arguments (SmtpNotifier: to, from_email, subject...)
+    events: tuple[Literal["failure", "rejection"], ...] = ("failure", "rejection")
+
+    @field_validator("notifier")
+    @classmethod
+    def _module_and_class(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[\w.]+:\w+", value):
+            raise ValueError(f"{value!r}: name the notifier as module:Class, e.g. "
+                             f"airflow.providers.smtp.notifications.smtp:SmtpNotifier")
         return value
 
 
@@ -85,3 +107,4 @@ class AirflowConfig(Frozen):
     keep_failed_hours: Annotated[float, Field(ge=0)] = 72.0
     retraining: RetrainingConfig = RetrainingConfig()
     scoring: DailyScoringConfig = DailyScoringConfig()
+    notify: NotifyConfig = NotifyConfig()

@@ -72,6 +72,9 @@ def compare(candidate: pd.DataFrame, champion: pd.DataFrame, rows: pd.DataFrame,
             else:
                 entry = comp | {"slices": {col: {} for col in cfg.slice_columns() if col in rows}}
                 comp = entry
+                if task.type == "binary":  # the champion's curves, beside the candidate's in the model card
+                    entry["champion_roc"] = metrics.roc_points(y[idx], champ[idx])
+                    entry["champion_reliability"] = metrics.reliability(y[idx], champ[idx], ev.calibration_bins)
             if ev.bootstrap and comp["gain"] is not None:
                 under = _value_and_weighted(comp["metric"], task)[1]
                 jobs.append((comp, idx, under(y[idx], cand[idx]), under(y[idx], champ[idx])))

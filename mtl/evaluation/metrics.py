@@ -156,8 +156,11 @@ class WeightedPinball:
 def weighted_aucs(y: np.ndarray, p: np.ndarray, weights) -> np.ndarray:
     """AUC under each weight vector of ``weights`` (an iterable of (n,) vectors, e.g.
     :class:`Resamples`)."""
+    from mtl.progress import iterate
+
     auc_under = WeightedAUC(y, p)
-    return np.asarray([auc_under(w) for w in weights])
+    return np.asarray([auc_under(w) for w in iterate(weights, "bootstrap", getattr(weights, "count", None),
+                                                     "resamples")])
 
 
 def interval(samples: np.ndarray, level: float) -> tuple[float, float] | None:

@@ -134,19 +134,57 @@ def markdown(card: dict) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def _svg_curve(points: list[dict], x: str, y: str, title: str, diagonal: bool = True) -> str:
-    size, pad = 220, 28
-    inner = size - 2 * pad
+CANDIDATE, CHAMPION = "#1f6feb", "#d4760a"
+
+
+def _svg_plot(series: list[tuple[str, list[dict], str]], x: str, y: str, labels: tuple[str, str], title: str) -> str:
+    """A square plot of ``series`` (legend text, points, colour) on [0, 1] x [0, 1]: axes with
+    ticks at 0, 0.5 and 1, their labels, the diagonal (chance for ROC, perfect calibration for
+    reliability) and a legend."""
+    size, left, bottom, top = 300, 46, 40, 12
+    inner = size - left - top
 
     def xy(px, py):
-        return f"{pad + px * inner:.1f},{size - pad - py * inner:.1f}"
+        return f"{left + px * inner:.1f},{top + (1 - py) * inner:.1f}"
 
-    line = " ".join(xy(p[x], p[y]) for p in points)
-    diag = f'<line x1="{pad}" y1="{size - pad}" x2="{size - pad}" y2="{pad}" stroke="#bbb" stroke-dasharray="4"/>'
-    return (f'<figure><svg width="{size}" height="{size}" xmlns="http://www.w3.org/2000/svg">'
-            f'<rect x="{pad}" y="{pad}" width="{inner}" height="{inner}" fill="none" stroke="#888"/>'
-            f'{diag if diagonal else ""}<polyline fill="none" stroke="#1f6feb" stroke-width="2" points="{line}"/>'
+    parts = [f'<rect x="{left}" y="{top}" width="{inner}" height="{inner}" fill="none" stroke="#888"/>',
+             f'<polyline points="{xy(0, 0)} {xy(1, 1)}" stroke="#bbb" stroke-dasharray="4" fill="none"/>']
+    for t in (0.0, 0.5, 1.0):
+        tx, ty = xy(t, 0).split(","), xy(0, t).split(",")
+        parts.append(f'<text x="{tx[0]}" y="{top + inner + 14}" font-size="10" text-anchor="middle">{t:g}</text>')
+        parts.append(f'<text x="{left - 5}" y="{float(ty[1]) + 3:.1f}" font-size="10" text-anchor="end">{t:g}</text>')
+    parts.append(f'<text x="{left + inner / 2}" y="{size - 6}" font-size="11" text-anchor="middle">'
+                 f'{html.escape(labels[0])}</text>')
+    parts.append(f'<text x="12" y="{top + inner / 2}" font-size="11" text-anchor="middle" '
+                 f'transform="rotate(-90 12 {top + inner / 2})">{html.escape(labels[1])}</text>')
+    for i, (legend, points, colour) in enumerate(series):
+        line = " ".join(xy(p[x], p[y]) for p in points)
+        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{line}"/>')
+        ly = top + inner - 10 - 14 * (len(series) - 1 - i)
+        parts.append(f'<line x1="{left + inner - 128}" y1="{ly - 3}" x2="{left + inner - 114}" y2="{ly - 3}" '
+                     f'stroke="{colour}" stroke-width="2"/><text x="{left + inner - 110}" y="{ly}" '
+                     f'font-size="10">{html.escape(legend)}</text>')
+    return (f'<figure><svg width="{size}" height="{size}" xmlns="http://www.w3.org/2000/svg">{"".join(parts)}'
             f'</svg><figcaption>{html.escape(title)}</figcaption></figure>')
+
+
+def _plots(card: dict, roc: dict, reliability: dict) -> list[str]:
+    """Per binary task, its ROC and reliability curves, the champion's beside the candidate's."""
+    comparison, out = card.get("comparison") or {}, []
+    for task, points in roc.items():
+        comp, auc = comparison.get(task) or {}, (card["metrics"].get(task) or {}).get("auc")
+        series = [(f"candidate (AUC {_f(auc, 3)})", points, CANDIDATE)]
+        if comp.get("champion_roc"):
+            series.append((f"champion (AUC {_f(comp.get('champion'), 3)})", comp["champion_roc"], CHAMPION))
+        out.append(_svg_plot(series, "fpr", "tpr", ("false positive rate", "true positive rate"), f"ROC: {task}"))
+    for task, points in reliability.items():
+        comp, ece = comparison.get(task) or {}, (card["metrics"].get(task) or {}).get("ece")
+        series = [(f"candidate (ECE {_f(ece, 3)})", points, CANDIDATE)]
+        if comp.get("champion_reliability"):
+            series.append(("champion", comp["champion_reliability"], CHAMPION))
+        out.append(_svg_plot(series, "mean_prediction", "positive_rate", ("mean prediction", "observed rate"),
+                             f"reliability: {task}"))
+    return out
 
 
 def _html_table(head: list[str], rows: list[list[str]]) -> str:
@@ -158,13 +196,8 @@ def _html_table(head: list[str], rows: list[list[str]]) -> str:
 def to_html(card: dict, roc: dict[str, list[dict]] | None = None, reliability: dict[str, list[dict]] | None = None) -> str:
     decision = card["decision"]
     colour = "#1a7f37" if decision.get("promote") else "#cf222e"
-    plots = []
-    for task, points in (roc or {}).items():
-        if points:
-            plots.append(_svg_curve(points, "fpr", "tpr", f"ROC: {task}"))
-    for task, points in (reliability or {}).items():
-        if points:
-            plots.append(_svg_curve(points, "mean_prediction", "positive_rate", f"reliability: {task}"))
+    plots = _plots(card, {t: p for t, p in (roc or {}).items() if p},
+                   {t: p for t, p in (reliability or {}).items() if p})
     lineage = card.get("lineage", {})
     slice_head, slice_rows = _slice_rows(card)
     threshold_head, threshold_rows = _threshold_rows(card)

@@ -14,13 +14,14 @@ is compared with the winner, not with a champion that is already gone.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from mtl.locks import exclusive
 
 CHAMPION = "champion"
 PREVIOUS = "previous_champion"
@@ -65,7 +66,15 @@ def champion_artifact(name: str, artifact: str, dst: Path) -> tuple[str, Path] |
     if champion is None:
         return None
     uri = f"models:/{name}/{champion.version}/artifacts/{artifact}"
-    return str(champion.version), Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst)))
+    # one small file: MLflow's "Downloading artifacts" bar would only be noise in the stage's output
+    quiet, os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"), "false"
+    try:
+        return str(champion.version), Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst)))
+    finally:
+        if quiet is None:
+            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
+        else:
+            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = quiet
 
 
 def register_candidate(name: str, model_uri: str, run_id: str, tags: dict[str, str]):
@@ -117,13 +126,9 @@ def promotion_lock(name: str, tracking_uri: str, lock_dir: Path) -> Iterator[Non
                 conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
         engine.dispose()
         return
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    with open(lock_dir / f"promotion-{hashlib.sha256(name.encode()).hexdigest()[:16]}.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with exclusive(lock_dir / f"promotion-{hashlib.sha256(name.encode()).hexdigest()[:16]}.lock",
+                   f"another promotion of {name}"):
+        yield
 
 
 @dataclass(frozen=True)

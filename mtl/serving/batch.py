@@ -30,6 +30,7 @@ import pandas as pd
 from mtl.data.ingest.adapters.base import is_csv
 from mtl.data.ingest.adapters.files import PARQUET_SUFFIXES
 from mtl.data.columns import keep_lists
+from mtl.progress import Progress
 from mtl.scoring import Scorer, SchemaMismatch, check_columns
 
 ALIAS_URI = re.compile(r"models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)")
@@ -267,13 +268,15 @@ def score_file(scorer: Scorer, input_path: Path, output_path: Path, *, chunk_row
     started = time.perf_counter()
     rows = chunks = 0
     try:
-        for chunk in _prefetch(_chunks(files, columns, scorer, chunk_rows)):
-            scores = scorer.predict(chunk)
-            if keep:
-                scores = pd.concat([chunk[keep].reset_index(drop=True), scores], axis=1)
-            writer.write(scores)
-            rows += len(chunk)
-            chunks += 1
+        with Progress("scoring", _row_count(files), "rows") as shown:
+            for chunk in _prefetch(_chunks(files, columns, scorer, chunk_rows)):
+                scores = scorer.predict(chunk)
+                if keep:
+                    scores = pd.concat([chunk[keep].reset_index(drop=True), scores], axis=1)
+                writer.write(scores)
+                rows += len(chunk)
+                chunks += 1
+                shown.update(len(chunk))
         writer.close([*keep, *scorer.tasks])
     except BaseException:
         writer.abort()
@@ -284,6 +287,15 @@ def score_file(scorer: Scorer, input_path: Path, output_path: Path, *, chunk_row
     manifest.write_text(json.dumps(asdict(result) | {"rows_per_second": round(result.rows_per_second),
                                                      "tasks": scorer.tasks, "keep": keep}, indent=2) + "\n")
     return result
+
+
+def _row_count(files: list[Path]) -> int | None:
+    """The rows to score, from parquet footers; None when a file is CSV (counting it is a read)."""
+    import pyarrow.parquet as pq
+
+    if any(_format(f) != "parquet" for f in files):
+        return None
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
 
 
 def _forecast_file(scorer: Scorer, files: list[Path], input_path: Path, output_path: Path, model_uri: str,

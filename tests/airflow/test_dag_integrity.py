@@ -46,6 +46,10 @@ print("DAGBAG-JSON " + json.dumps({
             "teardown": [t.task_id for t in dag.tasks if t.is_teardown],
             "mapped": [t.task_id for t in dag.tasks if type(t).__name__.endswith("MappedOperator")],
             "outlets": {t.task_id: [getattr(o, "name", str(o)) for o in t.outlets] for t in dag.tasks if t.outlets},
+            "on_failure": {t.task_id: [type(c).__name__ for c in (t.on_failure_callback if isinstance(
+                t.on_failure_callback, list) else [t.on_failure_callback] if t.on_failure_callback else [])]
+                for t in dag.tasks},
+            "deferrable": {t.task_id: bool(getattr(t, "deferrable", False)) for t in dag.tasks},
             "trigger_rules": {t.task_id: getattr(t.trigger_rule, "value", t.trigger_rule) for t in dag.tasks},
             "tags": sorted(dag.tags),
             "max_active_runs": dag.max_active_runs,
@@ -184,6 +188,29 @@ def test_approval_and_schedules_follow_params_yaml(tmp_path):
     # no schedule: retraining runs only when new data lands
     assert "AssetTriggeredTimetable" in parsed["dags"]["mtl_retraining"]["schedule"]
     assert "NullTimetable" in parsed["dags"]["mtl_scoring"]["schedule"]
+
+
+def test_a_promotion_is_announced_scoring_follows_it_and_failures_are_told(tmp_path):
+    """airflow.scoring.after_promotion: `announce` (after promote) updates the champion's Asset and
+    mtl_scoring runs on it as well as on its clock; airflow.notify: every task of every DAG tells
+    the notifier when it fails for good. The retraining trigger waits deferred."""
+    parsed = _project_dags(tmp_path, {"airflow.scoring.after_promotion": True, "airflow.notify": {
+        "notifier": "airflow.providers.smtp.notifications.smtp:SmtpNotifier",
+        "args": {"to": "team@shop.example", "subject": "mtl {{ dag_run.run_id }}: {{ mtl_event | default('failure') }}"}}})
+    assert parsed["import_errors"] == {}
+    dag = parsed["dags"][DAG_ID]
+    assert dag["tasks"][-2:] == ["announce", "close_workspace"] and dag["upstream"]["announce"] == ["promote"]
+    assert dag["outlets"]["announce"] == ["mtl_champion__mtl-ecommerce"]
+    assert "AssetOrTimeSchedule" in parsed["dags"]["mtl_scoring"]["schedule"]
+    for dag_id in DAG_IDS:
+        assert set(map(tuple, parsed["dags"][dag_id]["on_failure"].values())) == {("SmtpNotifier",)}, dag_id
+    assert parsed["dags"]["mtl_retraining"]["deferrable"]["retrain"]
+
+
+def test_by_default_nothing_is_announced_or_told(checkout_dags):
+    dag = checkout_dags["dags"][DAG_ID]
+    assert "announce" not in dag["tasks"] and not any(dag["on_failure"].values())
+    assert "AssetOrTimeSchedule" not in checkout_dags["dags"]["mtl_scoring"]["schedule"]
 
 
 def test_team_deployment_queue_push_and_multi_node_training(tmp_path):

@@ -81,6 +81,26 @@ def _registry(project: Path, uri: str | None = None):
     return sorted(int(v.version) for v in versions), champion and int(champion)
 
 
+NOTIFIER = '''
+import json
+
+from airflow.sdk import BaseNotifier
+
+
+class FileNotifier(BaseNotifier):
+    """Appends what it is told to a file: a notifier as an installed provider would ship one."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+
+    def notify(self, context):
+        with open(self.path, "a") as fh:
+            fh.write(json.dumps({"event": context.get("mtl_event", "failure"), "task": context["ti"].task_id,
+                                 "reason": context.get("mtl_reason")}) + "\\n")
+'''
+
+
 def _log_without_purchases(project: Path, dest: Path) -> Path:
     """The project's own synthetic impression log minus the `purchase` label, as a parquet file.
 
@@ -100,7 +120,10 @@ def test_form_run_rerun_and_bad_data(project, airflow_home, tmp_path):
     data, which stops at validate, never promotes, and leaves the champion and params.yaml alone."""
     from mlflow import MlflowClient
 
-    set_params(project, FAST)
+    told = tmp_path / "told.jsonl"  # what airflow.notify's notifier heard (a BaseNotifier of the plugins folder)
+    (project / "plugins" / "mtl_test_notifier.py").write_text(NOTIFIER)
+    set_params(project, FAST | {"airflow.notify": {"notifier": "mtl_test_notifier:FileNotifier",
+                                                   "args": {"path": str(told)}}})
     own_params = (project / "params.yaml").read_bytes()
     env = airflow_env(airflow_home, project)
     conf = {"epochs": 1, "architecture": "shared_bottom", "tasks": ["click", "purchase", "dwell"], "gate": "relaxed"}
@@ -155,6 +178,8 @@ def test_form_run_rerun_and_bad_data(project, airflow_home, tmp_path):
     assert tasks["gate"] == "success" and tasks["promote"] == "skipped", tasks
     assert "Stage 'train' didn't change, skipping" in proc.stdout
     assert _registry(project) == ([1], 1)
+    (rejection,) = [json.loads(line) for line in told.read_text().splitlines()]  # the first run: nothing told
+    assert rejection["event"] == "rejection" and rejection["task"] == "gate" and "champion" in rejection["reason"]
 
     # Bad data through the form's data source: validation fails the run; nothing after it runs.
     bad = _log_without_purchases(project, tmp_path / "no_purchase.parquet")
@@ -172,6 +197,8 @@ def test_form_run_rerun_and_bad_data(project, airflow_home, tmp_path):
     assert not (kept / "data" / "02_validation" / "passed.json").exists()
     assert any("purchase" in line and "missing" in line for line in proc.stdout.splitlines()), tail(proc.stdout)
     assert _registry(project) == ([1], 1)  # the champion is untouched
+    failure = json.loads(told.read_text().splitlines()[-1])
+    assert failure["event"] == "failure" and failure["task"] == "validate"
     assert (project / "params.yaml").read_bytes() == own_params
     assert bad.is_file()  # the user's file is only read
     # the ingested batch and its report moved to quarantine

@@ -75,7 +75,7 @@ def test_imports_run_downward_no_cycles():
 
 # The layers, bottom first (README "Architecture"): a module imports only its own layer or lower.
 LAYERS = [
-    {"mtl", "data", "names", "registry", "paths", "stats", "hashing", "runstate", "handoffs"},
+    {"mtl", "data", "names", "registry", "paths", "stats", "hashing", "runstate", "handoffs", "progress", "locks"},
     {"config"},
     {"data.columns"},
     {"data.features"},
@@ -85,7 +85,7 @@ LAYERS = [
     {"scoring", "tracking"},
     {"promotion", "serving"},
     {"stages"},
-    {"orchestration", "workspaces", "tuning", "stagelist", "codedeps", "registry_cli", "pipeline", "cli"},
+    {"orchestration", "workspaces", "tuning", "stagelist", "codedeps", "registry_cli", "pipeline", "scaffold", "cli"},
 ]
 RANK = {group: rank for rank, groups in enumerate(LAYERS) for group in groups}
 

@@ -26,10 +26,14 @@ TEST_RAW = "test_raw.parquet"
 TRANSFORM = "transform.json"
 
 
-def read_chunks(raw_file: Path, columns: list[str], chunk_rows: int) -> Iterator[tuple[int, pd.DataFrame]]:
-    """(first global row number, DataFrame) per chunk; strings arrive dictionary-encoded."""
+def read_chunks(raw_file: Path, columns: list[str], chunk_rows: int,
+                progress: str | None = None) -> Iterator[tuple[int, pd.DataFrame]]:
+    """(first global row number, DataFrame) per chunk; strings arrive dictionary-encoded. With
+    ``progress``, the rows read are reported under that name (mtl/progress.py)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
+
+    from mtl.progress import Progress
 
     schema = pq.ParquetFile(raw_file).schema_arrow
     strings = [c for c in columns if pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(schema.field(c).type)]
@@ -37,12 +41,14 @@ def read_chunks(raw_file: Path, columns: list[str], chunk_rows: int) -> Iterator
     # would grow with the file instead of staying at one chunk.
     pf = pq.ParquetFile(raw_file, read_dictionary=strings, pre_buffer=False)
     start = 0
-    for batch in pf.iter_batches(batch_size=chunk_rows, columns=columns):
-        # History columns stay Arrow lists: as a million numpy arrays they would cost seconds. The
-        # Arrow types say all; pandas metadata may name a dtype pandas cannot read back.
-        frame = batch.to_pandas(types_mapper=keep_lists, ignore_metadata=True)
-        yield start, frame
-        start += len(frame)
+    with Progress(progress or "", pf.metadata.num_rows, "rows", enabled=progress is not None) as shown:
+        for batch in pf.iter_batches(batch_size=chunk_rows, columns=columns):
+            # History columns stay Arrow lists: as a million numpy arrays they would cost seconds.
+            # The Arrow types say all; pandas metadata may name a dtype pandas cannot read back.
+            frame = batch.to_pandas(types_mapper=keep_lists, ignore_metadata=True)
+            yield start, frame
+            start += len(frame)
+            shown.update(len(frame))
 
 
 def _columns(data: DataConfig, plan: splits.SplitPlan, names: list[str]) -> list[str]:
@@ -128,7 +134,7 @@ def _fit(raw_file: Path, cfg: Config, plan, columns: list[str]):
     Returns (transform, rows per split); an empty split is an error naming it."""
     fitter = features.Fitter(cfg)
     counts = np.zeros(len(splits.SPLITS), dtype=np.int64)
-    for start, chunk in read_chunks(raw_file, columns, cfg.features.chunk_rows):
+    for start, chunk in read_chunks(raw_file, columns, cfg.features.chunk_rows, "preprocess, pass 1 of 2 (fit)"):
         code = plan.assign(chunk, start)
         counts += np.bincount(code, minlength=len(splits.SPLITS))
         train = code == splits.TRAIN
@@ -157,7 +163,7 @@ def _write_splits(raw_file: Path, cfg: Config, plan, columns: list[str], transfo
     test_schema = pa.schema([raw_schema.field(c) for c in keep])
     test_writer = pq.ParquetWriter(tmp / TEST_RAW, test_schema)
     try:
-        for start, chunk in read_chunks(raw_file, columns, fc.chunk_rows):
+        for start, chunk in read_chunks(raw_file, columns, fc.chunk_rows, "preprocess, pass 2 of 2 (transform)"):
             code = plan.assign(chunk, start)
             arrays = features.apply(chunk, transform)
             for i, writer in enumerate(writers):

@@ -66,7 +66,14 @@ def encode(texts: list[str], name: str, batch_size: int = 256) -> np.ndarray:
     """(len(texts), dim) float32 unit vectors, in the order given."""
     if not texts:
         return np.zeros((0, ENCODERS[name].dim), dtype=np.float32)
+    from mtl.progress import Progress
+
     model = _load(name)
-    vectors = model.encode(list(texts), batch_size=batch_size, convert_to_numpy=True,
-                           normalize_embeddings=True, show_progress_bar=False)
-    return np.asarray(vectors, dtype=np.float32)
+    texts, parts = list(texts), []
+    step = batch_size * 40  # a progress report every 40 batches
+    with Progress(f"text encoding ({name})", len(texts), "texts") as shown:
+        for i in range(0, len(texts), step):
+            parts.append(model.encode(texts[i:i + step], batch_size=batch_size, convert_to_numpy=True,
+                                      normalize_embeddings=True, show_progress_bar=False))
+            shown.update(len(parts[-1]))
+    return np.asarray(np.concatenate(parts), dtype=np.float32)

@@ -79,7 +79,7 @@ class Files(Adapter):
         types_by_file = {f: _types(schema, fmt, cfg) for f, schema in headers.items()}
         present = [c for c in wanted if any(c in t for t in types_by_file.values())]
         schema = _unify(present, types_by_file, cfg)
-        derived = {} if split_col in present else _splits_from_names(files)
+        derived = {} if split_col in present else splits_from_names(files)
         if derived:
             schema = schema.append(pa.field(split_col, pa.string()))
         batches = self._batches(files, fmt, headers, types_by_file, schema, derived, split_col)
@@ -188,7 +188,7 @@ def _compatible(a: "pa.DataType", b: "pa.DataType") -> bool:
         return False
 
 
-def _splits_from_names(files: list[Path]) -> dict[Path, str]:
+def splits_from_names(files: list[Path]) -> dict[Path, str]:
     """file -> split when every file is named for one (train.csv, test.csv) and one is train."""
     if len(files) < 2:
         return {}

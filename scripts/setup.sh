@@ -10,14 +10,18 @@
 #   VENV        where the environment goes (default .venv)
 #   MTL_TORCH   auto (default: CUDA build if nvidia-smi sees a GPU), cpu or cuda; an image build
 #               sees no GPU, so the Dockerfile says which it wants
-#   MTL_EXTRAS  the project's extras to install (default test; text: the sentence encoder for
-#               text columns, which `make test` adds; the Dockerfile: s3)
+#   MTL_EXTRAS  the project's extras to install, comma-separated (default none: the local
+#               pipeline; `make test` installs test,text,team; the Dockerfile team,s3). test: the
+#               test runner; text: the sentence encoder for text columns; team: PostgreSQL
+#               drivers, Celery and MLflow's auth app (the team stack); s3: S3 DVC remotes
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=${VENV:-.venv}
 MTL_TORCH=${MTL_TORCH:-auto}
-MTL_EXTRAS=${MTL_EXTRAS:-test}
+MTL_EXTRAS=${MTL_EXTRAS:-}
+PROJECT_SPEC="."
+[ -n "$MTL_EXTRAS" ] && PROJECT_SPEC=".[$MTL_EXTRAS]"
 PYTHON=${PYTHON:-}
 if [ -z "$PYTHON" ]; then
   for candidate in python3.11 python3 python; do
@@ -65,11 +69,11 @@ echo "==> installing the project and its pinned dependencies (requirements.lock)
 # PYTHONDONTWRITEBYTECODE is set (CI images) it does so every time: each `mtl` stage, DVC
 # command and the promotion load check then starts 5-7 s slower.
 if "${PIP[@]}" install -q "uv==$UV_VERSION" && "$VENV/bin/uv" pip install --python "$VENV/bin/python" -q \
-    --compile-bytecode -c requirements.lock -e ".[$MTL_EXTRAS]"; then
+    --compile-bytecode -c requirements.lock -e "$PROJECT_SPEC"; then
   :
 else
   echo "==> uv unavailable, installing with pip (slower)"
-  "${PIP[@]}" install -q -c requirements.lock -e ".[$MTL_EXTRAS]"
+  "${PIP[@]}" install -q -c requirements.lock -e "$PROJECT_SPEC"
 fi
 "${PIP[@]}" check
 

@@ -186,8 +186,8 @@ def test_dockerfile_builds_from_files_that_exist():
     assert script.is_file() and script.stat().st_mode & 0o111, f"{script} missing or not executable"
     # the torch build is chosen by setup.sh, whose MTL_TORCH the build arg sets
     assert 'MTL_TORCH="${TORCH}"' in text and "MTL_TORCH" in (REPO / "scripts" / "setup.sh").read_text()
-    # and its extras by the EXTRAS build arg: s3 unless .env asks for text too
-    assert 'MTL_EXTRAS="${EXTRAS}"' in text and RESOLVED["airflow-worker"]["build"]["args"]["EXTRAS"] == "s3"
+    # and its extras by the EXTRAS build arg: the team stack and s3 unless .env asks for text too
+    assert 'MTL_EXTRAS="${EXTRAS}"' in text and RESOLVED["airflow-worker"]["build"]["args"]["EXTRAS"] == "team,s3"
     for script in (REPO / "docker").glob("*.sh"):
         assert subprocess.run(["bash", "-n", str(script)]).returncode == 0, script
 

@@ -4,7 +4,8 @@ Reads a sample of the rows (every file of a folder contributes), decides each co
 (mtl/data/ingest/infer.py) and writes params whose every section names the user's columns: the
 schema, one task per label (funnel rules and conditions found in the data), validation ranges,
 evaluation slices, the gate and the scoring keys. Model, training, tuning and Airflow settings
-come from the project's params.yaml (the shipped defaults). Every key is written, so DVC finds
+come from the project's params.yaml (the shipped defaults), and so do its evaluation settings
+other than the columns it names. Every key DVC tracks is written, so DVC finds
 each parameter it tracks; there is no data.synthetic section.
 """
 
@@ -145,7 +146,9 @@ def params_for(source: str, sample: pd.DataFrame, columns: list[Column], templat
                        "columns": {c.name: {"min": 0} for c in numeric
                                    if pd.to_numeric(sample[c.name], errors="coerce").min() >= 0},
                        "expectations": None},
-        "evaluation": {"gauc_by": next((c for c in ids if USER_NAME.search(c)), None),
+        # the project's evaluation settings (bootstrap, baselines...), with columns of this data
+        "evaluation": {**(template.get("evaluation") or {}),
+                       "gauc_by": next((c for c in ids if USER_NAME.search(c)), None),
                        "slices": _slices(sample, schema["categorical"], schema["scenario"])},
         "gate": {"model_name": f"mtl-{name}", "tasks": {t["name"]: _task_gate(t) for t in tasks},
                  "slices": {schema["scenario"]: {"auc": {"max_regression": 0.01},

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from mtl.paths import Paths
+from tests.conftest import set_params
 from tests.code.test_init import _log
 
 pytestmark = pytest.mark.slow
@@ -38,6 +39,8 @@ def _with_signal(log: pd.DataFrame, seed: int) -> pd.DataFrame:
 
 
 def test_init_then_run_without_edits_on_a_parquet_file_and_a_csv_folder(project, tmp_path):
+    # the project's own settings, which init keeps: no baselines (time), small batches (6,000 rows)
+    set_params(project, {"train.batch_size": 256, "evaluation.baselines": False})
     shop = tmp_path / "shop.parquet"
     _with_signal(_log(6000, seed=1).drop(columns=["title"]), seed=1).to_parquet(shop)
     done = _mtl(project, "init", "--from", str(shop), "--labels", "clicked,ordered,seconds_on_page")

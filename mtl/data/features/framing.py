@@ -210,18 +210,20 @@ def _reference(grid: Grid, cfg: PanelConfig, s: np.ndarray, t: np.ndarray, train
     stock at the end of the origin's day (on the shelf less that day's sales, plus on order) and
     the supplier's lead time then: what an order placed at the origin starts from."""
     out = {}
+    scales = {}  # per sums label: the daily scale, the same at every horizon
+    for base, col in cfg.sums.items():
+        train = grid.values[col][:, :training_days]
+        diff = train[:, cfg.SEASON:] - train[:, :-cfg.SEASON]  # NaN where a day is absent: left out
+        with np.errstate(invalid="ignore"):
+            scales[base] = tuple(np.nanmean(e, axis=1)[s] if diff.shape[1] else np.full(len(s), np.nan)
+                                 for e in (np.abs(diff), diff**2))
     for label, (base, h) in cfg.label_horizons.items():
         if base not in cfg.sums:
             continue
         k = np.arange(1, h + 1)
         back = t[:, None] + k - cfg.SEASON * np.ceil(k / cfg.SEASON).astype(int)
-        values = grid.values[cfg.sums[base]]
-        out[f"naive_{label}"] = values[s[:, None], back].sum(axis=1)
-        train = values[:, :training_days]
-        diff = train[:, cfg.SEASON:] - train[:, :-cfg.SEASON]  # NaN where a day is absent: left out
-        with np.errstate(invalid="ignore"):
-            out[f"scale_mae_{label}"] = np.nanmean(np.abs(diff), axis=1)[s] if diff.shape[1] else np.full(len(s), np.nan)
-            out[f"scale_mse_{label}"] = np.nanmean(diff**2, axis=1)[s] if diff.shape[1] else np.full(len(s), np.nan)
+        out[f"naive_{label}"] = grid.values[cfg.sums[base]][s[:, None], back].sum(axis=1)
+        out[f"scale_mae_{label}"], out[f"scale_mse_{label}"] = scales[base]
     if (inv := cfg.inventory) is not None:
         at = {c: grid.values[c][s, t] for c in (inv.on_hand, inv.sold, inv.on_order)}
         # a panel may record the promised lead only on the days an order is placed: the latest

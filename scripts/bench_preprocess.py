@@ -7,7 +7,7 @@ For each size it generates the default synthetic log once (cached in --workdir; 
 not timed), then runs the same streaming build that `mtl preprocess` runs (split, fit the
 transform on the training days, write shards and the raw test rows) in a fresh child process,
 and reports that child's wall time and peak RSS, so sizes do not share memory or warm caches.
-The settings are params.yaml's, with only data.synthetic.rows changed.
+The settings are params.yaml's (or --params FILE's), with only data.synthetic.rows changed.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+import benchparams  # scripts/, beside this file
+
 
 
 def parse_size(text: str) -> int:
@@ -30,34 +31,35 @@ def parse_size(text: str) -> int:
     return int(float(text.rstrip("KM")) * scale)
 
 
-def child(raw: Path, out: Path, rows: int) -> None:
-    sys.path.insert(0, str(ROOT))
-    from mtl.config import load_config
+def child(params: Path, raw: Path, out: Path, rows: int) -> None:
     from mtl.data.features.preprocess import build
 
-    cfg = load_config(ROOT / "params.yaml", {"data.synthetic.rows": rows})
+    cfg = benchparams.load(params, {"data.synthetic.rows": rows})
     summary = build(raw, cfg, out)
     print(json.dumps({"seconds": summary["seconds"]["total"], "fit_seconds": summary["seconds"]["fit"],
                       "rows": summary["rows"], "shards": summary["shards"]}))
 
 
-def ensure_raw(workdir: Path, rows: int) -> Path:
-    sys.path.insert(0, str(ROOT))
-    from mtl.config import load_config
+def ensure_raw(params: Path, workdir: Path, rows: int) -> Path:
+    import hashlib
+
     from mtl.data.ingest import synthetic
 
-    raw = workdir / f"raw_{rows}.parquet"
+    cfg = benchparams.load(params, {"data.synthetic.rows": rows})
+    # cached per generator settings, so another --params never reuses a stale log
+    key = hashlib.md5(cfg.data.synthetic.model_dump_json().encode()).hexdigest()[:8]
+    raw = workdir / f"raw_{rows}_{key}.parquet"
     if not raw.exists():
         started = time.perf_counter()
-        cfg = load_config(ROOT / "params.yaml", {"data.synthetic.rows": rows})
         synthetic.write(cfg.data.synthetic, raw)
         print(f"  generated {rows:,} rows in {time.perf_counter() - started:.0f} s ({raw.stat().st_size / 1e9:.1f} GB)",
               flush=True)
     return raw
 
 
-def measure(raw: Path, out: Path, rows: int) -> dict:
-    proc = subprocess.Popen([sys.executable, __file__, "--child", str(raw), str(out), str(rows)],
+def measure(params: Path, raw: Path, out: Path, rows: int) -> dict:
+    proc = subprocess.Popen([sys.executable, __file__, "--params", str(params), "--child", str(raw), str(out),
+                             str(rows)],
                             stdout=subprocess.PIPE, text=True)
     wall_start = time.perf_counter()
     stdout = proc.stdout.read()
@@ -74,20 +76,22 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="1M,10M,100M")
     p.add_argument("--workdir", default="/tmp/mtl-bench-preprocess", help="cache of generated logs and outputs")
+    benchparams.add_argument(p)
     p.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
-        child(Path(args.child[0]), Path(args.child[1]), int(args.child[2]))
+        child(args.params, Path(args.child[0]), Path(args.child[1]), int(args.child[2]))
         return
+    benchparams.load(args.params)  # a params file that cannot generate the log stops here, before any work
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    print(f"preprocess benchmark on {os.cpu_count()} CPU cores; settings from {ROOT / 'params.yaml'}")
+    print(f"preprocess benchmark on {os.cpu_count()} CPU cores; settings from {args.params}")
     results = []
     for size in [parse_size(s) for s in args.sizes.split(",")]:
         print(f"{size:,} rows:", flush=True)
-        raw = ensure_raw(workdir, size)
+        raw = ensure_raw(args.params, workdir, size)
         out = workdir / f"features_{size}"
-        r = measure(raw, out, size)
+        r = measure(args.params, raw, out, size)
         shutil.rmtree(out, ignore_errors=True)
         results.append((size, r))
         print(f"  preprocess {r['seconds']:.1f} s (process {r['wall']:.1f} s), {size / r['seconds']:,.0f} rows/s, "

@@ -12,6 +12,7 @@ output's manifest) and the wall time of the whole command (interpreter start, ML
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 import subprocess
@@ -21,7 +22,9 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+import benchparams  # scripts/, beside this file
+
+ROOT = benchparams.ROOT
 sys.path.insert(0, str(ROOT))
 
 # One epoch and no baselines: the model's size (not its quality) sets the scoring speed.
@@ -29,7 +32,7 @@ BUILD = {"train.epochs": 1, "train.progress": False, "evaluation.baselines": Fal
          "gate.tasks.click.floor": 0.5, "gate.tasks.add_to_cart.floor": 0.5, "gate.tasks.purchase.floor": 0.5}
 
 
-def build(project: Path, rows: int) -> Path:
+def build(params: Path, project: Path, rows: int) -> Path:
     """A project with a champion; the raw log it was trained on is the scoring input."""
     from mtl.config import apply_overrides
     from mtl.handoffs import Decision
@@ -39,8 +42,8 @@ def build(project: Path, rows: int) -> Path:
         return project
     shutil.rmtree(project, ignore_errors=True)
     project.mkdir(parents=True)
-    for name in ("params.yaml", "dvc.yaml"):
-        shutil.copy(ROOT / name, project / name)
+    shutil.copy(params, project / "params.yaml")
+    shutil.copy(ROOT / "dvc.yaml", project / "dvc.yaml")
     shutil.copytree(ROOT / "configs", project / "configs")
     raw = apply_overrides(yaml.safe_load((project / "params.yaml").read_text()), {**BUILD, "data.synthetic.rows": rows})
     (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
@@ -94,10 +97,15 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=int, default=1_000_000)
     p.add_argument("--data", type=Path, default=ROOT / ".bench-data")
+    benchparams.add_argument(p)
     args = p.parse_args()
-    data = args.data.resolve() / f"scoring_{args.rows}"
+    # checked before any work: a params file that cannot generate the log, or whose tasks lack
+    # the default gate's, stops here with the reason
+    benchparams.load(args.params, {**BUILD, "data.synthetic.rows": args.rows})
+    key = hashlib.md5(args.params.read_bytes()).hexdigest()[:8]  # another --params builds its own champion
+    data = args.data.resolve() / f"scoring_{args.rows}_{key}"
     data.mkdir(parents=True, exist_ok=True)
-    project = build(data / "project", args.rows)
+    project = build(args.params, data / "project", args.rows)
     files = inputs(project, data)
     import torch
 

@@ -30,13 +30,19 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import benchparams  # scripts/, beside this file
+
+ROOT = benchparams.ROOT
 
 PRESET = ROOT / "configs" / "supply_chain.yaml"
 
 
-def run_seed(seed: int, workdir: Path, overrides: dict) -> dict:
+def seed_overrides(seed: int, overrides: dict) -> dict:
+    return {"data.synthetic.seed": seed, "train.seed": seed, "evaluation.seed": seed, "train.progress": False,
+            "evaluation.baselines": ["single_task", "trees"], **overrides}
+
+
+def run_seed(params: Path, seed: int, workdir: Path, overrides: dict) -> dict:
     """One run of the chain up to evaluate; the evaluation payload and the stage times."""
     import yaml
 
@@ -48,9 +54,7 @@ def run_seed(seed: int, workdir: Path, overrides: dict) -> dict:
     if root.exists():
         shutil.rmtree(root)
     root.mkdir(parents=True)
-    raw = apply_overrides(yaml.safe_load(PRESET.read_text()), {
-        "data.synthetic.seed": seed, "train.seed": seed, "evaluation.seed": seed, "train.progress": False,
-        "evaluation.baselines": ["single_task", "trees"], **overrides})
+    raw = apply_overrides(yaml.safe_load(params.read_text()), seed_overrides(seed, overrides))
     (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     cfg, paths = load_config(root / "params.yaml"), Paths.at(root)
     seconds = {}
@@ -171,8 +175,12 @@ def main() -> None:
     p.add_argument("--json", help="keep each seed's evaluation here; a rerun skips the seeds it holds")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting of the preset for every seed (YAML value), e.g. --set train.epochs=4")
+    benchparams.add_argument(p, default=PRESET)
     args = p.parse_args()
+    if any("=" not in kv for kv in args.set):
+        benchparams.fail(f"--set takes KEY=VALUE, got {[kv for kv in args.set if '=' not in kv]}")
     overrides = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+    benchparams.load(args.params, seed_overrides(1, overrides), kind="supply_chain")  # before any work
     store = Path(args.json) if args.json else None
     results = json.loads(store.read_text()) if store and store.is_file() else []
     done = {r["seed"] for r in results}
@@ -180,7 +188,7 @@ def main() -> None:
         if seed in done:
             continue
         started = time.perf_counter()
-        results.append(run_seed(seed, Path(args.workdir), overrides))
+        results.append(run_seed(args.params, seed, Path(args.workdir), overrides))
         print(f"seed {seed}: {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
         if store:
             store.write_text(json.dumps(results, indent=1))

@@ -51,8 +51,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import benchparams  # scripts/, beside this file
+
+ROOT = benchparams.ROOT
 # torch-rechub's trainer draws a tqdm bar per epoch; the table at the end is what matters here.
 os.environ.setdefault("TQDM_DISABLE", "1")
 
@@ -137,32 +138,20 @@ def bench_config(params: Path, rows: int, epochs: int, threads: int, overrides: 
     tasks."""
     import yaml
 
-    from mtl.config import load_config
-
-    from mtl.config import ConfigError
-
-    raw = yaml.safe_load(params.read_text()) or {}
-    data = raw.get("data") or {}
-    kind = (data.get("synthetic") or {}).get("kind", "impressions")
-    tasks = [t for t in raw.get("tasks") or [] if t.get("type", "binary") == "binary"]
-    if data.get("source", "synthetic") != "synthetic" or kind != "impressions" or not tasks:
-        raise SystemExit(
-            f"error: the benchmark trains on the generated impression log, and {params} reads "
-            f"{data.get('source')!r} ({kind if data.get('source') == 'synthetic' else 'files'}) with binary tasks "
-            f"{[t.get('name') for t in tasks]}. Pass --params with a file whose data.source is synthetic (the "
-            f"shipped one: `git show HEAD:params.yaml > /tmp/shipped.yaml`, then --params /tmp/shipped.yaml).")
+    raw = yaml.safe_load(params.read_text()) if params.is_file() else {}
+    tasks = [t for t in (raw or {}).get("tasks") or [] if t.get("type", "binary") == "binary"]
+    if params.is_file() and not tasks:
+        benchparams.fail(f"the benchmark trains the binary tasks, and {params} has none. Pass --params with "
+                         f"{benchparams.SHIPPED['impressions']}.")
     gate = {k: v for k, v in raw.get("gate", {}).get("tasks", {}).items() if k in {t["name"] for t in tasks}}
-    try:
-        return load_config(params, (HYPER if hyper is None else hyper) | {
-            "data.synthetic.rows": rows,
-            "tasks": tasks,
-            "gate.tasks": gate,
-            "train.epochs": epochs,
-            "train.num_threads": threads,
-            "train.progress": False,
-        } | (overrides or {}))
-    except ConfigError as err:
-        raise SystemExit(f"error: {err}") from None
+    return benchparams.load(params, (HYPER if hyper is None else hyper) | {
+        "data.synthetic.rows": rows,
+        "tasks": tasks,
+        "gate.tasks": gate,
+        "train.epochs": epochs,
+        "train.num_threads": threads,
+        "train.progress": False,
+    } | (overrides or {}))
 
 
 def prepare(cfg, workdir: Path) -> Path:

@@ -20,32 +20,34 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import benchparams  # scripts/, beside this file
+
+ROOT = benchparams.ROOT
 
 
-def _config(rows: int, seed: int):
-    from mtl.config import load_config
-
-    return load_config(ROOT / "params.yaml", {"data.synthetic.rows": rows, "data.synthetic.seed": seed})
+def _config(params: Path, rows: int, seed: int):
+    return benchparams.load(params, {"data.synthetic.rows": rows, "data.synthetic.seed": seed})
 
 
-def prepare(rows: int, data: Path) -> tuple[Path, Path]:
-    """The log to validate and the reference transform (cached)."""
+def prepare(params: Path, rows: int, data: Path) -> tuple[Path, Path]:
+    """The log to validate and the reference transform (cached per generator settings)."""
+    import hashlib
+
     import pandas as pd
 
     from mtl.data import features
     from mtl.data.ingest import synthetic
 
     data.mkdir(parents=True, exist_ok=True)
-    log = data / f"synthetic_{rows}.parquet"
+    key = hashlib.md5(_config(params, rows, 42).data.synthetic.model_dump_json().encode()).hexdigest()[:8]
+    log = data / f"synthetic_{rows}_{key}.parquet"
     if not log.is_file():
         t = time.perf_counter()
-        synthetic.write(_config(rows, 42).data.synthetic, log)
+        synthetic.write(_config(params, rows, 42).data.synthetic, log)
         print(f"generated {rows:,} rows in {time.perf_counter() - t:.0f} s -> {log}")
-    reference = data / "reference_transform.json"
+    reference = data / f"reference_transform_{key}.json"
     if not reference.is_file():
-        cfg = _config(1_000_000, 42)  # the champion was trained on earlier data of the same world
+        cfg = _config(params, 1_000_000, 42)  # the champion was trained on earlier data of the same world
         sample = data / "reference_1m.parquet"
         synthetic.write(cfg.data.synthetic, sample)
         features.fit(pd.read_parquet(sample), cfg).save(reference)
@@ -53,13 +55,13 @@ def prepare(rows: int, data: Path) -> tuple[Path, Path]:
     return log, reference
 
 
-def measure(log: Path, reference: Path, docs: Path) -> dict:
+def measure(params: Path, log: Path, reference: Path, docs: Path) -> dict:
     """Runs in the child process: the validate stage's work, timed step by step."""
     started = time.perf_counter()
     from mtl.data.features import Transform
     from mtl.data.contracts.validation import validate_file
 
-    cfg = _config(10, 42)
+    cfg = _config(params, 10, 42)
     t = Transform.load(reference)
     ref = {"name": "reference", "stats": t.stats, "categorical": t.categorical}
     # what the validate stage calls: imports GX while reading, then the suite (Checkpoint and Data
@@ -80,15 +82,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--data", type=Path, default=ROOT / ".bench-data")
+    benchparams.add_argument(parser)
     parser.add_argument("--child", nargs=3, metavar=("LOG", "REFERENCE", "DOCS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(*map(Path, args.child))))
+        print(json.dumps(measure(args.params, *map(Path, args.child))))
         return
-    log, reference = prepare(args.rows, args.data)
+    log, reference = prepare(args.params, args.rows, args.data)
     docs = args.data / "data_docs"
     env = os.environ | {"PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, __file__, "--child", str(log), str(reference), str(docs)],
+    out = subprocess.run([sys.executable, __file__, "--params", str(args.params), "--child", str(log), str(reference),
+                          str(docs)],
                          capture_output=True, text=True, env=env)
     if out.returncode != 0:
         sys.exit(out.stderr)

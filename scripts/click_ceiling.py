@@ -21,28 +21,28 @@ the trained model's and the single-task baseline's AUC per item-frequency band f
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import benchparams  # scripts/, beside this file
+
+ROOT = benchparams.ROOT
 
 
 def main() -> None:
-    from mtl.config import load_config
     from mtl.data.ingest import synthetic
+    from mtl.paths import Paths
 
-    cfg = load_config(ROOT / "params.yaml")
-    if cfg.data.source != "synthetic" or cfg.data.synthetic.kind != "impressions":
-        sys.exit("needs data.source: synthetic with data.synthetic.kind: impressions (the ceilings come from the "
-                 "impression generator's latent factors)")
+    # the ceilings come from the impression generator's latent factors, so params.yaml must generate that log
+    cfg = benchparams.load(ROOT / "params.yaml")
+    raw_file = Paths.at(ROOT).raw_file
+    if not raw_file.is_file():
+        benchparams.fail(f"{raw_file} does not exist: run the pipeline first (`make run`, or `mtl generate`)")
     world = synthetic.build_world(cfg.data.synthetic)
-    raw = pd.read_parquet(ROOT / "data/01_raw/impressions.parquet",
-                          columns=["ts", "user_id", "item_id", "click", "p_click"])
+    raw = pd.read_parquet(raw_file, columns=["ts", "user_id", "item_id", "click", "p_click"])
     last_day = raw["ts"].max().normalize()
     test = raw[raw["ts"] >= last_day - pd.Timedelta(days=cfg.data.split.test_days - 1)]
     train = raw[raw["ts"] < last_day - pd.Timedelta(days=cfg.data.split.test_days + cfg.data.split.validation_days - 1)]

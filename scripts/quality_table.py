@@ -30,19 +30,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import benchparams  # scripts/, beside this file
 
 
 def main() -> None:
-    from mtl.config import load_config
     from mtl.models import ARCHITECTURES
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -55,7 +52,10 @@ def main() -> None:
     p.add_argument("--json", help="write the raw results here after every run; a rerun skips the runs it holds")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting for every model (YAML value), e.g. --set model.norm=batch")
+    benchparams.add_argument(p)
     args = p.parse_args()
+    if any("=" not in kv for kv in args.set):
+        benchparams.fail(f"--set takes KEY=VALUE, got {[kv for kv in args.set if '=' not in kv]}")
 
     import pandas as pd
 
@@ -78,7 +78,7 @@ def main() -> None:
         overrides["data.schema.sequence"] = {"hist_item_ids": "item_id", "hist_category_ids": "category_id"}
     if any("text" in v for v in variants):
         overrides["data.schema.text"] = ["title"]
-    cfg = load_config(ROOT / "params.yaml", overrides)
+    cfg = benchparams.load(args.params, overrides)
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     raw = work / f"raw_{cfg.data.synthetic.rows}.parquet"
@@ -108,8 +108,8 @@ def main() -> None:
                 results.setdefault(name, []).append(done[name][str(seed)] | {"seed": seed})
                 print(f"{name} seed {seed}: from {args.json}", flush=True)
                 continue
-            run_cfg = load_config(ROOT / "params.yaml",
-                                  overrides | chosen | {"model.architecture": arch, "train.seed": seed})
+            run_cfg = benchparams.load(args.params,
+                                       overrides | chosen | {"model.architecture": arch, "train.seed": seed})
             started = time.perf_counter()
             result = loop.train(train_rows, val, spec, transform.tasks, run_cfg, text_table=table_)
             scores = Scorer(transform, result.model).predict(test_rows)

@@ -10,7 +10,7 @@ from mtl.config import parse_config
 from mtl.data.ingest.infer import InferenceError, infer
 from mtl.scaffold import describe, init
 from mtl.stagelist import missing_params
-from tests.conftest import REPO
+from tests.conftest import REPO, SHARED_SAMPLES
 
 
 def _log(n: int = 3000, seed: int = 0) -> pd.DataFrame:
@@ -48,6 +48,29 @@ def test_each_column_gets_its_role_and_a_reason():
     assert cols["seconds_on_page"].extra == {"type": "regression"} and cols["clicked"].extra == {"type": "binary"}
     assert cols["recent_skus"].extra == {"vocabulary": "sku_id"} and cols["amount"].extra == {"log": True}
     assert "unique to every row" in cols["event_uuid"].reason and all(c.reason for c in cols.values())
+
+
+def test_ids_encoded_in_order_of_appearance_are_categories_and_counters_stay_numbers():
+    """Ali-CCP names its fields by number (205 item, 207 shop, 216 brand...) and encodes them in
+    order of first appearance, 0 meaning unknown: ids that no name gives away. A position in a
+    session also first appears in order, but falls in frequency: a number."""
+    sample = pd.read_csv(SHARED_SAMPLES / "ali_ccp_train_sample.csv")
+    roles = {c.name: (c.role, c.reason) for c in infer(sample)}
+    for field in ("205", "207", "210", "216"):
+        assert sample[field].nunique() > 50  # too many values for the small-integer rule
+        assert roles[field][0] == "categorical" and "first appearance" in roles[field][1], (field, roles[field])
+    assert roles["D508"][0] == "numeric"  # its dense features stay numbers
+
+    rng = np.random.default_rng(0)
+    n = 5000
+    log = pd.DataFrame({"clicked": rng.integers(0, 2, n),
+                        # 1, 2, ... ever rarer, sorted: each value first appears after the one before
+                        "position": np.sort(np.minimum(rng.geometric(0.05, n), 80)),
+                        "shop": pd.factorize(rng.integers(0, 10_000, n))[0] + 1})
+    values = log["position"].nunique()
+    assert values > 50 and (pd.unique(log["position"]) == np.arange(1, values + 1)).all()
+    got = {c.name: c.role for c in infer(log)}
+    assert got["shop"] == "categorical" and got["position"] == "numeric"
 
 
 def test_zero_one_columns_are_labels_unless_labels_are_named():

@@ -94,6 +94,23 @@ def _history_of(values: pd.Series, categorical: dict[str, set]) -> str | None:
     return best if best is not None and elements.isin(categorical[best]).mean() >= 0.5 else None
 
 
+def _encoded_ids(v: pd.Series) -> bool:
+    """Integers numbered 1, 2, 3, ... in the order they first appear (0, wherever it first appears,
+    being the usual code for unknown), with many values: the signature of ids encoded by a label
+    encoder (Ali-CCP's fields, Kaggle-style logs), whose names say nothing. A counter (a position
+    in a session, a visit number) also first appears in order, but its small values are the most
+    frequent; ids' frequencies do not fall with the value."""
+    if not pd.api.types.is_integer_dtype(v) or v.nunique() <= CATEGORY_MAX:
+        return False
+    first = pd.unique(v.to_numpy())
+    first = first[first != 0]
+    if not np.array_equal(first, np.arange(1, len(first) + 1)):
+        return False
+    counts = v.value_counts().sort_index()
+    falling = pd.Series(counts.index).corr(pd.Series(counts.to_numpy()), method="spearman")
+    return not falling < -0.8
+
+
 def _scalar(name: str, values: pd.Series, rows: int, labels_given: bool) -> Column:
     """The role of a column that is no label, time, split or list."""
     v = values.dropna()
@@ -110,6 +127,9 @@ def _scalar(name: str, values: pd.Series, rows: int, labels_given: bool) -> Colu
     if pd.api.types.is_numeric_dtype(v):
         if pd.api.types.is_integer_dtype(v) and ID_NAME.search(name):
             return Column(name, "categorical", "integers named like an id")
+        if _encoded_ids(v):
+            return Column(name, "categorical", f"{v.nunique()} integers numbered in order of first appearance: "
+                          f"encoded ids")
         if pd.api.types.is_integer_dtype(v) and v.nunique() <= CATEGORY_MAX:
             return Column(name, "categorical", f"integers with {v.nunique()} values: a category")
         if _skewed(v):

@@ -27,6 +27,16 @@ def _find_samples() -> Path:
 
 SHARED_SAMPLES = _find_samples()
 
+
+def pytest_configure(config) -> None:
+    """Each xdist worker (and every process it starts: stages, DVC, Airflow tasks) gets its share
+    of the cores through OMP_NUM_THREADS, which torch, scikit-learn and train.num_threads: 0
+    read. Two workers that each took every core spent most of their time waiting on each
+    other's threads: a training test took 60 s beside another instead of 12 s alone."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
+        os.environ["OMP_NUM_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) // workers))
+
 # A small but complete version of the default pipeline: seconds instead of minutes.
 SMALL_OVERRIDES = {
     "data.synthetic.rows": 30_000,

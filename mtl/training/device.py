@@ -31,6 +31,20 @@ def cpu_has_bf16() -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
+def auto_threads() -> int:
+    """train.num_threads 0: the cores this process may use, or $OMP_NUM_THREADS where it is set
+    (a scheduler's or a shared machine's share: processes that each take every core of a busy
+    machine spend their time waiting on each other's threads). Under torchrun the CPU processes
+    of the machine share its cores; torchrun sets OMP_NUM_THREADS=1 in them by default, which
+    is not a share, so it is not read there."""
+    cores = len(os.sched_getaffinity(0))
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "0"))
+    if local > 0:
+        return max(1, cores // local)
+    told = os.environ.get("OMP_NUM_THREADS", "")
+    return int(told) if told.isdigit() and int(told) > 0 else cores
+
+
 def select_runtime(requested: str = "auto", num_threads: int = 0, local_rank: int = 0,
                    precision: str = "auto") -> Runtime:
     """``precision``: auto (bf16 autocast on GPUs that support it and on CPUs with AMX or AVX-512
@@ -42,9 +56,7 @@ def select_runtime(requested: str = "auto", num_threads: int = 0, local_rank: in
     if num_threads > 0:
         torch.set_num_threads(num_threads)
     elif not use_cuda:
-        # Several CPU processes under torchrun share the cores instead of each taking them all.
-        local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // local))
+        torch.set_num_threads(auto_threads())
     if use_cuda:
         torch.backends.cuda.matmul.allow_tf32 = True
         device = torch.device("cuda", local_rank)  # one GPU per torchrun process

@@ -34,7 +34,9 @@ GPU_TASKS = {"baseline", "train"}  # gpu_task_args: what runs in the GPU pool an
 def stack(tmp_path_factory):
     root = tmp_path_factory.mktemp("stack")
     project = copy_project(root / "project")
-    set_params(project, LIVE_OVERRIDES)
+    # The killed training task is retried after 5 s rather than the shipped 30 (the retry, not its
+    # delay, is under test here; test_dag_integrity checks the shipped backoff).
+    set_params(project, LIVE_OVERRIDES | {"airflow.retry_delay_seconds": 5})
     # The DVC remote the run pushes to ($MTL_DVC_REMOTE): in the stack the MinIO bucket, here a folder.
     subprocess.run([sys.executable, "-m", "dvc", "remote", "add", "--local", "team", str(root / "minio" / "dvc")],
                    cwd=project, check=True, capture_output=True)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mtl.training import loop
-from mtl.training.device import cpu_has_bf16, select_runtime
+from mtl.training.device import auto_threads, cpu_has_bf16, select_runtime
 from tests.model.test_model import SPEC, TASKS, config, synthetic_arrays
 
 SPEC_T = type(SPEC)(SPEC.cardinalities, SPEC.n_numeric, SPEC.tasks, ("binary", "binary", "regression"))
@@ -20,6 +20,29 @@ def test_auto_precision_follows_the_cpu():
     expected = torch.bfloat16 if cpu_has_bf16() else None
     assert select_runtime("cpu").amp_dtype == expected
     assert select_runtime("cpu", precision="fp32").amp_dtype is None
+
+
+def test_threads_follow_omp_num_threads_and_torchrun_shares_the_cores(monkeypatch):
+    import os
+
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert auto_threads() == cores
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # a scheduler's share of a busy machine
+    assert auto_threads() == 1
+    before = torch.get_num_threads()
+    try:
+        select_runtime("cpu")
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    monkeypatch.setenv("OMP_NUM_THREADS", "oops")
+    assert auto_threads() == cores
+    # under torchrun (which sets OMP_NUM_THREADS=1 itself), the machine's processes share its cores
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert auto_threads() == max(1, cores // 2)
 
 
 def test_bf16_on_cpu_learns_where_supported():

@@ -8,7 +8,7 @@
 #
 # Run it after changing a pin or an extra in pyproject.toml, then commit both files. It resolves
 # the project with every extra (test, text, s3, team) in a scratch environment, checks it
-# (`pip check`), and freezes it, sorted as before; torch is pinned without its build suffix
+# (`pip check`), and freezes it, names normalised and sorted; torch is pinned without its build suffix
 # (setup.sh picks the CPU or CUDA build of that version). Run with nothing changed, it writes the
 # same file: the existing pins are the resolver's constraints, except the packages pyproject.toml
 # pins itself (its pin wins) and those named by --upgrade-package.
@@ -51,16 +51,26 @@ PY="$SCRATCH/venv/bin/python"
 UV="$SCRATCH/venv/bin/uv"
 "$PY" -m pip install -q --disable-pip-version-check "uv==0.13.9"
 TORCH=$(sed -n 's/^ *"torch==\([^"]*\)",.*/\1/p' pyproject.toml)
-"$UV" pip install --python "$PY" -q "torch==$TORCH+cpu" 2>/dev/null \
-  || "$UV" pip install --python "$PY" -q "torch==$TORCH+cpu" \
+# torch through pip, as setup.sh installs it: pip reads the machine's own configuration (a local
+# wheel folder, a mirror), which uv does not
+"$PY" -m pip install -q --disable-pip-version-check "torch==$TORCH+cpu" 2>/dev/null \
+  || "$PY" -m pip install -q --disable-pip-version-check "torch==$TORCH+cpu" \
        --extra-index-url "${TORCH_CPU_INDEX:-https://download.pytorch.org/whl/cpu}"
 "$UV" pip install --python "$PY" -q -c "$SCRATCH/constraints.txt" -e ".[test,text,s3,team]"
 "$PY" -m pip check --disable-pip-version-check
-"$PY" -m pip freeze --disable-pip-version-check --exclude-editable | sed 's/+cpu$//' | LC_ALL=C sort -f > "$SCRATCH/lock"
+# names normalised (PEP 503), so pip and uv installs freeze to the same lines, in a stable order
+cat > "$SCRATCH/normalise.py" <<'PY'
+import re, sys
+pins = (line.strip().split("==", 1) for line in sys.stdin if "==" in line)
+print("\n".join(sorted(f"{re.sub(r'[-_.]+', '-', name).lower()}=={version.removesuffix('+cpu')}"
+                        for name, version in pins)))
+PY
+"$PY" -m pip freeze --disable-pip-version-check --exclude-editable --exclude uv | "$PY" "$SCRATCH/normalise.py" \
+  > "$SCRATCH/lock"
 if cmp -s "$SCRATCH/lock" requirements.lock; then
   echo "requirements.lock: unchanged ($(wc -l < requirements.lock) packages)"
 else
-  diff <(LC_ALL=C sort -f requirements.lock 2>/dev/null) "$SCRATCH/lock" | sed -n 's/^[<>] /  &/p' || true
+  diff requirements.lock "$SCRATCH/lock" | sed -n 's/^[<>] /  &/p' || true
   cp "$SCRATCH/lock" requirements.lock
   echo "requirements.lock: $(wc -l < requirements.lock) packages (changes above: < old, > new)"
 fi

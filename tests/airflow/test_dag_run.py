@@ -223,8 +223,8 @@ SUPPLY_CHAIN_SMALL = {"data.synthetic.items": 15, "data.synthetic.warehouses": 2
                       "train.min_steps_per_epoch": None,
                       "evaluation.bootstrap": 20, "model.temporal.dilations": [1, 2, 4],
                       **{f"gate.tasks.{t}.floor": None for t in ("demand", "stockout", "late_delivery")}}
-SUPPLY_CHAIN_TASKS = ["demand", "demand_p50", "demand_p90", "demand_14d_p90", "demand_21d_p90", "stockout",
-                      "late_delivery"]
+SUPPLY_CHAIN_TASKS = ["demand", "demand_p50", "demand_p90", "demand_14d", "demand_21d", "demand_14d_p90",
+                      "demand_21d_p90", "stockout", "late_delivery"]
 
 
 def test_the_supply_chain_preset_runs_through_the_dags_unchanged(project, airflow_home):
@@ -260,6 +260,11 @@ def test_the_supply_chain_preset_runs_through_the_dags_unchanged(project, airflo
     assert {"model P90", "seasonal naive", "trees P90", "oracle mean"} <= set(cost["policies"])
     assert sum(cost["rows_by_horizon"].values()) == cost["rows"] > 0 and cost["rows_by_horizon"]["7"] == 0
     assert metrics["demand_21d_p90"]["forecast"]["horizon"] == 21
+    # the point forecast at each horizon, scored as the week's is
+    for task, days in (("demand_14d", 14), ("demand_21d", 21)):
+        forecast = metrics[task]["forecast"]
+        assert forecast["horizon"] == days and {"wape", "mase", "rmsse", "bias"} <= set(forecast), forecast
+        assert {"wape", "mase"} <= set(forecast["naive"]) and "wape" in forecast["oracle"]
     decision = json.loads((latest / "data" / "06_promotion" / "decision.json").read_text())
     assert {t["task"]: t["metric"] for t in decision["tasks"]}["demand"] == "wape"
     assert decision["promote"] and decision["load_check"]["passed"], decision

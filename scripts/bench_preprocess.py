@@ -41,14 +41,10 @@ def child(params: Path, raw: Path, out: Path, rows: int) -> None:
 
 
 def ensure_raw(params: Path, workdir: Path, rows: int) -> Path:
-    import hashlib
-
     from mtl.data.ingest import synthetic
 
     cfg = benchparams.load(params, {"data.synthetic.rows": rows})
-    # cached per generator settings, so another --params never reuses a stale log
-    key = hashlib.md5(cfg.data.synthetic.model_dump_json().encode()).hexdigest()[:8]
-    raw = workdir / f"raw_{rows}_{key}.parquet"
+    raw = workdir / f"raw_{rows}_{benchparams.log_key(cfg)}.parquet"  # another --params: another log
     if not raw.exists():
         started = time.perf_counter()
         synthetic.write(cfg.data.synthetic, raw)

@@ -31,15 +31,13 @@ def _config(params: Path, rows: int, seed: int):
 
 def prepare(params: Path, rows: int, data: Path) -> tuple[Path, Path]:
     """The log to validate and the reference transform (cached per generator settings)."""
-    import hashlib
-
     import pandas as pd
 
     from mtl.data import features
     from mtl.data.ingest import synthetic
 
     data.mkdir(parents=True, exist_ok=True)
-    key = hashlib.md5(_config(params, rows, 42).data.synthetic.model_dump_json().encode()).hexdigest()[:8]
+    key = benchparams.log_key(_config(params, rows, 42))
     log = data / f"synthetic_{rows}_{key}.parquet"
     if not log.is_file():
         t = time.perf_counter()

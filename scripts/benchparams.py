@@ -60,6 +60,13 @@ def load(params: str | Path, overrides: dict[str, Any] | None = None, *, kind: s
         fail(str(err))
 
 
+def log_key(cfg) -> str:
+    """A short key of the generator settings: a cached log is reused only by the same settings."""
+    import hashlib
+
+    return hashlib.md5(cfg.data.synthetic.model_dump_json().encode()).hexdigest()[:8]
+
+
 def add_argument(parser, default: Path = ROOT / "params.yaml") -> None:
     """The --params option every benchmark takes."""
     parser.add_argument("--params", type=Path, default=default,

@@ -62,8 +62,23 @@ def _parser() -> argparse.ArgumentParser:
                              description="Data and transform hashes, validation result, params, git commit, "
                              "pipeline run and MLflow run of a version, and the champions it replaced.")
     lineage.add_argument("version", help="the model version number (see `mtl champion`)")
+    lineage.add_argument("--verify", action="store_true", help="also re-hash the version's data in the DVC cache and "
+                         "check its transform's fingerprint (reads every file)")
+    _gc_parser(sub)
     _tune_parser(sub)
     return p
+
+
+def _gc_parser(sub) -> None:
+    gc = sub.add_parser("gc", help="remove what the retention policy expires (params.yaml retention)",
+                        description="Apply the retention policy to MLflow (expired runs, logged models and registry "
+                        "versions), the DVC cache, quarantined batches, daily score files and Airflow's history of "
+                        "the project's DAGs. The champion, the previous champion and the lineage of every version "
+                        "that was ever champion are always kept. Waits for running pipelines (it takes their locks).")
+    gc.add_argument("--dry-run", action="store_true", help="print what would go and the space it frees; delete nothing")
+    gc.add_argument("--verbose", action="store_true", help="list every item, not only the totals per store")
+    gc.add_argument("--as-of", metavar="YYYY-MM-DD", help="date the ages from this day instead of now (with --dry-run: "
+                    "what gc will remove by then)")
 
 
 TUNE_HELP = (
@@ -208,7 +223,10 @@ def _report(args, cfg, root, paths) -> int:
 def _registry(args, cfg, root, paths) -> int:
     from mtl import registry_cli
 
-    print(getattr(registry_cli, args.command)(cfg, paths, *([args.version] if args.command == "lineage" else [])))
+    if args.command == "lineage":
+        print(registry_cli.lineage(cfg, paths, args.version, rehash=args.verify))
+    else:
+        print(getattr(registry_cli, args.command)(cfg, paths))
     return 0
 
 
@@ -255,6 +273,22 @@ def _write_dvc_yaml(args, cfg, root, paths) -> int:
     return _dvc_yaml(root / "dvc.yaml", args.check)
 
 
+def _gc(args, cfg, root, paths) -> int:
+    import datetime as dt
+
+    from mtl.config import ConfigError
+    from mtl.maintenance.gc import gc
+
+    now = None
+    if args.as_of:
+        try:
+            now = dt.datetime.strptime(args.as_of, "%Y-%m-%d").replace(tzinfo=dt.timezone.utc).timestamp()
+        except ValueError:
+            raise ConfigError(f"--as-of {args.as_of!r} is not a day: use YYYY-MM-DD") from None
+    gc(cfg, paths, dry_run=args.dry_run, now=now, verbose=args.verbose)
+    return 0
+
+
 def _search(args, cfg, root, paths) -> int:
     print(_tune(cfg, paths, args))
     return 0
@@ -264,7 +298,8 @@ def _search(args, cfg, root, paths) -> int:
 SETUP_COMMANDS = {"init": _init}
 # The commands that are not a plain stage call; every other subcommand runs its stage.
 COMMANDS = {"run": _run, "report": _report, "dvc-yaml": _write_dvc_yaml, "champion": _registry,
-            "rollback": _registry, "lineage": _registry, "score": _score, "train": _train, "tune": _search}
+            "rollback": _registry, "lineage": _registry, "score": _score, "train": _train, "tune": _search,
+            "gc": _gc}
 
 
 def _errors() -> tuple[tuple[type, ...], tuple[type, ...]]:

@@ -12,23 +12,24 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 REPEAT_SECONDS = 60.0
 
 
 @contextmanager
-def exclusive(path: Path, what: str, poll_seconds: float = 1.0, say=None) -> Iterator[None]:
+def exclusive(path: Path, what: str, poll_seconds: float = 1.0, say=None, shared: bool = False) -> Iterator[None]:
     """Hold the lock at ``path``; while another process holds it, wait, and say so through
-    ``say`` (default: a line on stderr) with ``what`` the lock guards."""
+    ``say`` (default: a line on stderr) with ``what`` the lock guards. ``shared``: any number of
+    shared holders at once, none while an exclusive one holds it (a reader-writer lock)."""
     say = say or (lambda line: print(line, file=sys.stderr, flush=True))
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as fh:  # not "w": a waiter must not wipe the holder's pid
         started = last = None
         while True:
             try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fh, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
                 now = time.monotonic()
@@ -41,13 +42,23 @@ def exclusive(path: Path, what: str, poll_seconds: float = 1.0, say=None) -> Ite
                 time.sleep(poll_seconds)
         if started is not None:
             say(f"{what}: lock acquired after {time.monotonic() - started:.0f} s")
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"{os.getpid()}\n")
-        fh.flush()
+        if not shared:  # the holder a waiter names; shared holders are many, so none is written
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"{os.getpid()}\n")
+            fh.flush()
         try:
             yield
         finally:
-            fh.seek(0)
-            fh.truncate()
+            if not shared:
+                fh.seek(0)
+                fh.truncate()
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def project_stores(home: Path, shared: bool) -> AbstractContextManager[None]:
+    """The lock on a project's stores (<home>/.mtl/store.lock): shared by every DVC command of a
+    run (mtl/pipeline.py), exclusive for `mtl gc`, which must not remove a cache entry a stage is
+    writing before its dvc.lock lists it."""
+    what = "`mtl gc` (it removes what the retention policy expires)" if shared else "the runs using the project's stores"
+    return exclusive(Path(home) / ".mtl" / "store.lock", what, shared=shared)

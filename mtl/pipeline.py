@@ -17,7 +17,8 @@ from pathlib import Path
 
 import yaml
 
-from mtl.locks import exclusive
+from mtl.locks import exclusive, project_stores
+from mtl.paths import home_of
 
 PROJECT_ENV = "MTL_PROJECT_DIR"
 
@@ -96,13 +97,13 @@ def dvc(args: list[str], root: Path, echo=None) -> None:
     """
     cmd = [sys.executable, "-m", "dvc", *args]
     if echo is None:
-        with workspace_lock(root):
+        with workspace_lock(root), project_stores(home_of(root), shared=True):
             rc = subprocess.run(cmd, cwd=root, env=_env()).returncode
         if rc != 0:
             raise StageFailed(f"`dvc {' '.join(args)}` failed (exit {rc}); its output is above")
         return
     tail: list[str] = []
-    with workspace_lock(root):
+    with workspace_lock(root), project_stores(home_of(root), shared=True):
         proc = subprocess.Popen(
             cmd, cwd=root, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
         )

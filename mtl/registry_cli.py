@@ -53,7 +53,7 @@ def rollback(cfg: Config, paths: Paths) -> str:
     return f"{name}: version {restored} is @champion again; version {demoted} was rolled back"
 
 
-def lineage(cfg: Config, paths: Paths, version: str) -> str:
+def lineage(cfg: Config, paths: Paths, version: str, rehash: bool = False) -> str:
     tracking.configure(paths)
     name = cfg.gate.model_name
     record = registry.version_record(name, version)
@@ -63,7 +63,35 @@ def lineage(cfg: Config, paths: Paths, version: str) -> str:
         keys = sorted(k for k in params if k.split(".")[0] in ("model", "train", "tasks"))
         lines.append("  params (model, train, tasks; data and features are pinned by the hashes above)")
         lines += [f"    {k} = {params[k]}" for k in keys]
+    lines += _data_check(paths, record["tags"], rehash)
     chain = registry.champion_chain(name, version)
     if len(chain) > 1:
         lines.append("  replaced              " + " <- ".join(f"v{v}" for v in chain))
     return "\n".join(lines)
+
+
+def _data_check(paths: Paths, tags: dict, rehash: bool) -> list[str]:
+    """Whether the data the version records is still in the DVC cache (what `mtl gc` keeps), and
+    with ``rehash`` whether it and the fitted transform hash as recorded."""
+    from mtl.maintenance import dvc_store
+    from mtl.maintenance.policy import EXPIRED_TAG
+
+    hashes = [v for k, v in sorted(tags.items()) if k.startswith("mtl.dvc.")]
+    if tags.get(EXPIRED_TAG) == "expired":
+        return ["  data in the DVC cache  removed by `mtl gc`: the version expired under the retention policy "
+                "(its decision, reason and test metrics are kept)"]
+    if not hashes:
+        return ["  data in the DVC cache  not recorded (the run was not made by `dvc repro`)"]
+    checked, problems = dvc_store.verify(paths.home, hashes, rehash)
+    if problems:
+        return [f"  data in the DVC cache  MISSING: {len(problems)} of {checked} entries"] + \
+            [f"    {p}" for p in problems[:10]]
+    lines = [f"  data in the DVC cache  {checked} entries present" + (", each hashing as recorded" if rehash else "")]
+    features, expected = tags.get("mtl.dvc.03_features"), tags.get("mtl.transform_sha256")
+    if rehash and features and expected:
+        from mtl.data.features import Transform
+
+        found = dvc_store.file_in(paths.home, features, "transform.json")
+        ok = found is not None and Transform.load(found).fingerprint() == expected
+        lines.append(f"  transform in the cache {'matches' if ok else 'DOES NOT MATCH'} the recorded fingerprint")
+    return lines

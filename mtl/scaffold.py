@@ -24,12 +24,12 @@ from mtl.data.ingest.adapters.files import Files, format_of, splits_from_names
 from mtl.data.ingest.infer import Column, condition_of, implied_by, infer
 
 SAMPLE_ROWS = 100_000
-TEMPLATE_SECTIONS = ("features", "model", "train", "tune", "airflow")  # taken from params.yaml as they are
+TEMPLATE_SECTIONS = ("features", "model", "train", "tune", "airflow", "retention")  # taken from params.yaml as they are
 USER_NAME = re.compile(r"(user|visitor|customer|member|buyer|client|uid)", re.IGNORECASE)
 SCENARIO_NAME = re.compile(r"^(scenario|domain|surface|channel|country|market|site|platform)$", re.IGNORECASE)
 MAX_SLICE_VALUES = 20
 SECTION_ORDER = ("data", "features", "tasks", "model", "train", "tune", "validation", "evaluation", "gate", "scoring",
-                 "airflow")
+                 "airflow", "retention")
 
 
 def read_sample(path: Path, rows: int = SAMPLE_ROWS) -> pd.DataFrame:

@@ -195,17 +195,22 @@ def _keep_as_latest(workspace: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def sweep(home: Path, keep_failed_hours: float, now: float | None = None) -> list[Path]:
-    """Remove the kept workspaces of failed runs older than ``keep_failed_hours``, and half-made
-    ones; returns what went."""
+def expired(home: Path, keep_failed_hours: float, now: float | None = None) -> list[Path]:
+    """The kept workspaces of failed runs older than ``keep_failed_hours``, and half-made ones."""
     now = time.time() if now is None else now
-    gone = []
+    found = []
     folder = runs_dir(home)
     for ws in sorted(folder.iterdir()) if folder.is_dir() else []:
         stamp = ws / STATE_DIR / FAILED_AT
         stale_tmp = (ws.name.endswith(".tmp") or ws.name.startswith(f".{LATEST}.")) and now - ws.stat().st_mtime > 3600
-        expired = stamp.is_file() and now - float(stamp.read_text() or 0) > keep_failed_hours * 3600
-        if stale_tmp or expired:
-            shutil.rmtree(ws, ignore_errors=True)
-            gone.append(ws)
+        if stale_tmp or (stamp.is_file() and now - float(stamp.read_text() or 0) > keep_failed_hours * 3600):
+            found.append(ws)
+    return found
+
+
+def sweep(home: Path, keep_failed_hours: float, now: float | None = None) -> list[Path]:
+    """Remove what ``expired`` finds; returns what went."""
+    gone = expired(home, keep_failed_hours, now)
+    for ws in gone:
+        shutil.rmtree(ws, ignore_errors=True)
     return gone

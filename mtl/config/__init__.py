@@ -26,6 +26,7 @@ from mtl.config.operations import AirflowConfig, DailyScoringConfig, RetrainingC
 from mtl.config.panel import InventoryConfig, OrdersConfig, PanelConfig
 from mtl.config.quality import (DriftConfig, EvaluationConfig, GateConfig, InventoryCosts, Levels, Limit, SliceGate,
                                 TaskGate, ValidationConfig)
+from mtl.config.retention import RetentionConfig
 from mtl.config.tune import DEFAULT_SPACE, SearchDimension, TuneConfig, not_tunable
 from mtl.names import ARCHITECTURES, SYNTHETIC_KINDS
 
@@ -33,7 +34,7 @@ __all__ = [
     "AirflowConfig", "CategoricalSpec", "Condition", "Config", "ConfigError", "DEFAULT_SPACE", "DailyScoringConfig",
     "DataConfig", "DistributedConfig", "DriftConfig", "EvaluationConfig", "FeaturesConfig", "Fraction", "GateConfig",
     "InventoryConfig", "InventoryCosts", "Levels", "Limit", "ModelConfig", "NumericSpec", "OrdersConfig", "PanelConfig",
-    "PositiveInt", "RetrainingConfig",
+    "PositiveInt", "RetentionConfig", "RetrainingConfig",
     "SchemaConfig", "ScoringConfig", "SearchDimension", "SliceGate", "SplitConfig", "SupplyChainConfig",
     "SyntheticConfig", "TaskConfig", "TaskGate", "TrainConfig", "TuneConfig", "ValidationConfig", "WeightingConfig",
     "apply_overrides", "load_config", "parse_config", "read_raw", "with_overrides",
@@ -52,6 +53,7 @@ class Config(Frozen):
     scoring: ScoringConfig = ScoringConfig()
     airflow: AirflowConfig = AirflowConfig()
     tune: TuneConfig = TuneConfig()
+    retention: RetentionConfig = RetentionConfig()
 
     @model_validator(mode="after")
     def _cross_references(self) -> "Config":

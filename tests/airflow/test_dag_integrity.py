@@ -85,7 +85,7 @@ def test_no_import_errors(checkout_dags):
     assert DAG_ID in checkout_dags["dags"]
 
 
-DAG_IDS = {"mtl_training", "mtl_retraining", "mtl_ingest", "mtl_scoring"}
+DAG_IDS = {"mtl_training", "mtl_retraining", "mtl_ingest", "mtl_scoring", "mtl_maintenance"}
 PIPELINE = ["generate", "validate", "preprocess", "baseline", "train", "score", "evaluate_task", "evaluate", "gate",
             "promote"]
 

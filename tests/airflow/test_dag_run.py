@@ -205,6 +205,21 @@ def test_form_run_rerun_and_bad_data(project, airflow_home, tmp_path):
     (quarantined,) = (project / "data" / "quarantine").iterdir()
     assert (quarantined / "batch" / "impressions.parquet").is_file() and (quarantined / "summary.txt").is_file()
 
+    # mtl_maintenance (`mtl gc` on its schedule): a dry run removes nothing; the run then applies
+    # the policy, under which the scored day, the quarantined batch and the failed run's workspace
+    # have expired, keeps the champion, and runs `airflow db clean` on this metadata DB (whose
+    # history is younger than retention.airflow_days: nothing of it goes).
+    set_params(project, {"retention.score_days": 1, "retention.quarantine_days": 0, "airflow.keep_failed_hours": 0})
+    for dry_run in (True, False):
+        proc = airflow(["dags", "test", "mtl_maintenance", "--conf", json.dumps({"dry_run": dry_run})], env)
+        assert proc.returncode == 0, tail(proc.stdout)
+        assert run_states(airflow_home, "mtl_maintenance") == ("success", {"gc": "success"})
+        there = [(project / "data" / "07_scores" / "2026-11-29.parquet").is_file(), quarantined.is_dir(), kept.is_dir()]
+        assert there == [dry_run] * 3, tail(proc.stdout)
+        assert ("would remove" if dry_run else "gc: removed") in proc.stdout, tail(proc.stdout)
+    assert _registry(project) == ([1], 1)
+    assert run_states(airflow_home)[0] == "failed"  # the training DAG's history is still there
+
 
 def test_bad_form_value_fails_at_configure_naming_it(project, airflow_home):
     proc = _dags_test(airflow_env(airflow_home, project), {"data_source": "no/such/folder"})

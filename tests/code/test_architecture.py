@@ -85,7 +85,8 @@ LAYERS = [
     {"scoring", "tracking"},
     {"promotion", "serving"},
     {"stages"},
-    {"orchestration", "workspaces", "tuning", "stagelist", "codedeps", "registry_cli", "pipeline", "scaffold", "cli"},
+    {"orchestration", "workspaces", "tuning", "stagelist", "codedeps", "registry_cli", "pipeline", "scaffold", "maintenance",
+     "cli"},
 ]
 RANK = {group: rank for rank, groups in enumerate(LAYERS) for group in groups}
 

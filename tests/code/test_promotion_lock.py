@@ -35,3 +35,36 @@ def test_a_second_promotion_waits_for_the_first(tmp_path):
     # Another model's lock is independent.
     with promotion_lock("mtl-ecommerce", uri, tmp_path), promotion_lock("other-model", uri, tmp_path):
         pass
+
+
+def test_runs_share_the_store_lock_and_gc_waits_for_all_of_them(tmp_path):
+    """The project's store lock (mtl.locks.project_stores): every DVC command of a run holds it
+    shared, so runs proceed together; `mtl gc` holds it exclusive, so it waits for them, and a
+    run starting meanwhile waits for gc."""
+    from mtl.locks import project_stores
+
+    events = []
+
+    def hold(name, shared, seconds):
+        with project_stores(tmp_path, shared=shared):
+            events.append(f"{name} in")
+            time.sleep(seconds)
+            events.append(f"{name} out")
+
+    runs = [threading.Thread(target=hold, args=(n, True, 0.4)) for n in ("run1", "run2")]
+    for t in runs:
+        t.start()
+    time.sleep(0.1)
+    assert sorted(events) == ["run1 in", "run2 in"]  # both at once
+    gc = threading.Thread(target=hold, args=("gc", False, 0.4))
+    gc.start()
+    for t in runs:
+        t.join()
+    while "gc in" not in events:
+        time.sleep(0.01)
+    late = threading.Thread(target=hold, args=("run3", True, 0.0))  # starts while gc holds it
+    late.start()
+    gc.join()
+    late.join()
+    assert events.index("gc in") > max(events.index("run1 out"), events.index("run2 out"))
+    assert events[-3:] == ["gc out", "run3 in", "run3 out"]

@@ -1,0 +1,1 @@
+"""Retention: `mtl gc` and what it keeps (mtl/maintenance/gc.py)."""

@@ -4,12 +4,13 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup run test test-fast airflow push pull clean help bench-env bench bench-validation bench-scoring
+.PHONY: setup run test test-fast soak airflow push pull clean help bench-env bench bench-validation bench-scoring
 
 help:
 	@echo "make run        set up .venv (first time) and run the whole pipeline on the defaults"
 	@echo "make test       set up .venv (first time) and run the test suite"
 	@echo "make test-fast  the tests without the slow end-to-end runs"
+	@echo "make soak       a year in production on small data (part of make test): prints the disk figures"
 	@echo "make airflow    start Airflow (standalone) with this project's DAGs: mtl_training, mtl_retraining, mtl_ingest"
 	@echo "make push       upload the DVC-cached outputs (raw data, features, model) to the DVC remote"
 	@echo "make pull       download the outputs dvc.lock records from the DVC remote"
@@ -39,6 +40,11 @@ test: setup
 test-fast: setup
 	@$(HAS_TEST_EXTRAS) 2>/dev/null || MTL_EXTRAS=$(TEST_EXTRAS) VENV=$(VENV) bash scripts/setup.sh
 	$(BIN)/python -m pytest -m "not slow"
+
+# The suite runs it too (tests/e2e/test_soak.py); alone, it prints the footprint figures.
+soak: setup
+	@$(HAS_TEST_EXTRAS) 2>/dev/null || MTL_EXTRAS=$(TEST_EXTRAS) VENV=$(VENV) bash scripts/setup.sh
+	$(BIN)/python -m pytest -n 0 -s tests/e2e/test_soak.py
 
 airflow: setup
 	bash scripts/airflow.sh

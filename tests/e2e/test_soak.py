@@ -145,7 +145,8 @@ def test_a_year_keeps_disk_bounded(year):
     # files of the last score_days, plus the data every older champion keeps for lineage.
     kept_whole = POLICY["retention.versions"] + POLICY["retention.champions"] + 1
     bound = kept_whole * one + folder_bytes(root / "data" / "07_scores") + weeks[-1]["lineage"]
-    print(f"\nsoak: {WEEKS} weeks ({promotions} promoted, {decisions.count('rejected')} rejected, 1 quarantined, "
+    print(f"\nsoak: {WEEKS} weeks ({promotions} promoted, {decisions.count('rejected')} rejected, "
+          f"{decisions.count('quarantined')} quarantined, "
           f"1 rollback), {7 * WEEKS + 1} scorings, {fig['seconds']:.0f} s\n  one run's footprint {human(one)}; after a "
           f"year with the policy {human(final)} ({final / one:.1f} runs; of it {human(weeks[-1]['lineage'])} old "
           f"champions' lineage data, {human(folder_bytes(root / 'data' / '07_scores'))} score files); without it "

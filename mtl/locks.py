@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
+from mtl.runstate import STATE_DIR
+
 REPEAT_SECONDS = 60.0
 
 
@@ -61,4 +63,4 @@ def project_stores(home: Path, shared: bool) -> AbstractContextManager[None]:
     run (mtl/pipeline.py), exclusive for `mtl gc`, which must not remove a cache entry a stage is
     writing before its dvc.lock lists it."""
     what = "`mtl gc` (it removes what the retention policy expires)" if shared else "the runs using the project's stores"
-    return exclusive(Path(home) / ".mtl" / "store.lock", what, shared=shared)
+    return exclusive(Path(home) / STATE_DIR / "store.lock", what, shared=shared)

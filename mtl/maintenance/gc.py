@@ -82,4 +82,15 @@ def gc(cfg: Config, paths: Paths, dry_run: bool = False, now: float | None = Non
             for item in done.items:
                 ACTIONS[item.action](done, *item.args)
         echo(report(done.items, dry_run, verbose))
+        server = [i for i in done.items if i.action in ("purge_run", "purge_model")]
+        if server and not mlflow_store.can_purge(done.client):
+            echo(_server_note(len(server), tracking.tracking_uri(paths), dry_run))
     return done
+
+
+def _server_note(n: int, uri: str, dry_run: bool) -> str:
+    # The REST store has no hard delete: purging is the server side's `mlflow gc`.
+    return (f"gc: {uri} is a tracking server, which only deletes: the {n} MLflow runs and models above "
+            f"{'would be' if dry_run else 'are'} deleted (gone from its UI and searches). To free their "
+            "artifacts, run `mlflow gc --backend-store-uri <the server's store>` beside the server, with "
+            "MLFLOW_TRACKING_URI set to it (README: Retention).")

@@ -4,7 +4,8 @@ what the policy removes of them, and the removal.
 Removal is MLflow's own: a run or logged model is deleted (its lifecycle stage becomes
 ``deleted``) and then purged with its artifacts by the code behind `mlflow gc`. Each step can be
 interrupted: an interrupted purge leaves a deleted run or model, which the next `mtl gc` finds
-(it lists deleted ones too) and purges. A version that expires is tagged first, so the registry
+(it lists deleted ones too) and purges. A tracking server's store can only delete: purging is
+`mlflow gc` run where the server's backend store is, so there deleted ones are left to it. A version that expires is tagged first, so the registry
 never shows a version whose model is gone without saying so.
 """
 
@@ -113,7 +114,10 @@ def plan(client, name: str, policy, now: float) -> tuple[list[Item], list[Versio
         items = [Item("mlflow", "expire_version", (name, str(v.version)), 0,
                       f"{name} version {v.version}: tagged {EXPIRED_TAG}=expired, its tags kept")
                  for v in expired if not v.expired]
+    purgeable = can_purge(client)
     for e in entities(client):
+        if e.deleted and not purgeable:  # waits for the server's own `mlflow gc`; nothing left to do here
+            continue
         if e.kind == "run" and (e.id in kept_runs or (e.running and not e.deleted)):
             continue
         if e.kind == "model" and e.id in kept_models:
@@ -150,6 +154,11 @@ def _store(client):
     return client._tracking_client.store
 
 
+def can_purge(client) -> bool:
+    """Whether this store can purge (a database or file store here), not only delete (a server)."""
+    return hasattr(_store(client), "_hard_delete_run")
+
+
 def expire_version(client, name: str, version: str) -> None:
     client.set_model_version_tag(name, version, EXPIRED_TAG, "expired")
 
@@ -184,7 +193,7 @@ def _purge(client, run_ids: list[str] | None = None, model_ids: list[str] | None
     from mlflow.cli import _gc_tracking_resources
 
     store = _store(client)
-    if not hasattr(store, "_hard_delete_run"):  # a tracking server: deleted, to be purged there
+    if not can_purge(client):  # a tracking server: deleted, to be purged there (see gc's report)
         return
     with contextlib.redirect_stdout(io.StringIO()):  # its line per id; gc's own report says what went
         _gc_tracking_resources(store, run_ids=run_ids or [], experiment_ids=None, logged_model_ids=model_ids or [],

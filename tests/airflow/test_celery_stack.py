@@ -3,7 +3,8 @@ server, scheduler, DAG processor, triggerer and two Celery workers (the default 
 GPU queue) on PostgreSQL and Redis, an MLflow server on a PostgreSQL backend store (behind a
 login). One `mtl_training` run goes through all of it, surviving a scheduler and a worker crash
 on the way; its run and model must land in MLflow's PostgreSQL store, its artifacts behind the
-server, its outputs in the DVC remote."""
+server, its outputs in the DVC remote. Then `mtl gc` deletes what expires through the server, and
+the server side's `mlflow gc` frees it."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import psycopg2
 import pytest
@@ -159,3 +161,36 @@ def test_training_runs_through_celery_workers_survives_crashes_into_mlflow_on_po
     # The run's outputs went to the DVC remote.
     pushed = list((stack.project.parent / "minio" / "dvc").rglob("*"))
     assert sum(p.is_file() for p in pushed) >= 3, pushed
+
+    # `mtl gc` against the server. Far enough ahead, the baseline run (no version's) expires. A
+    # server's store only deletes, so gc deletes it and says how to free it: `mlflow gc` beside the
+    # server, which the README gives and which is run here as written.
+    baseline = [r for r, _, _, role in rows if role == "baseline"][0]
+    assert _files(stack, baseline), f"the baseline run's artifacts are not under {stack.artifacts}"
+    env = {**stack.env, "MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": stack.mlflow_password}
+    mtl = [str(Path(sys.executable).with_name("mtl")), "gc", "--as-of", "2100-01-01"]
+    first = subprocess.run(mtl, cwd=stack.project, env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "is a tracking server, which only deletes" in first.stdout, first.stdout
+    stages = _lifecycle(stack)
+    assert stages[baseline] == "deleted" and stages[champion.run_id] == "active", stages
+    again = subprocess.run(mtl, cwd=stack.project, env=env, capture_output=True, text=True, timeout=600)
+    assert re.search(r"^mlflow\s+0\s", again.stdout, re.M), "a deleted run planned again:\n" + again.stdout
+    purge = subprocess.run([str(Path(sys.executable).with_name("mlflow")), "gc", "--backend-store-uri",
+                            stack.pg_url(stack.mlflow_db), "--run-ids", baseline],
+                           env={**env, "MLFLOW_TRACKING_URI": stack.mlflow_url}, capture_output=True, text=True,
+                           timeout=300)
+    assert purge.returncode == 0, purge.stdout + purge.stderr
+    assert baseline not in _lifecycle(stack) and not _files(stack, baseline)  # (its empty folder stays)
+    assert client.get_model_version_by_alias("mtl-ecommerce", "champion").version == champion.version
+    assert list(stack.artifacts.rglob("MLmodel")), "the champion's model went with the purge"
+
+
+def _lifecycle(stack: CeleryStack) -> dict[str, str]:
+    with psycopg2.connect(stack.pg_url(stack.mlflow_db, "postgresql")) as db, db.cursor() as cur:
+        cur.execute("SELECT run_uuid, lifecycle_stage FROM runs")
+        return dict(cur.fetchall())
+
+
+def _files(stack: CeleryStack, run_id: str) -> list:
+    return [f for d in stack.artifacts.rglob(run_id) for f in d.rglob("*") if f.is_file()]

@@ -48,8 +48,8 @@ def run(cfg: Config, paths: Paths) -> dict:
 
 
 def _gbdt(data, paths: Paths, seed: int) -> float:
-    """A panel's second yardstick: boosted trees per task on the same features, scored on the
-    test rows (mtl/evaluation/gbdt.py); returns the seconds it took."""
+    """A panel's second yardstick: boosted trees per task on the same features (the lag window
+    summarised), scored on the test rows (mtl/evaluation/gbdt.py); returns the seconds it took."""
     import time
 
     from mtl.data.features.shards import open_split
@@ -58,6 +58,7 @@ def _gbdt(data, paths: Paths, seed: int) -> float:
     started = time.perf_counter()
     train, test = open_split(paths.split_dir("train")).all(), open_split(paths.split_dir("test")).all()
     t = data.transform
-    scores = gbdt.fit_predict(train, test, t.tasks, t.targets, t.cardinalities, seed, validation=data.validation)
+    scores = gbdt.fit_predict(train, test, t.tasks, t.targets, t.cardinalities, seed, validation=data.validation,
+                              matrix=gbdt.summary(list(t.num_inputs), t.panel))
     scores.to_parquet(paths.gbdt_scores, index=False)
     return round(time.perf_counter() - started, 2)

@@ -36,14 +36,15 @@ def test_a_project_own_params_is_refused_with_the_file_to_pass(script, own_param
     assert "git show HEAD:params.yaml" in proc.stderr  # how to get the file the benchmark needs
 
 
-def test_the_supply_chain_benchmark_names_its_preset_and_a_bad_override(own_params):
-    proc = _run("scripts/bench_supply_chain.py", "--params", str(own_params))
+@pytest.mark.parametrize("script", ["bench_supply_chain", "bench_trees"])
+def test_the_supply_chain_benchmarks_name_their_preset_and_a_bad_override(script, own_params):
+    proc = _run(f"scripts/{script}.py", "--params", str(own_params))
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "configs/supply_chain.yaml" in proc.stderr
-    typo = _run("scripts/bench_supply_chain.py", "--set", "train.epochz=3")
+    typo = _run(f"scripts/{script}.py", "--set", "train.epochz=3")
     assert typo.returncode != 0 and "Traceback" not in typo.stderr
     assert "train.epochz: unknown key" in typo.stderr
-    no_value = _run("scripts/bench_supply_chain.py", "--set", "train.epochs")
+    no_value = _run(f"scripts/{script}.py", "--set", "train.epochs")
     assert no_value.returncode != 0 and "KEY=VALUE" in no_value.stderr
 
 

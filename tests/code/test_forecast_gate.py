@@ -85,3 +85,20 @@ def test_boosted_trees_fit_each_task_with_its_own_loss():
     assert scores["event"].between(0, 1).all()
     from mtl.evaluation.metrics import auc
     assert auc(event[2000:], scores["event"].to_numpy()) > 0.75
+
+
+def test_the_trees_see_a_panel_window_summarised():
+    """Two weeks of lags day by day, older weeks as means, the window's means; a week of planned
+    days, weekly means beyond; every other numeric input as it is."""
+    from types import SimpleNamespace
+
+    panel = SimpleNamespace(history=("units",), known=("price",), lookback=21, span=14)
+    names = [f"units_lag{k}" for k in range(1, 22)] + [f"price_ahead{k}" for k in range(1, 15)] + ["open_orders"]
+    num = np.random.default_rng(0).normal(size=(5, len(names))).astype(np.float32)
+    out = num @ gbdt.summary(names, panel)
+    expected = np.column_stack([num[:, :14], num[:, 14:21].mean(1), num[:, :7].mean(1), num[:, :21].mean(1),
+                                num[:, 21:28], num[:, 28:35].mean(1), num[:, 35]])
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+    assert np.array_equal(gbdt.summary(names, None), np.eye(len(names), dtype=np.float32))
+    # a channel whose lags are not all numeric inputs (bucketised) is left as it is
+    assert gbdt.summary(names[1:], panel).shape == (len(names) - 1, 20 + 8 + 1)

@@ -5,8 +5,9 @@ Removal is MLflow's own: a run or logged model is deleted (its lifecycle stage b
 ``deleted``) and then purged with its artifacts by the code behind `mlflow gc`. Each step can be
 interrupted: an interrupted purge leaves a deleted run or model, which the next `mtl gc` finds
 (it lists deleted ones too) and purges. A tracking server's store can only delete: purging is
-`mlflow gc` run where the server's backend store is, so there deleted ones are left to it. A version that expires is tagged first, so the registry
-never shows a version whose model is gone without saying so.
+`mlflow gc` run where the server's backend store is, so there deleted ones are left to it. A
+version that expires is tagged first, so the registry never shows a version whose model is gone
+without saying so.
 """
 
 from __future__ import annotations

@@ -167,19 +167,14 @@ def table(results: list[dict]) -> str:
 
 
 def main() -> None:
-    import yaml
-
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", default="1,2,3")
     p.add_argument("--workdir", default="/tmp/mtl-bench-supply-chain")
     p.add_argument("--json", help="keep each seed's evaluation here; a rerun skips the seeds it holds")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a setting of the preset for every seed (YAML value), e.g. --set train.epochs=4")
+    benchparams.add_set_argument(p, "train.epochs=4")
     benchparams.add_argument(p, default=PRESET)
     args = p.parse_args()
-    if any("=" not in kv for kv in args.set):
-        benchparams.fail(f"--set takes KEY=VALUE, got {[kv for kv in args.set if '=' not in kv]}")
-    overrides = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+    overrides = benchparams.set_overrides(args.set)
     benchparams.load(args.params, seed_overrides(1, overrides), kind="supply_chain")  # before any work
     store = Path(args.json) if args.json else None
     results = json.loads(store.read_text()) if store and store.is_file() else []

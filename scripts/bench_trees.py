@@ -93,17 +93,12 @@ def compare(cfg, paths, seed: int) -> str:
 
 
 def main() -> None:
-    import yaml
-
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workdir", default="/tmp/mtl-bench-trees")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a setting of the preset (YAML value), e.g. --set data.synthetic.seed=2")
+    benchparams.add_set_argument(p, "data.synthetic.seed=2")
     benchparams.add_argument(p, default=PRESET)
     args = p.parse_args()
-    if any("=" not in kv for kv in args.set):
-        benchparams.fail(f"--set takes KEY=VALUE, got {[kv for kv in args.set if '=' not in kv]}")
-    overrides = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+    overrides = benchparams.set_overrides(args.set)
     cfg = benchparams.load(args.params, overrides, kind="supply_chain")  # before any work
     cfg, paths = build(args.params, overrides, Path(args.workdir))
     print(compare(cfg, paths, cfg.train.seed))

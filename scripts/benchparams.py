@@ -29,6 +29,21 @@ def fail(message: str) -> None:
     raise SystemExit(f"error: {message}")
 
 
+def add_set_argument(parser, example: str) -> None:
+    """The --set KEY=VALUE option of the benchmarks that start from a preset."""
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"override a setting of the preset (YAML value), e.g. --set {example}")
+
+
+def set_overrides(pairs: list[str]) -> dict[str, Any]:
+    """--set's KEY=VALUE pairs as dotted overrides (each value read as YAML)."""
+    import yaml
+
+    if any("=" not in kv for kv in pairs):
+        fail(f"--set takes KEY=VALUE, got {[kv for kv in pairs if '=' not in kv]}")
+    return {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in pairs)}
+
+
 def generated_kind(raw: dict) -> str:
     """The synthetic log a raw params mapping generates, or where it reads files from instead."""
     data = raw.get("data") or {}

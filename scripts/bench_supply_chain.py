@@ -158,12 +158,28 @@ def table(results: list[dict]) -> str:
         for p in policies:
             rel = paired(f"cost.{p}", "cost.seasonal naive", True) if "seasonal naive" in policies else []
             lines.append(f"| {p} | {mean_std(col(f'cost.{p}'), 0)} | {mean_std(rel, 1, 100)} % |")
+    lines += per_seed_gain(results)
     secs = {k: mean_std([r["seconds"].get(k, float('nan')) for r in results], 0)
             for k in ("preprocess", "baseline", "train", "evaluate")}
     lines += ["", "Seconds per seed: " + ", ".join(f"{k} {v}" for k, v in secs.items())
               + "; single-task " + mean_std([r["baseline_seconds"]["single_task"] for r in results], 0)
               + ", trees " + mean_std([r["baseline_seconds"]["trees"] for r in results], 0) + "."]
     return "\n".join(lines)
+
+
+def per_seed_gain(results: list[dict]) -> list[str]:
+    """Each seed's Δm and the tasks whose gain over their single-task version lies beyond noise
+    (the evaluation's paired bootstrap on that seed's test origins), either way."""
+    lines = []
+    for r in results:
+        gain = r["evaluation"].get("mtl_gain") or {}
+        if gain.get("delta_m") is None:
+            continue
+        better = [t for t, g in gain["tasks"].items() if g.get("gain_interval") and g["gain_interval"][0] > 0]
+        worse = [t for t, g in gain["tasks"].items() if g.get("gain_interval") and g["gain_interval"][1] < 0]
+        lines.append(f"- seed {r['seed']}: Δm {gain['delta_m']:+.2%}; better than single-task beyond noise on "
+                     f"{', '.join(better) or 'no task'}; worse beyond noise on {', '.join(worse) or 'no task'}")
+    return ["", "Against the single-task versions, per seed (paired bootstrap on its test origins):", *lines] if lines else []
 
 
 def main() -> None:

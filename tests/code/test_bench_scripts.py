@@ -52,3 +52,23 @@ def test_a_missing_params_file_is_named(tmp_path):
     proc = _run("scripts/bench_validation.py", "--params", str(tmp_path / "nope.yaml"))
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert f"{tmp_path / 'nope.yaml'}: no such file" in proc.stderr
+
+
+def test_the_supply_chain_benchmark_names_each_seeds_gains_beyond_noise(monkeypatch):
+    """A task counts as better (worse) than its single-task version only where its paired
+    interval lies wholly above (below) zero; a seed without single-task models prints nothing."""
+    monkeypatch.syspath_prepend(str(REPO / "scripts"))
+    import bench_supply_chain
+
+    def seed(n, intervals, delta_m=0.0123):
+        tasks = {t: {"gain_interval": iv} for t, iv in intervals.items()}
+        return {"seed": n, "evaluation": {"mtl_gain": {"delta_m": delta_m, "tasks": tasks}}}
+
+    lines = bench_supply_chain.per_seed_gain([
+        seed(1, {"demand": [0.001, 0.01], "stockout": [-0.002, 0.003], "late_delivery": [-0.02, -0.001]}),
+        seed(2, {"demand": None}),
+        {"seed": 3, "evaluation": {}}])
+    assert lines[2] == ("- seed 1: Δm +1.23%; better than single-task beyond noise on demand; "
+                        "worse beyond noise on late_delivery")
+    assert lines[3].endswith("on no task; worse beyond noise on no task") and len(lines) == 4
+    assert bench_supply_chain.per_seed_gain([{"seed": 3, "evaluation": {}}]) == []

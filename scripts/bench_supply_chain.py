@@ -14,7 +14,8 @@ panel from the same process as well as a new initialisation.
 Printed, as Markdown: per task the model's figures beside the baselines' on the same test
 origins (WAPE, MASE and RMSSE against seasonal naive, bias and pinball for demand; AUC for the
 binary tasks), the paired differences the issue's targets are about (WAPE reduction against
-naive, model minus trees, Δm over the single-task models) and the stocking decision's cost.
+naive, model minus trees, Δm over the single-task models), the stocking decision's cost, and per
+seed the tasks whose gain over their single-task version lies beyond noise, either way.
 ``--json`` keeps each seed's evaluation; a rerun with the same file skips the seeds it holds.
 """
 
